@@ -1,0 +1,264 @@
+"""Optimal control of the learning-rate schedule (THEORY.md section 6).
+
+Minimize the final expected loss L(T) over η_0..η_{T−1} with 0 ≤ η_t ≤ η_max, by differentiating
+L(T) through the exact recursion (:func:`rfmodel.dynamics.loss_curve`, whose reverse pass is the
+adjoint/costate recursion) and running bounded L-BFGS-B (scipy). Controls are either one rate
+per step or K piecewise-constant rates (step t uses control ⌊tK/T⌋, segments as equal as
+possible). The objective is log L(T) (+ an optional smoothness penalty κ Σ_j (u_{j+1} − u_j)²
+on the controls u), so the tolerances do not depend on the loss scale.
+
+>>> from rfmodel import Problem
+>>> p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=100, batch=4)
+>>> res = optimize_schedule(p, 200, controls=20)
+>>> res.converged, res.etas.shape, res.loss < float(loss_curve(p, np.full(200, 0.1))[-1])
+(True, (200,), True)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import optimize
+
+from .dynamics import _block_size, _fast, loss_curve, problem_arrays
+from .problem import Problem
+
+__all__ = ["ScheduleResult", "optimize_schedule", "optimize_schedules", "segment_index",
+           "projected_gradient", "log_final_loss_and_grad"]
+
+
+def segment_index(T: int, K: int) -> np.ndarray:
+    """Control index of each step: ⌊tK/T⌋ for t = 0..T−1 (segment lengths differ by ≤ 1)."""
+    if K < 1 or K > T:
+        raise ValueError(f"controls must be an integer in [1, T={T}]; got controls={K}")
+    return (np.arange(T, dtype=np.int64) * K) // T
+
+
+@dataclass(frozen=True)
+class ScheduleResult:
+    """An optimized schedule.
+
+    Attributes:
+        etas: per-step rates, shape ``(T,)`` (``etas[t]`` is used by update t).
+        controls: the optimized control values (length T or K).
+        loss: final expected excess loss L(T).
+        curve: L(0..T), shape ``(T+1,)``.
+        iterations, evaluations: L-BFGS-B iterations and objective evaluations.
+        converged: L-BFGS-B reported convergence.
+        message: the solver's message.
+        projected_gradient: ‖x − P(x − ∇ log L)‖_∞, the first-order optimality residual for the
+            bound constraints (0 at a KKT point), on the log-loss objective.
+        wall_time: seconds, compile included.
+        config: the full configuration (problem, T, controls, bounds, smoothness).
+    """
+
+    etas: np.ndarray = field(repr=False)
+    controls: np.ndarray = field(repr=False)
+    loss: float = math.nan
+    curve: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    iterations: int = 0
+    evaluations: int = 0
+    converged: bool = False
+    message: str = ""
+    projected_gradient: float = math.nan
+    wall_time: float = 0.0
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> None:
+        """Write ``path`` (.npz arrays + a .json sidecar), atomically."""
+        from .results import save_result
+
+        save_result(path, {"etas": self.etas, "controls": self.controls, "curve": self.curve},
+                    self.metadata())
+
+    def metadata(self) -> dict[str, Any]:
+        return {"loss": self.loss, "iterations": self.iterations,
+                "evaluations": self.evaluations, "converged": self.converged,
+                "message": self.message, "projected_gradient": self.projected_gradient,
+                "wall_time": self.wall_time, "config": self.config}
+
+    @classmethod
+    def load(cls, path: str | Path) -> ScheduleResult:
+        from .results import load_result
+
+        arrays, meta = load_result(path)
+        return cls(etas=arrays["etas"], controls=arrays["controls"], curve=arrays["curve"],
+                   **{k: meta[k] for k in ("loss", "iterations", "evaluations", "converged",
+                                           "message", "projected_gradient", "wall_time",
+                                           "config")})
+
+
+def projected_gradient(x: np.ndarray, g: np.ndarray, lo: float, hi: float) -> float:
+    """‖x − clip(x − g, lo, hi)‖_∞: zero exactly at first-order optimality under bounds."""
+    return float(np.max(np.abs(x - np.clip(x - g, lo, hi))))
+
+
+@partial(jax.jit, static_argnames=("block",))
+def _log_final_vg(lam, c0, wlam, s2, etas, batches, block):
+    return jax.value_and_grad(lambda e: jnp.log(_fast(lam, c0, wlam, s2, e, batches, block)[-1]))(
+        etas)
+
+
+def log_final_loss_and_grad(problem: Problem, etas, batches=None) -> tuple[float, np.ndarray]:
+    """(log L(T), ∇_η log L(T)) as numpy; one compiled function per horizon T, shared by the
+    solver and by :func:`rfmodel.schedules.tune`. (inf, NaN gradient) once the run diverges."""
+    etas = jnp.asarray(etas, jnp.float64)
+    m = (jnp.full(etas.shape, problem.batch, jnp.float64) if batches is None
+         else jnp.asarray(batches, jnp.float64))
+    v, g = _log_final_vg(*problem_arrays(problem), etas, m, _block_size(etas.shape[0]))
+    return float(v), np.asarray(g, dtype=np.float64)
+
+
+def _validate(problem: Problem, T: int, controls, eta_max, smoothness) -> tuple[int, float]:
+    if not isinstance(T, int | np.integer) or T < 1:
+        raise ValueError(f"T must be an integer >= 1; got T={T!r}")
+    K = T if controls is None else controls
+    if not isinstance(K, int | np.integer) or not 1 <= K <= T:
+        raise ValueError(f"controls must be None (per step) or an integer in [1, T={T}]; "
+                         f"got controls={controls!r}")
+    if eta_max is None:
+        eta_max = problem.eta_mode_bound()
+    eta_max = float(eta_max)
+    if not math.isfinite(eta_max) or eta_max <= 0:
+        raise ValueError(f"eta_max must be a finite number > 0; got eta_max={eta_max}")
+    if not math.isfinite(float(smoothness)) or smoothness < 0:
+        raise ValueError(f"smoothness must be a finite number >= 0; got {smoothness}")
+    return int(K), eta_max
+
+
+def _initial(init, T: int, K: int, seg: np.ndarray, problem: Problem, eta_max: float):
+    if init is None:
+        # A safely stable constant rate: half the largest stable constant rate.
+        return np.full(K, min(0.5 * problem.eta_critical(), eta_max))
+    x = np.asarray(init, dtype=np.float64)
+    if x.ndim == 0:
+        return np.full(K, float(x))
+    if x.shape == (K,):
+        return x.copy()
+    if x.ndim == 1 and x.size >= 1:  # any other length: resample on the fraction t/T
+        src = (np.arange(x.size) + 0.5) / x.size
+        dst = (np.arange(K) + 0.5) / K
+        return np.interp(dst, src, x)
+    raise ValueError(f"init must be a scalar or a 1-D schedule; got shape {x.shape}")
+
+
+def optimize_schedule(
+    problem: Problem,
+    T: int,
+    *,
+    controls: int | None = None,
+    eta_max: float | None = None,
+    smoothness: float = 0.0,
+    init=None,
+    batches=None,
+    maxiter: int = 5000,
+    tol: float = 1e-10,
+) -> ScheduleResult:
+    """The learning-rate schedule minimizing L(T), subject to 0 ≤ η_t ≤ η_max.
+
+    Args:
+        problem: the :class:`~rfmodel.Problem`.
+        T: number of SGD steps.
+        controls: ``None`` for one control per step, or K for K piecewise-constant controls.
+        eta_max: upper bound on η; default the per-step stability bound 2m/((m+1)λ_max), above
+            which the top mode grows during that step.
+        smoothness: κ ≥ 0 of the penalty κ Σ_j (u_{j+1} − u_j)² added to log L(T).
+        init: initial schedule: scalar, length-K controls, or any 1-D schedule (resampled on
+            t/T). Default: half the largest stable constant rate.
+        batches: optional per-step batch sizes (held fixed).
+        maxiter: L-BFGS-B iteration cap.
+        tol: projected-gradient tolerance (on log L, i.e. relative).
+
+    Returns:
+        :class:`ScheduleResult`.
+    """
+    t0 = time.perf_counter()
+    K, eta_max = _validate(problem, T, controls, eta_max, smoothness)
+    seg = segment_index(T, K)
+    x0 = np.clip(_initial(init, T, K, seg, problem, eta_max), 0.0, eta_max)
+
+    def fg(u: np.ndarray) -> tuple[float, np.ndarray]:
+        v, g = log_final_loss_and_grad(problem, u[seg], batches)
+        if not math.isfinite(v) or not np.all(np.isfinite(g)):
+            return 1e10, np.zeros_like(u)  # diverged: a wall the line search backs off from
+        g = np.bincount(seg, weights=g, minlength=K)  # chain rule through η_t = u[seg(t)]
+        if smoothness:
+            du = np.diff(u)
+            v += smoothness * float(du @ du)
+            g[:-1] -= 2 * smoothness * du
+            g[1:] += 2 * smoothness * du
+        return v, g
+
+    if fg(x0)[0] >= 1e10:
+        raise ValueError("the initial schedule diverges; pass a smaller init or eta_max "
+                         f"(largest stable constant rate {problem.eta_critical():.4g})")
+    res = optimize.minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=[(0.0, eta_max)] * K,
+                            options={"maxiter": maxiter, "maxfun": 2 * maxiter, "ftol": 1e-15,
+                                     "gtol": tol, "maxcor": 30})
+    u = np.asarray(res.x)
+    etas = u[seg]
+    curve = np.asarray(loss_curve(problem, etas, batches))
+    _, g = fg(u)
+    config = {"problem": problem.config(), "T": int(T), "controls": None if controls is None
+              else K, "eta_max": eta_max, "smoothness": float(smoothness),
+              "batches": None if batches is None else "per-step"}
+    return ScheduleResult(
+        etas=etas, controls=u, loss=float(curve[-1]), curve=curve, iterations=int(res.nit),
+        evaluations=int(res.nfev), converged=bool(res.success),
+        message=str(res.message), projected_gradient=projected_gradient(u, g, 0.0, eta_max),
+        wall_time=time.perf_counter() - t0, config=config,
+    )
+
+
+def optimize_schedules(
+    problem: Problem,
+    Ts: Sequence[int],
+    *,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+    **kwargs: Any,
+) -> dict[int, ScheduleResult]:
+    """Optimize for each horizon in ``Ts`` (ascending), warm-starting each from the previous.
+
+    The previous optimum, resampled on the fraction t/T, initializes the next horizon. With
+    ``out_dir`` each result is saved as soon as it is done (``T{T}.npz`` + ``.json``) and a
+    rerun loads finished horizons instead of recomputing them (resume). ``kwargs`` go to
+    :func:`optimize_schedule`; ``controls`` may be an int or a callable ``T -> K``.
+    """
+    from .results import config_key
+
+    Ts = sorted(int(t) for t in Ts)
+    out = {}
+    prev = kwargs.pop("init", None)
+    controls = kwargs.pop("controls", None)
+    it = Ts
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(Ts, desc="optimal schedules", unit="T")
+    for T in it:
+        K = controls(T) if callable(controls) else controls
+        path = None
+        if out_dir is not None:
+            key = config_key({"problem": problem.config(), "T": T, "controls": K,
+                              **{k: v for k, v in kwargs.items() if k != "maxiter"}})
+            path = Path(out_dir) / f"T{T}_{key}"
+            if path.with_suffix(".json").exists():
+                out[T] = prev_res = ScheduleResult.load(path)
+                prev = prev_res.etas
+                continue
+        res = optimize_schedule(problem, T, controls=K, init=prev, **kwargs)
+        if path is not None:
+            res.save(path)
+        out[T] = res
+        prev = res.etas
+    return out

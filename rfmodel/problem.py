@@ -1,0 +1,356 @@
+"""The power-law linear-regression problem (THEORY.md section 1).
+
+A :class:`Problem` holds everything the exact dynamics need, as a list of *modes*: eigenvalues
+``lam`` (λ_k), initial mode errors ``c0`` (C_k(0) = w*_k²) and multiplicities ``weight``. Plain
+problems have weight 1 for every mode. Very large problems keep an exact head of modes and group
+the tail into geometric bins, each bin standing for ``weight`` identical modes with one
+representative eigenvalue and the bin's summed target power; the recursion keeps its exact form
+(the coupling term sums λ·C·weight).
+
+>>> p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=1000, batch=4)
+>>> p.phase
+'easy'
+>>> round(p.initial_loss, 6) == round(float((np.arange(1, 1001) ** -2.5).sum()), 6)
+True
+>>> Problem(a=1.0, b=2.0)
+Traceback (most recent call last):
+...
+ValueError: a must be a finite number > 1 (target power k^-a must be summable); got a=1.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import optimize, special
+
+__all__ = ["Problem", "TheoryExponents"]
+
+
+def _finite(name: str, value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number; got {name}={value!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number; got {name}={value!r}")
+    return v
+
+
+def _power_sum(s: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Σ_{k=lo}^{hi} k^(-s), exactly, via the Hurwitz zeta function (s > 1)."""
+    return special.zeta(s, lo) - special.zeta(s, hi + 1.0)
+
+
+@dataclass(frozen=True)
+class TheoryExponents:
+    """Predicted exponents of THEORY.md section 6-7 (predictions, to be measured)."""
+
+    phase: str
+    xi: float  # peak rate η* ~ T^(-xi)
+    delta: float | None  # easy-phase annealing shape (1 - t/T)^delta; None in the hard phase
+    optimal_loss: float  # L*(T) ~ T^(-optimal_loss)
+    constant_loss: float  # loss with the best constant rate ~ T^(-constant_loss)
+    constant_eta: float  # best constant rate ~ T^(-constant_eta)
+    approx_error: float  # L_approx(N) ~ N^(-approx_error)
+    compute_model_size: float  # N* ~ C^(compute_model_size)
+    compute_loss: float  # L ~ C^(-compute_loss)
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """Power-law problem: λ_k = k^-b, target power λ_k w*_k² = k^-a, label noise σ, batch m.
+
+    Args:
+        a: target exponent, > 1.
+        b: spectral exponent, > 1.
+        sigma: label-noise standard deviation, ≥ 0.
+        n_modes: number of modes N ≥ 1 (features of the model). Up to ~1e12 is cheap when
+            binned.
+        batch: default minibatch size m ≥ 1 (per-step batches can override it in the dynamics).
+        normalize: scale w* so that the initial excess loss L(0) is 1.
+        n_exact: modes 1..n_exact are kept exactly; the rest are binned (if N > n_exact).
+        bins_per_decade: resolution of the geometric tail bins (accuracy knob, > 0; the error
+            falls as its inverse square: 2.5e-5 relative at the default 100, N = 20 000).
+
+    Attributes (numpy, float64, shape ``(n_eff,)`` where ``n_eff`` is the number of kept modes):
+        lam: eigenvalue of each kept mode (λ_k, or the bin's power-weighted mean eigenvalue).
+        c0: initial mode error C_k(0) of each kept mode (per single mode of a bin).
+        weight: multiplicity of each kept mode (1 in the head, the bin size in the tail).
+    """
+
+    a: float
+    b: float
+    sigma: float = 0.0
+    n_modes: int = 1000
+    batch: float = 1
+    normalize: bool = False
+    n_exact: int = 1000
+    bins_per_decade: float = 100.0
+    lam: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    c0: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    weight: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    approx_error: float = 0.0
+    kind: str = "power_law"
+    features: RandomFeatures | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        a, b = _finite("a", self.a), _finite("b", self.b)
+        if a <= 1:
+            raise ValueError(
+                f"a must be a finite number > 1 (target power k^-a must be summable); got a={a}"
+            )
+        if b <= 1:
+            raise ValueError(f"b must be a finite number > 1 (spectrum k^-b); got b={b}")
+        sigma = _finite("sigma", self.sigma)
+        if sigma < 0:
+            raise ValueError(f"sigma must be >= 0 (label-noise std); got sigma={sigma}")
+        batch = _finite("batch", self.batch)
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1; got batch={self.batch}")
+        n = _finite("n_modes", self.n_modes)
+        if n < 1 or n != int(n):
+            raise ValueError(f"n_modes must be an integer >= 1; got n_modes={self.n_modes!r}")
+        n_exact = _finite("n_exact", self.n_exact)
+        if n_exact < 1 or n_exact != int(n_exact):
+            raise ValueError(f"n_exact must be an integer >= 1; got n_exact={self.n_exact!r}")
+        bpd = _finite("bins_per_decade", self.bins_per_decade)
+        if bpd <= 0:
+            raise ValueError(f"bins_per_decade must be > 0; got bins_per_decade={bpd}")
+        for name, v in (("a", a), ("b", b), ("sigma", sigma), ("batch", batch)):
+            set_(self, name, v)
+        set_(self, "n_modes", int(n))
+        set_(self, "n_exact", int(n_exact))
+        set_(self, "bins_per_decade", bpd)
+        if self.lam is None:
+            lam, c0, weight = _power_law_modes(a, b, int(n), int(n_exact), bpd)
+        else:
+            lam, c0, weight = (np.asarray(x, dtype=np.float64) for x in (self.lam, self.c0,
+                                                                       self.weight))
+            for name, x in (("lam", lam), ("c0", c0), ("weight", weight)):
+                if x.ndim != 1 or x.shape != lam.shape or not np.all(np.isfinite(x)):
+                    raise ValueError(f"{name} must be a finite 1-D array of the same length as "
+                                     f"lam; got shape {x.shape}")
+            if np.any(lam <= 0) or np.any(c0 < 0) or np.any(weight <= 0):
+                raise ValueError("lam must be > 0, c0 >= 0 and weight > 0 for every mode")
+        if self.normalize:
+            c0 = c0 / float(np.sum(weight * lam * c0))
+        for name, x in (("lam", lam), ("c0", c0), ("weight", weight)):
+            x = np.array(x, dtype=np.float64)
+            x.setflags(write=False)
+            set_(self, name, x)
+        set_(self, "approx_error", _finite("approx_error", self.approx_error))
+
+    # ----------------------------------------------------------------- constructors
+    @classmethod
+    def from_spectrum(
+        cls,
+        lam: np.ndarray,
+        c0: np.ndarray,
+        *,
+        sigma: float = 0.0,
+        batch: float = 1,
+        weight: np.ndarray | None = None,
+        a: float = 2.0,
+        b: float = 2.0,
+        approx_error: float = 0.0,
+        kind: str = "spectrum",
+    ) -> Problem:
+        """A problem on an arbitrary diagonal spectrum ``lam`` with initial errors ``c0``.
+
+        ``a``, ``b`` are kept as labels (phase, theory exponents) only.
+        """
+        lam = np.asarray(lam, dtype=np.float64)
+        weight = np.ones_like(lam) if weight is None else np.asarray(weight, np.float64)
+        return cls(a=a, b=b, sigma=sigma, n_modes=int(round(float(np.sum(weight)))), batch=batch,
+                   lam=lam, c0=np.asarray(c0, np.float64), weight=weight,
+                   approx_error=approx_error, kind=kind)
+
+    @classmethod
+    def from_random_features(
+        cls,
+        a: float,
+        b: float,
+        sigma: float = 0.0,
+        *,
+        n_features: int,
+        n_inputs: int,
+        key: Any,
+        batch: float = 1,
+    ) -> Problem:
+        """Exact problem for SGD on N random features of an M-dimensional power-law input.
+
+        Inputs x ∈ R^M, covariance Λ = diag(k^-b); features ψ = F x, F_ij ~ N(0, 1/N); target
+        y = w*·x + ε with λ_k w*_k² = k^-a. For the drawn F, ψ and y are jointly Gaussian, so
+        y = w_N·ψ + r with r independent of ψ (THEORY.md section 3). In the eigenbasis of
+        Σ = F Λ Fᵀ = U diag(μ) Uᵀ this is the power-law recursion with spectrum μ, initial
+        errors (Uᵀ w_N)², and label noise σ_eff² = σ² + L_approx. The returned problem keeps
+        the draw (``features``) so that :mod:`rfmodel.simulate` can run SGD on real ψ = F x.
+        """
+        import jax  # local: problem.py stays importable without initializing jax
+
+        for name, v in (("n_features", n_features), ("n_inputs", n_inputs)):
+            if not isinstance(v, int | np.integer) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1; got {name}={v!r}")
+        base = cls(a=a, b=b, sigma=sigma, n_modes=n_inputs, batch=batch, n_exact=n_inputs)
+        lam_x = base.lam
+        w_star = np.sqrt(base.c0)
+        f = np.asarray(jax.random.normal(key, (n_features, n_inputs), dtype=jax.numpy.float64),
+                       dtype=np.float64) / math.sqrt(n_features)
+        cov = (f * lam_x) @ f.T
+        mu, u = np.linalg.eigh(cov)
+        cross = f @ (lam_x * w_star)  # E[ψ y] = F Λ w*
+        w_n = u @ ((u.T @ cross) / mu)  # best linear fit in feature space
+        v = u.T @ w_n
+        l_approx = float(np.sum(lam_x * w_star**2) - cross @ w_n)
+        l_approx = max(l_approx, 0.0)
+        return cls(
+            a=base.a, b=base.b, sigma=math.sqrt(base.sigma**2 + l_approx), n_modes=n_features,
+            batch=batch, lam=mu, c0=v**2, weight=np.ones_like(mu), approx_error=l_approx,
+            kind="random_features",
+            features=RandomFeatures(f, lam_x, w_star, u, w_n, base.sigma),
+        )
+
+    def with_batch(self, batch: float) -> Problem:
+        """The same problem with another default batch size."""
+        return dataclasses.replace(self, batch=batch, normalize=False)
+
+    # ----------------------------------------------------------------- derived quantities
+    @property
+    def label_noise(self) -> float:
+        """σ of the recursion (σ_eff for a random-feature problem)."""
+        return self.sigma
+
+    @property
+    def n_eff(self) -> int:
+        """Number of kept (exact or binned) modes the dynamics iterate over."""
+        return int(self.lam.shape[0])
+
+    @property
+    def binned(self) -> bool:
+        return bool(np.any(self.weight != 1.0))
+
+    @property
+    def initial_loss(self) -> float:
+        """L(0) = Σ_k λ_k C_k(0)."""
+        return float(np.sum(self.weight * self.lam * self.c0))
+
+    @property
+    def phase(self) -> str:
+        """``"easy"`` for a > b, ``"hard"`` for a < b, ``"boundary"`` for a = b."""
+        if math.isclose(self.a, self.b, rel_tol=0, abs_tol=1e-12):
+            return "boundary"
+        return "easy" if self.a > self.b else "hard"
+
+    def theory(self) -> TheoryExponents:
+        """Predicted exponents (THEORY.md sections 6 and 7)."""
+        a, b = self.a, self.b
+        easy = a >= b
+        const = (a - 1) / (a - 1 + b)
+        return TheoryExponents(
+            phase=self.phase,
+            xi=1 - b / a if easy else 0.0,
+            delta=2 * b - 1 if easy else None,
+            optimal_loss=(a - 1) / a if easy else (a - 1) / b,
+            constant_loss=const,
+            constant_eta=const,
+            approx_error=a - 1,
+            compute_model_size=1 / (a + 1) if easy else 1 / (b + 1),
+            compute_loss=(a - 1) / (a + 1) if easy else (a - 1) / (b + 1),
+        )
+
+    def stability_sum(self, eta: float, batch: float | None = None) -> float:
+        """S(η) = Σ_k η λ_k / (2m − (m+1) η λ_k) (THEORY.md section 2); stable iff S < 1."""
+        m = self.batch if batch is None else batch
+        x = eta * self.lam
+        den = 2 * m - (m + 1) * x
+        if np.any(den <= 0):
+            return math.inf
+        return float(np.sum(self.weight * x / den))
+
+    def eta_mode_bound(self, batch: float | None = None) -> float:
+        """Largest η for which no single mode grows: η λ_max < 2m/(m+1)."""
+        m = self.batch if batch is None else batch
+        return 2 * m / ((m + 1) * float(np.max(self.lam)))
+
+    def eta_critical(self, batch: float | None = None) -> float:
+        """Largest stable constant learning rate η_c, the root of S(η_c) = 1."""
+        top = self.eta_mode_bound(batch)
+        lo, hi = 0.0, top * (1 - 1e-15)
+        if self.stability_sum(hi, batch) < 1:  # a single dominant mode bounds it
+            return hi
+        return float(optimize.brentq(lambda e: self.stability_sum(e, batch) - 1.0, lo, hi,
+                                     xtol=1e-15, rtol=4 * np.finfo(float).eps))
+
+    def stationary_loss(self, eta: float, batch: float | None = None) -> float:
+        """L(∞) = σ² S / (1 − S) for a stable constant rate (inf when unstable)."""
+        s = self.stability_sum(eta, batch)
+        return self.sigma**2 * s / (1 - s) if s < 1 else math.inf
+
+    def config(self) -> dict[str, Any]:
+        """JSON-serializable description (used as a cache key and in result metadata)."""
+        out = {
+            "kind": self.kind, "a": self.a, "b": self.b, "sigma": self.sigma,
+            "n_modes": self.n_modes, "batch": self.batch, "normalize": self.normalize,
+            "n_exact": self.n_exact, "bins_per_decade": self.bins_per_decade,
+            "n_eff": self.n_eff, "approx_error": self.approx_error,
+        }
+        if self.kind != "power_law":  # the arrays define the problem: fingerprint them
+            import hashlib
+
+            h = hashlib.sha1()
+            for x in (self.lam, self.c0, self.weight):
+                h.update(np.ascontiguousarray(x).tobytes())
+            out["spectrum_sha1"] = h.hexdigest()
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class RandomFeatures:
+    """One draw of the random-feature model (arrays in float64).
+
+    ``proj`` F (N, M); ``lam_x`` input spectrum (M,); ``w_star`` target (M,); ``basis`` U (N, N)
+    eigenvectors of Σ = F Λ Fᵀ; ``w_n`` the best feature-space weights (N,); ``sigma`` the true
+    label-noise std.
+    """
+
+    proj: np.ndarray
+    lam_x: np.ndarray
+    w_star: np.ndarray
+    basis: np.ndarray
+    w_n: np.ndarray
+    sigma: float
+
+
+def _power_law_modes(
+    a: float, b: float, n: int, n_exact: int, bins_per_decade: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact head k ≤ n_exact, then geometric bins [lo, hi] of ratio 10^(1/bins_per_decade).
+
+    A bin has weight hi − lo + 1, summed target power P = Σ k^-a, and the power-weighted mean
+    eigenvalue λ̄ = Σ k^-(a+b) / P (it matches the bin's initial loss and its initial decay rate
+    d/dt Σ λ_k C_k exactly); each of its modes starts at C = P / (weight · λ̄).
+    """
+    head = np.arange(1, min(n, n_exact) + 1, dtype=np.float64)
+    lam_h = head**-b
+    c0_h = head ** (b - a)
+    if n <= n_exact:
+        return lam_h, c0_h, np.ones_like(head)
+    ratio = 10.0 ** (1.0 / bins_per_decade)
+    edges = [n_exact + 1]
+    while edges[-1] <= n:
+        edges.append(max(edges[-1] + 1, int(math.floor(edges[-1] * ratio))))
+    edges[-1] = n + 1
+    lo = np.array(edges[:-1], dtype=np.float64)
+    hi = np.array(edges[1:], dtype=np.float64) - 1
+    power = _power_sum(a, lo, hi)
+    lam_t = _power_sum(a + b, lo, hi) / power
+    weight = hi - lo + 1
+    c0_t = power / (weight * lam_t)
+    return (np.concatenate([lam_h, lam_t]), np.concatenate([c0_h, c0_t]),
+            np.concatenate([np.ones_like(head), weight]))

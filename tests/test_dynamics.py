@@ -1,0 +1,102 @@
+"""The exact recursion: closed forms, the fast adjoint vs autodiff, finite differences,
+divergence, input validation."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rfmodel import Problem
+from rfmodel.dynamics import diverged, loss_curve, loss_curve_reference
+
+
+def test_gradient_descent_limit():
+    """σ = 0, m → ∞: C_k(t) = (1 − ηλ_k)^(2t) C_k(0) to 1e-10 relative."""
+    p = Problem(a=2.0, b=1.5, sigma=0.0, n_modes=40, batch=1e15)
+    eta, T = 0.7, 300
+    curve = np.asarray(loss_curve(p, np.full(T, eta)))
+    t = np.arange(T + 1)[:, None]
+    expected = np.sum(p.lam * p.c0 * (1 - eta * p.lam) ** (2 * t), axis=1)
+    np.testing.assert_allclose(curve, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("m", [1, 3, 16])
+def test_single_mode_fixed_point(m):
+    """One mode, constant η: C → C* = ησ²/(2m − (m+2)ηλ) (THEORY §2)."""
+    lam, sigma, eta = 0.8, 0.7, 0.5
+    p = Problem.from_spectrum([lam], [2.0], sigma=sigma, batch=m)
+    c_star = eta * sigma**2 / (2 * m - (m + 2) * eta * lam)
+    curve = np.asarray(loss_curve(p, np.full(4000, eta)))
+    assert math.isclose(curve[-1] / lam, c_star, rel_tol=1e-10)
+
+
+def test_one_step_by_hand():
+    p = Problem(a=2.0, b=1.5, sigma=0.3, n_modes=5, batch=3)
+    eta = 0.4
+    c = p.c0 * (1 - 2 * eta * p.lam + (4 / 3) * eta**2 * p.lam**2) + (
+        eta**2 / 3) * p.lam * (p.initial_loss + 0.09)
+    assert math.isclose(float(loss_curve(p, [eta])[1]), float(np.sum(p.lam * c)), rel_tol=1e-14)
+
+
+@pytest.mark.parametrize("T", [1, 7, 64, 997])
+def test_fast_matches_reference(T):
+    p = Problem(a=1.5, b=2.5, sigma=0.5, n_modes=300, batch=4)
+    t = np.arange(T)
+    etas = 1.1 * (1 - t / T) ** 0.5 + 0.01
+    m = 2.0 + np.sin(t)
+    np.testing.assert_allclose(loss_curve(p, etas, m), loss_curve_reference(p, etas, m),
+                               rtol=1e-13)
+
+    def objective(f):
+        return lambda e, b: f(p, e, b)[-1] + 0.3 * f(p, e, b)[T // 2] + jnp.sum(f(p, e, b)) / T
+
+    g_fast = jax.grad(objective(loss_curve), argnums=(0, 1))(etas, m)
+    g_ref = jax.grad(objective(loss_curve_reference), argnums=(0, 1))(etas, m)
+    for gf, gr in zip(g_fast, g_ref, strict=True):
+        np.testing.assert_allclose(gf, gr, rtol=1e-10, atol=1e-14 * float(np.max(np.abs(gr))))
+
+
+def test_gradient_matches_finite_differences():
+    p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=200, batch=4)
+    T = 200
+    etas = np.linspace(0.6, 0.05, T)
+    batches = np.full(T, 4.0)
+
+    def f(e, b):
+        return float(loss_curve(p, e, b)[-1])
+
+    g_eta, g_m = jax.grad(lambda e, b: loss_curve(p, e, b)[-1], argnums=(0, 1))(etas, batches)
+    h = 1e-6
+    for i in (0, 17, 100, T - 1):
+        de = np.zeros(T)
+        de[i] = h
+        fd = (f(etas + de, batches) - f(etas - de, batches)) / (2 * h)
+        assert math.isclose(float(g_eta[i]), fd, rel_tol=1e-6)
+        fdm = (f(etas, batches + de) - f(etas, batches - de)) / (2 * h)
+        assert math.isclose(float(g_m[i]), fdm, rel_tol=1e-5, abs_tol=1e-14)
+
+
+def test_divergence_is_inf_not_nan():
+    p = Problem(a=2.0, b=1.5, sigma=0.5, n_modes=100, batch=1)
+    etas = np.concatenate([np.full(3000, 1.5 * p.eta_mode_bound()), np.zeros(5)])
+    curve = loss_curve(p, etas)
+    assert diverged(curve)
+    assert not np.any(np.isnan(np.asarray(curve)))
+    assert np.isinf(np.asarray(curve)[-1])
+    assert not diverged(loss_curve(p, np.full(100, 0.5 * p.eta_critical())))
+
+
+@pytest.mark.parametrize("etas,batches,msg", [
+    (np.array([0.1, np.nan]), None, "etas must be finite"),
+    (np.array([0.1, -0.2]), None, "etas must be >= 0"),
+    (np.zeros((2, 2)), None, "etas must be a non-empty 1-D"),
+    (np.array([]), None, "etas must be a non-empty 1-D"),
+    (np.array([0.1, 0.1]), np.array([1.0]), "batches must have the shape"),
+    (np.array([0.1, 0.1]), np.array([1.0, 0.5]), "batches must be finite and >= 1"),
+])
+def test_invalid_schedule(etas, batches, msg):
+    p = Problem(a=2.0, b=1.5, n_modes=10)
+    with pytest.raises(ValueError, match=msg):
+        loss_curve(p, etas, batches)
