@@ -21,11 +21,12 @@ __all__ = ["main"]
 
 def _problem_args(p: argparse.ArgumentParser, *, a=2.5, b=1.2, sigma=0.5, batch=4,
                   T=1000, n_modes=1000) -> None:
-    p.add_argument("--a", type=float, default=a, help="target exponent a > 1 (default %(default)s)")
-    p.add_argument("--b", type=float, default=b, help="spectral exponent b > 1 (default %(default)s)")
-    p.add_argument("--sigma", type=float, default=sigma, help="label-noise std (default %(default)s)")
-    p.add_argument("--batch", type=int, default=batch, help="batch size m (default %(default)s)")
-    p.add_argument("--T", type=int, default=T, help="number of SGD steps (default %(default)s)")
+    dflt = " (default %(default)s)"
+    p.add_argument("--a", type=float, default=a, help="target exponent a > 1" + dflt)
+    p.add_argument("--b", type=float, default=b, help="spectral exponent b > 1" + dflt)
+    p.add_argument("--sigma", type=float, default=sigma, help="label-noise std" + dflt)
+    p.add_argument("--batch", type=int, default=batch, help="batch size m" + dflt)
+    p.add_argument("--T", type=int, default=T, help="number of SGD steps" + dflt)
     p.add_argument("--n-modes", type=int, default=n_modes, help="number of modes N "
                    "(default %(default)s; large N uses a binned tail)")
     p.add_argument("--out", type=Path, default=None, help="output folder")

@@ -44,6 +44,8 @@ __all__ = [
     "loss_curve",
     "loss_curve_reference",
     "final_loss",
+    "final_losses",
+    "log_final_loss_and_grad",
     "diverged",
     "check_schedule",
     "problem_arrays",
@@ -53,11 +55,14 @@ Array = jax.Array
 
 
 def problem_arrays(problem: Problem) -> tuple[Array, Array, Array, Array]:
-    """(λ, C(0), w·λ, σ²) of a problem as float64 device arrays."""
-    lam = jnp.asarray(problem.lam, jnp.float64)
-    return (lam, jnp.asarray(problem.c0, jnp.float64),
-            jnp.asarray(problem.weight * problem.lam, jnp.float64),
-            jnp.asarray(problem.label_noise**2, jnp.float64))
+    """(λ, C(0), w·λ, σ²) of a problem as float64 device arrays (made once per problem)."""
+    cached = problem.__dict__.get("_device_arrays")
+    if cached is None:
+        cached = (jnp.asarray(problem.lam, jnp.float64), jnp.asarray(problem.c0, jnp.float64),
+                  jnp.asarray(problem.weight * problem.lam, jnp.float64),
+                  jnp.asarray(problem.label_noise**2, jnp.float64))
+        object.__setattr__(problem, "_device_arrays", cached)  # Problem is frozen, arrays too
+    return cached
 
 
 def _is_concrete(x) -> bool:
@@ -135,11 +140,22 @@ def loss_curve_reference(problem: Problem, etas, batches=None) -> Array:
 
 
 # --------------------------------------------------------------------------- fast adjoint
-_UNROLL = 8
-_U_FWD = 1  # unroll of the forward (primal) scan
-_U_RE = 4  # unroll of the block re-forward
-_U_BACK = 1  # unroll of the block costate scan
-_RMODE = "gemm"
+# Performance notes (XLA:CPU, float64). Per step the recursion is one length-N elementwise update
+# plus one length-N reduction, so the cost is set by how XLA compiles these two small kernels:
+# - A plain ``jnp.sum``/``@`` over N becomes a tree of sequential 32-wide reduce-windows that run
+#   latency-bound. Summing by pairwise halving (``_rsum``) compiles to a few vectorised fused
+#   kernels and is ~2x faster; modes are zero-padded (λ = C = w = 0: inert) to a size that halves
+#   cleanly.
+# - The per-step scalars (2η, (1+1/m)η², η²/m) are precomputed for the whole schedule.
+# - The backward block re-run needs no reductions (L(t) is saved). The costate step does only
+#   q = Σλp; r1 = Σλ C p and r2 = Σλ² C p are reduced for the whole block at once afterwards
+#   (reading C(t) row by row inside the step loop compiles to slow dynamic-slice fusions).
+# - Larger scan unrolls make XLA fuse chains of steps and recompute them: keep unroll small.
+_RED_WIDTH = 16
+_UNROLL = 8  # granularity of the checkpoint spacing
+_U_FWD = 1
+_U_RE = 2  # measured: 2 beats 1 and 4 for the elementwise block re-run
+_U_BACK = 1
 
 
 def _block_size(t: int) -> int:
@@ -147,88 +163,116 @@ def _block_size(t: int) -> int:
     return max(_UNROLL, int(np.ceil(np.sqrt(t) / _UNROLL)) * _UNROLL)
 
 
+def _padded_modes(n: int) -> int:
+    """Mode count ≥ n that halves down to _RED_WIDTH·(small odd number); ≤ 1/8 padding."""
+    k = max(0, int(np.floor(np.log2(max(n, 1) / _RED_WIDTH))) - 3)
+    unit = _RED_WIDTH << k
+    return -(-n // unit) * unit
+
+
+def _rsum(x: Array) -> Array:
+    """Σ over the last axis by pairwise halving (vectorised fused kernels on XLA:CPU)."""
+    n = x.shape[-1]
+    while n > _RED_WIDTH and n % 2 == 0:
+        n //= 2
+        x = x[..., :n] + x[..., n:]
+    return jnp.sum(x, axis=-1)
+
+
+def _pad_to(x: Array, n: int, fill=0.0) -> Array:
+    pad = n - x.shape[0]
+    return jnp.concatenate([x, jnp.full((pad,), fill, x.dtype)]) if pad else x
+
+
+def _step_coeffs(etas: Array, batches: Array) -> Array:
+    """Per-step scalars (2η, (1+1/m)η², η²/m), shape (T, 3): d = 1 − 2ηλ + (1+1/m)η²λ²."""
+    e2 = etas * etas
+    inv_m = 1.0 / batches
+    return jnp.stack([2.0 * etas, (1.0 + inv_m) * e2, e2 * inv_m], axis=1)
+
+
+def _padded_arrays(lam, c0, wlam):
+    n = _padded_modes(lam.shape[0])
+    lam, c0, wlam = (_pad_to(x, n) for x in (lam, c0, wlam))
+    return lam, lam * lam, c0, wlam
+
+
+def _fstep(lam, lam2, wlam, s2, carry, coef):
+    c, loss = carry
+    c = (1.0 - coef[0] * lam + coef[1] * lam2) * c + (coef[2] * (loss + s2)) * lam
+    loss = _guard(_rsum(wlam * c))
+    return (c, loss), loss
+
+
 @partial(jax.custom_vjp, nondiff_argnums=(6,))
 def _fast(lam, c0, wlam, s2, etas, batches, block):
-    return _scan_curve(lam, c0, wlam, s2, etas, batches, _U_FWD)
-
-
-def _blocked(x, nb, block, fill=0.0):
-    t = x.shape[0]
-    pad = nb * block - t
-    if pad:
-        x = jnp.concatenate([x, jnp.full((pad,), fill, x.dtype)])
-    return x.reshape(nb, block)
+    lam, lam2, c0, wlam = _padded_arrays(lam, c0, wlam)
+    loss0 = _guard(_rsum(wlam * c0))
+    _, losses = jax.lax.scan(partial(_fstep, lam, lam2, wlam, s2), (c0, loss0),
+                             _step_coeffs(etas, batches), unroll=_U_FWD)
+    return jnp.concatenate([loss0[None], losses])
 
 
 def _fast_fwd(lam, c0, wlam, s2, etas, batches, block):
     t = etas.shape[0]
     nb = -(-t // block)
-    # Padding steps have η = 0: they leave C and L unchanged, so the true outputs are a prefix.
-    e = _blocked(etas, nb, block)
-    m = _blocked(batches, nb, block, 1.0)
-    loss0 = _guard(wlam @ c0)
+    lamp, lam2, c0p, wlamp = _padded_arrays(lam, c0, wlam)
+    # Padding steps have all coefficients 0 (η = 0): they leave C and L unchanged, so the true
+    # outputs are a prefix.
+    coef = jnp.concatenate([_step_coeffs(etas, batches), jnp.zeros((nb * block - t, 3))])
+    loss0 = _guard(_rsum(wlamp * c0p))
 
-    def block_fn(carry, inp):
-        (c, loss), ls = jax.lax.scan(partial(_step, lam, wlam, s2), carry, inp, unroll=_U_FWD)
-        return (c, loss), (carry[0], ls)
+    def block_fn(carry, cf):
+        carry_out, ls = jax.lax.scan(partial(_fstep, lamp, lam2, wlamp, s2), carry, cf,
+                                     unroll=_U_FWD)
+        return carry_out, (carry[0], ls)
 
-    _, (checkpoints, ls) = jax.lax.scan(block_fn, (c0, loss0), (e, m))
+    _, (checkpoints, ls) = jax.lax.scan(block_fn, (c0p, loss0), coef.reshape(nb, block, 3))
     curve = jnp.concatenate([loss0[None], ls.reshape(-1)])
     return curve[: t + 1], (lam, wlam, s2, etas, batches, checkpoints, curve)
 
 
 def _fast_bwd(block, res, ubar):
     lam, wlam, s2, etas, batches, checkpoints, curve = res
-    t = etas.shape[0]
+    n, t = lam.shape[0], etas.shape[0]
     nb = checkpoints.shape[0]
-    e = _blocked(etas, nb, block)
-    m = _blocked(batches, nb, block, 1.0)
-    u_next = _blocked(ubar[1:], nb, block)  # ū_{t+1} for step t (zero on padded outputs)
-    loss_t = curve[:-1].reshape(nb, block)  # L(t) entering step t
-    lam12 = jnp.stack([lam, lam * lam], axis=1)
+    tp = nb * block
+    lamp, lam2, _, wlamp = _padded_arrays(lam, jnp.zeros_like(lam), wlam)
+    coef = jnp.concatenate([_step_coeffs(etas, batches), jnp.zeros((tp - t, 3))])
+    gam = coef[:, 2] * (curve[:-1] + s2)  # η²/m·(L(t) + σ²): the forced term of step t
+    u = _pad_to(ubar, tp + 1)  # cotangents of L(0..T), zero on padded outputs
 
     def block_back(p, inp):
-        c_start, eb, mb, lb, ub = inp
+        # p = ∂J/∂C(t+1) at the block's end, including ū_{t+1}.
+        c_start, cf, gb, ub = inp
 
-        # Re-run the block forward from its checkpoint with the saved L(t): C(t+1) depends on
-        # C(t) and the scalar L(t) only, so this is elementwise (no reductions).
-        def fwd_exact(c, x):
-            eta, mt, loss = x
-            d, g = _coeffs(lam, eta, mt)
-            return d * c + (g * (loss + s2)) * lam, c
+        # Re-run the block forward from its checkpoint with the saved L(t): elementwise only.
+        def refwd(c, x):
+            a, b, g = x
+            return (1.0 - a * lamp + b * lam2) * c + g * lamp, c
 
-        _, cs = jax.lax.scan(fwd_exact, c_start, (eb, mb, lb), unroll=_U_RE)
+        _, cs = jax.lax.scan(refwd, c_start, (cf[:, 0], cf[:, 1], gb), unroll=_U_RE)
 
         def back_step(p, x):
-            # p = ∂J/∂C(t+1) without ū_{t+1}; returns ∂J/∂C(t) without ū_t, and the full
-            # ∂J/∂C(t+1) and q = Σ_k λ_k p_k for the batched gradient reductions below.
-            eta, mt, un = x
-            p = p + un * wlam
-            q = lam @ p
-            d, g = _coeffs(lam, eta, mt)
-            return d * p + (g * q) * wlam, (p, q)
+            # p = ∂J/∂C(t+1) → ∂J/∂C(t), with q = Σλp; p is kept for the batched r1, r2.
+            a, b, g, un = x
+            q = _rsum(lamp * p)
+            return (1.0 - a * lamp + b * lam2) * p + (g * q + un) * wlamp, (q, p)
 
-        p, (ps, qs) = jax.lax.scan(back_step, p, (eb, mb, ub), reverse=True, unroll=_U_BACK)
-        # r1 = Σ λ C p, r2 = Σ λ² C p for every step of the block at once.
-        if _RMODE == "gemm":
-            r = (cs * ps) @ lam12
-            r1, r2 = r[:, 0], r[:, 1]
-        else:
-            cp = cs * ps
-            r1 = jnp.sum(cp * lam, axis=1)
-            r2 = jnp.sum(cp * lam12[:, 1], axis=1)
-        noise = lb + s2
-        inv_m = 1.0 / mb
-        g_eta = -2.0 * r1 + 2.0 * (1.0 + inv_m) * eb * r2 + 2.0 * eb * inv_m * noise * qs
-        g_m = -(eb * eb * inv_m * inv_m) * (r2 + noise * qs)
-        return p, (g_eta, g_m)
+        p, (q, ps) = jax.lax.scan(back_step, p, (cf[:, 0], cf[:, 1], cf[:, 2], ub),
+                                  reverse=True, unroll=_U_BACK)
+        x = cs * ps * lamp
+        return p, jnp.stack([q, _rsum(x), _rsum(x * lamp)], axis=1)
 
-    p0, (g_eta, g_m) = jax.lax.scan(block_back, jnp.zeros_like(lam),
-                                    (checkpoints, e, m, loss_t, u_next), reverse=True)
-    p0 = p0 + ubar[0] * wlam  # ∂J/∂C(0)
-    g_s2 = jnp.zeros_like(s2)
-    return (jnp.zeros_like(lam), p0, jnp.zeros_like(wlam), g_s2,
-            g_eta.reshape(-1)[:t], g_m.reshape(-1)[:t])
+    p0, s = jax.lax.scan(block_back, u[tp] * wlamp,
+                         (checkpoints, coef.reshape(nb, block, 3), gam.reshape(nb, block),
+                          u[:tp].reshape(nb, block)), reverse=True)
+    q, r1, r2 = (s.reshape(tp, 3)[:t, i] for i in range(3))
+    noise = curve[:t] + s2
+    inv_m = 1.0 / batches
+    g_eta = -2.0 * r1 + 2.0 * (1.0 + inv_m) * etas * r2 + 2.0 * etas * inv_m * noise * q
+    g_m = -(etas * etas * inv_m * inv_m) * (r2 + noise * q)
+    return (jnp.zeros_like(lam), p0[:n], jnp.zeros_like(wlam), jnp.zeros_like(s2), g_eta, g_m)
 
 
 _fast.defvjp(_fast_fwd, _fast_bwd)
@@ -257,6 +301,57 @@ def loss_curve(problem: Problem, etas, batches=None) -> Array:
     """
     etas, batches = _prepare(problem, etas, batches)
     return _fast_jit(*problem_arrays(problem), etas, batches, _block_size(etas.shape[0]))
+
+
+@partial(jax.jit, static_argnames=("block",))
+def _log_final_vg(lam, c0, wlam, s2, etas, batches, block):
+    def f(e):
+        curve = _fast(lam, c0, wlam, s2, e, batches, block)
+        return jnp.log(curve[-1]), curve
+
+    return jax.value_and_grad(f, has_aux=True)(etas)
+
+
+def log_final_loss_and_grad(problem: Problem, etas, batches=None, *, with_curve: bool = False):
+    """(log L(T), ∇_η log L(T)) as numpy (float, (T,)): the optimizers' objective.
+
+    One compiled function per horizon T, shared by :mod:`rfmodel.control` and
+    :func:`rfmodel.schedules.tune`. Returns (inf, NaN gradient) once the run diverges. With
+    ``with_curve`` also returns the loss curve L(0..T) of the same evaluation.
+    """
+    etas, batches = _prepare(problem, etas, batches)
+    (v, curve), g = _log_final_vg(*problem_arrays(problem), etas, batches,
+                                  _block_size(etas.shape[0]))
+    out = (float(v), np.asarray(g, dtype=np.float64))
+    return (*out, np.asarray(curve)) if with_curve else out
+
+
+_CHUNK = 64
+
+
+@partial(jax.jit, static_argnames=("block",))
+def _batched_final(lam, c0, wlam, s2, etas, batches, block):
+    return jax.vmap(lambda e: _fast(lam, c0, wlam, s2, e, batches, block)[-1])(etas)
+
+
+def final_losses(problem: Problem, etas) -> np.ndarray:
+    """L(T) for every row of ``etas`` (G, T) as numpy (G,): many schedules in one ``vmap``.
+
+    Rows go in fixed-size chunks (padded), so there is one compilation per horizon T.
+    """
+    etas = np.asarray(etas, np.float64)
+    if etas.ndim != 2:
+        raise ValueError(f"etas must be a 2-D array (schedules, T); got shape {etas.shape}")
+    arrays = problem_arrays(problem)
+    m = jnp.full(etas.shape[1], problem.batch, jnp.float64)
+    block = _block_size(etas.shape[1])
+    out = []
+    for s in range(0, etas.shape[0], _CHUNK):
+        rows = etas[s:s + _CHUNK]
+        pad = _CHUNK - rows.shape[0]
+        rows = np.concatenate([rows, np.repeat(rows[-1:], pad, axis=0)])
+        out.append(np.asarray(_batched_final(*arrays, jnp.asarray(rows), m, block))[:_CHUNK - pad])
+    return np.concatenate(out)
 
 
 def final_loss(problem: Problem, etas, batches=None) -> Array:

@@ -26,7 +26,6 @@ returned.
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -36,10 +35,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from scipy import optimize
 
-from .control import log_final_loss_and_grad
-from .dynamics import _reference, loss_curve, problem_arrays
+from .control import lbfgsb
+from .dynamics import final_losses, log_final_loss_and_grad, loss_curve
 from .problem import Problem
 
 __all__ = [
@@ -104,7 +102,7 @@ def polynomial(eta0: float, T: int, p: float) -> Schedule:
 _DECAYS = {
     "linear": lambda x: 1 - x,
     "cosine": lambda x: 0.5 * (1 + jnp.cos(jnp.pi * x)),
-    "1-sqrt": lambda x: 1 - jnp.sqrt(x),
+    "1-sqrt": lambda x: 1 - jnp.sqrt(jnp.maximum(x, 1e-300)),  # finite gradient at x = 0
     "exponential": lambda x: 0.001**x,  # to 1e-3 of the plateau at the end
 }
 
@@ -177,27 +175,6 @@ def as_array(schedule: Schedule, T: int) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------- tuning
-_CHUNK = 64
-
-
-@jax.jit
-def _batched_final(lam, c0, wlam, s2, etas, batches):
-    return jax.vmap(lambda e: _reference(lam, c0, wlam, s2, e, batches, unroll=8)[-1])(etas)
-
-
-def _final_losses(problem: Problem, etas: np.ndarray) -> np.ndarray:
-    """L(T) for each row of ``etas`` (G, T), in fixed-size chunks (one compile per T)."""
-    arrays = problem_arrays(problem)
-    m = jnp.full(etas.shape[1], problem.batch, jnp.float64)
-    out = []
-    for s in range(0, etas.shape[0], _CHUNK):
-        rows = etas[s:s + _CHUNK]
-        pad = _CHUNK - rows.shape[0]
-        rows = np.concatenate([rows, np.repeat(rows[-1:], pad, axis=0)])
-        out.append(np.asarray(_batched_final(*arrays, jnp.asarray(rows), m))[:_CHUNK - pad])
-    return np.concatenate(out)
-
-
 @dataclass(frozen=True)
 class Param:
     """A tunable parameter: range [lo, hi] (``scale`` "eta" means a multiple of the stability
@@ -302,9 +279,9 @@ def tune(
     ``n_starts`` grid points are refined with L-BFGS-B on log L(T) using ``jax.grad`` through the
     dynamics. The best finite result wins, so a divergent setting is never returned.
     """
-    fam = FAMILIES[family] if isinstance(family, str) else family
     if isinstance(family, str) and family not in FAMILIES:
         raise ValueError(f"family must be one of {sorted(FAMILIES)}; got {family!r}")
+    fam = FAMILIES[family] if isinstance(family, str) else family
     if not isinstance(T, int | np.integer) or T < 1:
         raise ValueError(f"T must be an integer >= 1; got T={T!r}")
     t0 = time.perf_counter()
@@ -320,7 +297,7 @@ def tune(
     # The grid goes through one compiled batched loss shared by every family (rows padded to
     # a fixed chunk), the refinement through the solver's compiled log L(T) and its gradient.
     grid = np.array(list(itertools.product(*[np.linspace(0, 1, p.grid) for p in fam.params])))
-    f_grid = np.log(_final_losses(problem, np.asarray(jax.vmap(etas_of)(jnp.asarray(grid)))))
+    f_grid = np.log(final_losses(problem, np.asarray(jax.vmap(etas_of)(jnp.asarray(grid)))))
     f_grid = np.where(np.isfinite(f_grid), f_grid, np.inf)
     evals = len(grid)
     order = np.argsort(f_grid)
@@ -332,16 +309,17 @@ def tune(
     def fg(z):
         etas = etas_of(jnp.asarray(z))
         v, g = log_final_loss_and_grad(problem, etas)
-        if not np.isfinite(v) or not np.all(np.isfinite(g)):
-            return 1e3, np.zeros_like(z)  # outside the stable region: push back
-        return v, np.asarray(etas_vjp(jnp.asarray(z), jnp.asarray(g)), dtype=np.float64)
+        if np.isfinite(v) and np.all(np.isfinite(g)):
+            gz = np.asarray(etas_vjp(jnp.asarray(z), jnp.asarray(g)), dtype=np.float64)
+            if np.all(np.isfinite(gz)):
+                return v, gz
+        return 1e3, np.zeros_like(z)  # outside the stable region: push back
 
     for i in order[:n_starts]:
         if not np.isfinite(f_grid[i]):
             continue
-        res = optimize.minimize(fg, grid[i], jac=True, method="L-BFGS-B",
-                                bounds=[(0.0, 1.0)] * len(fam.params),
-                                options={"maxiter": maxiter, "ftol": 1e-13, "gtol": 1e-10})
+        res = lbfgsb(fg, grid[i], [(0.0, 1.0)] * len(fam.params), maxiter=maxiter,
+                     ftol=1e-13, maxcor=10)
         evals += int(res.nfev)
         if res.fun < best_f:
             f_check = fg(res.x)[0]
