@@ -131,7 +131,7 @@ def _validate(problem: Problem, T: int, controls, eta_max, smoothness) -> tuple[
     return int(K), eta_max
 
 
-def _initial(init, T: int, K: int, seg: np.ndarray, problem: Problem, eta_max: float):
+def _initial(init, K: int, problem: Problem, eta_max: float) -> np.ndarray:
     if init is None:
         # A safely stable constant rate: half the largest stable constant rate.
         return np.full(K, min(0.5 * problem.eta_critical(), eta_max))
@@ -180,7 +180,7 @@ def optimize_schedule(
     t0 = time.perf_counter()
     K, eta_max = _validate(problem, T, controls, eta_max, smoothness)
     seg = segment_index(T, K)
-    x0 = np.clip(_initial(init, T, K, seg, problem, eta_max), 0.0, eta_max)
+    x0 = np.clip(_initial(init, K, problem, eta_max), 0.0, eta_max)
 
     def fg(u: np.ndarray) -> tuple[float, np.ndarray]:
         v, g = log_final_loss_and_grad(problem, u[seg], batches)

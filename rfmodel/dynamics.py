@@ -58,9 +58,11 @@ def problem_arrays(problem: Problem) -> tuple[Array, Array, Array, Array]:
     """(λ, C(0), w·λ, σ²) of a problem as float64 device arrays (made once per problem)."""
     cached = problem.__dict__.get("_device_arrays")
     if cached is None:
-        cached = (jnp.asarray(problem.lam, jnp.float64), jnp.asarray(problem.c0, jnp.float64),
-                  jnp.asarray(problem.weight * problem.lam, jnp.float64),
-                  jnp.asarray(problem.label_noise**2, jnp.float64))
+        with jax.ensure_compile_time_eval():  # concrete even when first called under jit
+            cached = (jnp.asarray(problem.lam, jnp.float64),
+                      jnp.asarray(problem.c0, jnp.float64),
+                      jnp.asarray(problem.weight * problem.lam, jnp.float64),
+                      jnp.asarray(problem.label_noise**2, jnp.float64))
         object.__setattr__(problem, "_device_arrays", cached)  # Problem is frozen, arrays too
     return cached
 

@@ -100,3 +100,12 @@ def test_invalid_schedule(etas, batches, msg):
     p = Problem(a=2.0, b=1.5, n_modes=10)
     with pytest.raises(ValueError, match=msg):
         loss_curve(p, etas, batches)
+
+
+def test_first_call_under_jit_then_outside():
+    """A problem first used inside jit/grad must not leak tracers into later calls."""
+    p = Problem(a=2.0, b=1.5, sigma=0.5, n_modes=20, batch=2)
+    etas = jnp.full(30, 0.3)
+    g = jax.jit(jax.grad(lambda e: loss_curve(p, e)[-1]))(etas)
+    v = jax.jit(lambda e: loss_curve(p, e)[-1])(etas)
+    assert np.all(np.isfinite(np.asarray(g))) and float(v) == float(loss_curve(p, etas)[-1])
