@@ -24,13 +24,16 @@ def test_single_mode_known_optimum(m):
     p = Problem.from_spectrum([lam], [1.0], sigma=0.0, batch=m)
     res = optimize_schedule(p, T, eta_max=4.0, init=0.3)
     np.testing.assert_allclose(res.etas, m / ((m + 2) * lam), rtol=1e-5)
+    lin = optimize_schedule(p, T, eta_max=4.0, init=0.3, parameterization="linear")
+    np.testing.assert_allclose(lin.etas, m / ((m + 2) * lam), rtol=1e-5)
     assert math.isclose(res.loss, lam * (2 / (m + 2)) ** T, rel_tol=1e-9)
 
 
 @pytest.mark.parametrize("a,b", [(2.5, 1.2), (1.5, 2.5)])
-def test_first_order_optimality(a, b):
+@pytest.mark.parametrize("parameterization", ["log", "linear"])
+def test_first_order_optimality(a, b, parameterization):
     p = Problem(a=a, b=b, sigma=0.5, n_modes=200, batch=4)
-    res = optimize_schedule(p, 400, controls=40)
+    res = optimize_schedule(p, 400, controls=40, parameterization=parameterization)
     assert res.converged
     assert res.projected_gradient < 1e-6  # on log L(T): a relative residual
     # perturbing any interior control in either direction does not lower the loss
@@ -97,6 +100,7 @@ def test_warm_starts_save_and_resume(tmp_path):
     (dict(T=10, eta_max=float("nan")), "eta_max must be"),
     (dict(T=10, smoothness=-1.0), "smoothness must be"),
     (dict(T=200, init=1e6, eta_max=1e7), "initial schedule diverges"),
+    (dict(T=10, parameterization="sqrt"), "parameterization must be"),
 ])
 def test_invalid_input(kwargs, msg):
     p = Problem(a=2.0, b=1.5, sigma=0.5, n_modes=50, batch=2)
