@@ -67,7 +67,7 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
                          f"got {unknown}")
     t0 = time.perf_counter()
     opt = optimize_schedule(problem, args.T, controls=args.controls, eta_max=args.eta_max,
-                            smoothness=args.smoothness)
+                            smoothness=args.smoothness, progress=True)
     print(f"optimal schedule: L(T) = {opt.loss:.6g} ({opt.iterations} iterations, "
           f"projected gradient {opt.projected_gradient:.1e}, {opt.wall_time:.1f} s)")
     opt.save(out / "optimal")
