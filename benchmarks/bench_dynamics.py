@@ -40,7 +40,8 @@ def numpy_recursion(p: Problem, etas: np.ndarray) -> float:
     loss = wlam @ c
     for eta in etas:
         c = (1 - 2 * eta * lam + (1 + 1 / m) * (eta * lam) ** 2) * c + (eta**2 / m) * lam * (
-            loss + s2)
+            loss + s2
+        )
         loss = wlam @ c
     return float(loss)
 
@@ -66,10 +67,14 @@ def bench_recursion(n: int, T: int, r: int) -> list[tuple[str, float]]:
     return [
         ("forward (loss_curve)", median_time(lambda: fwd(etas).block_until_ready(), r)),
         ("forward+grad (adjoint)", median_time(lambda: vg(etas)[1].block_until_ready(), r)),
-        ("forward+grad (autodiff)", median_time(
-            lambda: vg_ref(etas)[1].block_until_ready(), max(1, r // 2))),
-        ("forward (NumPy loop)", median_time(
-            lambda: numpy_recursion(p, np.asarray(etas)), max(1, r // 2))),
+        (
+            "forward+grad (autodiff)",
+            median_time(lambda: vg_ref(etas)[1].block_until_ready(), max(1, r // 2)),
+        ),
+        (
+            "forward (NumPy loop)",
+            median_time(lambda: numpy_recursion(p, np.asarray(etas)), max(1, r // 2)),
+        ),
     ]
 
 
@@ -79,29 +84,34 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     T, r = args.T, args.repeats
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, float64; T = {T}; "
-          f"medians of {r}\n")
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}, float64; T = {T}; medians of {r}\n"
+    )
     print(f"{'N':>6s} {'what':28s} {'s/step':>10s} {'ns/mode-step':>13s} {'vs adjoint':>10s}")
     for n in (1000, 10_000):
         rows = bench_recursion(n, T, r)
         fwd, grad = rows[0][1], rows[1][1]
         for name, sec in rows:
             ref = grad if "grad" in name else fwd
-            print(f"{n:6d} {name:28s} {sec / T:10.3e} {sec / (T * n) * 1e9:13.2f} "
-                  f"{sec / ref:9.2f}x")
+            print(
+                f"{n:6d} {name:28s} {sec / T:10.3e} {sec / (T * n) * 1e9:13.2f} {sec / ref:9.2f}x"
+            )
     # Monte-Carlo throughput
     n, m, seeds, t_mc = 1000, 8, 64, 500
     p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=n, batch=m, n_exact=n)
     etas = np.full(t_mc, 0.3)
     key = jax.random.key(0)
     sec = median_time(lambda: sgd(p, etas, key, n_seeds=seeds), max(1, r // 2))
-    sec_np = median_time(lambda: numpy_sgd(p, etas[: t_mc // 5], seeds,
-                                           np.random.default_rng(0)), 1) * 5
+    sec_np = (
+        median_time(lambda: numpy_sgd(p, etas[: t_mc // 5], seeds, np.random.default_rng(0)), 1) * 5
+    )
     work = seeds * m * t_mc
     print(f"\nMonte-Carlo SGD, {seeds} seeds, N = {n}, batch {m}, T = {t_mc}:")
     print(f"  jax (vmap + scan): {work / sec:12.4g} sample-steps/s")
-    print(f"  NumPy loop:        {work / sec_np:12.4g} sample-steps/s   "
-          f"(jax is {sec_np / sec:.2f}x faster)")
+    print(
+        f"  NumPy loop:        {work / sec_np:12.4g} sample-steps/s   "
+        f"(jax is {sec_np / sec:.2f}x faster)"
+    )
 
 
 if __name__ == "__main__":

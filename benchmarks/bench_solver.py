@@ -40,8 +40,14 @@ def worker_rfmodel(case: dict) -> dict:
     from rfmodel.control import optimize_schedule, segment_index
     from rfmodel.dynamics import log_final_loss_and_grad
 
-    p = Problem(a=case["a"], b=case["b"], sigma=SIGMA, n_modes=case["n_modes"], batch=BATCH,
-                n_exact=case["n_modes"])
+    p = Problem(
+        a=case["a"],
+        b=case["b"],
+        sigma=SIGMA,
+        n_modes=case["n_modes"],
+        batch=BATCH,
+        n_exact=case["n_modes"],
+    )
     t0 = time.perf_counter()
     res = optimize_schedule(p, case["T"], controls=case["K"], eta_max=ETA_MAX)
     wall = time.perf_counter() - t0
@@ -51,11 +57,16 @@ def worker_rfmodel(case: dict) -> dict:
         t1 = time.perf_counter()
         log_final_loss_and_grad(p, etas * (1 + 1e-9 * i))
         times.append(time.perf_counter() - t1)
-    return {"loss": res.loss, "wall_time": wall, "import_time": t0 - t_import,
-            "iterations": res.iterations, "evaluations": res.evaluations,
-            "converged": res.converged, "projected_gradient": res.projected_gradient,
-            "eval_ns_per_mode_step": float(np.median(times)) / (case["T"] * case["n_modes"])
-            * 1e9}
+    return {
+        "loss": res.loss,
+        "wall_time": wall,
+        "import_time": t0 - t_import,
+        "iterations": res.iterations,
+        "evaluations": res.evaluations,
+        "converged": res.converged,
+        "projected_gradient": res.projected_gradient,
+        "eval_ns_per_mode_step": float(np.median(times)) / (case["T"] * case["n_modes"]) * 1e9,
+    }
 
 
 def worker_ipopt(case: dict, cap: float) -> dict:
@@ -64,13 +75,29 @@ def worker_ipopt(case: dict, cap: float) -> dict:
     from ipopt_baseline import eval_cost_ns_per_mode_step, solve_ipopt
 
     t0 = time.perf_counter()
-    r = solve_ipopt(case["a"], case["b"], SIGMA, BATCH, case["n_modes"], case["T"], case["K"],
-                    eta_max=ETA_MAX, time_cap=cap)
-    out = {"loss": r["loss"], "wall_time": r["wall_time"], "import_time": t0 - t_import,
-           "iterations": r["iterations"], "status": r["status"], "hit_cap": r["hit_cap"],
-           "build_time": r["build_time"]}
+    r = solve_ipopt(
+        case["a"],
+        case["b"],
+        SIGMA,
+        BATCH,
+        case["n_modes"],
+        case["T"],
+        case["K"],
+        eta_max=ETA_MAX,
+        time_cap=cap,
+    )
+    out = {
+        "loss": r["loss"],
+        "wall_time": r["wall_time"],
+        "import_time": t0 - t_import,
+        "iterations": r["iterations"],
+        "status": r["status"],
+        "hit_cap": r["hit_cap"],
+        "build_time": r["build_time"],
+    }
     out["eval_ns_per_mode_step"] = eval_cost_ns_per_mode_step(
-        case["a"], case["b"], SIGMA, BATCH, case["n_modes"], case["T"], case["K"])
+        case["a"], case["b"], SIGMA, BATCH, case["n_modes"], case["T"], case["K"]
+    )
     return out
 
 
@@ -100,23 +127,31 @@ def main() -> None:
         return
     rows = {}
     for name in names:
-        rows[name] = {"rfmodel": run_cold("rfmodel", name, args.cap),
-                      "ipopt": run_cold("ipopt", name, args.cap)}
+        rows[name] = {
+            "rfmodel": run_cold("rfmodel", name, args.cap),
+            "ipopt": run_cold("ipopt", name, args.cap),
+        }
         print(f"{name} done", file=sys.stderr, flush=True)
-    print(f"{'case':4s} {'solver':8s} {'wall s':>8s} {'L(T)':>16s} {'iters':>6s} "
-          f"{'ns/mode-step':>12s}  notes")
+    print(
+        f"{'case':4s} {'solver':8s} {'wall s':>8s} {'L(T)':>16s} {'iters':>6s} "
+        f"{'ns/mode-step':>12s}  notes"
+    )
     for name, r in rows.items():
         for solver in ("ipopt", "rfmodel"):
             x = r[solver]
             wall = f"> {args.cap:.0f}" if x.get("hit_cap") else f"{x['wall_time']:.2f}"
             note = x.get("status", "converged" if x.get("converged") else "not converged")
-            print(f"{name:4s} {solver:8s} {wall:>8s} {x['loss']:16.10g} {x['iterations']:6d} "
-                  f"{x['eval_ns_per_mode_step']:12.2f}  {note}")
+            print(
+                f"{name:4s} {solver:8s} {wall:>8s} {x['loss']:16.10g} {x['iterations']:6d} "
+                f"{x['eval_ns_per_mode_step']:12.2f}  {note}"
+            )
         ri, rr = r["ipopt"], r["rfmodel"]
-        print(f"{name:4s} ratios   time ipopt/rfmodel = {ri['wall_time'] / rr['wall_time']:.1f}x"
-              f"{' (ipopt capped: lower bound)' if ri.get('hit_cap') else ''}, "
-              f"loss rfmodel/ipopt − 1 = {rr['loss'] / ri['loss'] - 1:+.2e}, "
-              f"eval cost ratio = {ri['eval_ns_per_mode_step'] / rr['eval_ns_per_mode_step']:.1f}x")
+        print(
+            f"{name:4s} ratios   time ipopt/rfmodel = {ri['wall_time'] / rr['wall_time']:.1f}x"
+            f"{' (ipopt capped: lower bound)' if ri.get('hit_cap') else ''}, "
+            f"loss rfmodel/ipopt − 1 = {rr['loss'] / ri['loss'] - 1:+.2e}, "
+            f"eval cost ratio = {ri['eval_ns_per_mode_step'] / rr['eval_ns_per_mode_step']:.1f}x"
+        )
     if args.json:
         from rfmodel.results import write_json
 

@@ -19,28 +19,37 @@ import numpy as np
 __all__ = ["main"]
 
 
-def _problem_args(p: argparse.ArgumentParser, *, a=2.5, b=1.2, sigma=0.5, batch=4,
-                  T=1000, n_modes=1000) -> None:
+def _problem_args(
+    p: argparse.ArgumentParser, *, a=2.5, b=1.2, sigma=0.5, batch=4, T=1000, n_modes=1000
+) -> None:
     dflt = " (default %(default)s)"
     p.add_argument("--a", type=float, default=a, help="target exponent a > 1" + dflt)
     p.add_argument("--b", type=float, default=b, help="spectral exponent b > 1" + dflt)
     p.add_argument("--sigma", type=float, default=sigma, help="label-noise std" + dflt)
     p.add_argument("--batch", type=int, default=batch, help="batch size m" + dflt)
     p.add_argument("--T", type=int, default=T, help="number of SGD steps" + dflt)
-    p.add_argument("--n-modes", type=int, default=n_modes, help="number of modes N "
-                   "(default %(default)s; large N uses a binned tail)")
+    p.add_argument(
+        "--n-modes",
+        type=int,
+        default=n_modes,
+        help="number of modes N (default %(default)s; large N uses a binned tail)",
+    )
     p.add_argument("--out", type=Path, default=None, help="output folder")
 
 
 def _theory_lines(problem) -> list[str]:
     th = problem.theory()
-    lines = [f"phase: {th.phase} (a={problem.a:g}, b={problem.b:g})",
-             f"predicted: optimal loss L*(T) ~ T^-{th.optimal_loss:.3f}, "
-             f"best constant rate loss ~ T^-{th.constant_loss:.3f}, peak rate ~ T^-{th.xi:.3f}"]
+    lines = [
+        f"phase: {th.phase} (a={problem.a:g}, b={problem.b:g})",
+        f"predicted: optimal loss L*(T) ~ T^-{th.optimal_loss:.3f}, "
+        f"best constant rate loss ~ T^-{th.constant_loss:.3f}, peak rate ~ T^-{th.xi:.3f}",
+    ]
     if th.delta is not None:
         lines[-1] += f", annealing shape (1-t/T)^{th.delta:.2f}"
-    lines.append(f"stability: largest stable constant rate eta_c = {problem.eta_critical():.4g}, "
-                 f"per-step bound = {problem.eta_mode_bound():.4g}")
+    lines.append(
+        f"stability: largest stable constant rate eta_c = {problem.eta_critical():.4g}, "
+        f"per-step bound = {problem.eta_mode_bound():.4g}"
+    )
     return lines
 
 
@@ -55,21 +64,29 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
     from .schedules import FAMILIES, tune
 
     _check_T(args.T)
-    problem = Problem(a=args.a, b=args.b, sigma=args.sigma, n_modes=args.n_modes,
-                      batch=args.batch)
+    problem = Problem(a=args.a, b=args.b, sigma=args.sigma, n_modes=args.n_modes, batch=args.batch)
     out = args.out or Path("runs") / f"optimize_a{args.a:g}_b{args.b:g}_T{args.T}"
     for line in _theory_lines(problem):
         print(line)
     families = list(FAMILIES) if args.families == "all" else args.families.split(",")
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
-        raise ValueError(f"--families must be 'all' or names from {sorted(FAMILIES)}; "
-                         f"got {unknown}")
+        raise ValueError(
+            f"--families must be 'all' or names from {sorted(FAMILIES)}; got {unknown}"
+        )
     t0 = time.perf_counter()
-    opt = optimize_schedule(problem, args.T, controls=args.controls, eta_max=args.eta_max,
-                            smoothness=args.smoothness, progress=True)
-    print(f"optimal schedule: L(T) = {opt.loss:.6g} ({opt.iterations} iterations, "
-          f"projected gradient {opt.projected_gradient:.1e}, {opt.wall_time:.1f} s)")
+    opt = optimize_schedule(
+        problem,
+        args.T,
+        controls=args.controls,
+        eta_max=args.eta_max,
+        smoothness=args.smoothness,
+        progress=True,
+    )
+    print(
+        f"optimal schedule: L(T) = {opt.loss:.6g} ({opt.iterations} iterations, "
+        f"projected gradient {opt.projected_gradient:.1e}, {opt.wall_time:.1f} s)"
+    )
     opt.save(out / "optimal")
     from tqdm.auto import tqdm
 
@@ -78,28 +95,47 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
         r = tune(name, problem, args.T)
         tuned[name] = {"etas": r.etas, "curve": r.curve, "loss": r.loss, "params": r.params}
     rows = [{"schedule": "optimal", "loss": opt.loss, "ratio_to_optimal": 1.0, "params": {}}]
-    rows += [{"schedule": n, "loss": r["loss"], "ratio_to_optimal": r["loss"] / opt.loss,
-              "params": r["params"]} for n, r in sorted(tuned.items(), key=lambda kv:
-                                                       kv[1]["loss"])]
+    rows += [
+        {
+            "schedule": n,
+            "loss": r["loss"],
+            "ratio_to_optimal": r["loss"] / opt.loss,
+            "params": r["params"],
+        }
+        for n, r in sorted(tuned.items(), key=lambda kv: kv[1]["loss"])
+    ]
     print(f"\n{'schedule':18s} {'L(T)':>12s} {'ratio':>8s}  tuned parameters")
     for r in rows:
         params = ", ".join(f"{k}={v:.4g}" for k, v in r["params"].items())
         print(f"{r['schedule']:18s} {r['loss']:12.6g} {r['ratio_to_optimal']:8.4f}  {params}")
     csv = "schedule,loss,ratio_to_optimal,params\n" + "".join(
         f"{r['schedule']},{r['loss']:.10g},{r['ratio_to_optimal']:.6f},"
-        f"\"{';'.join(f'{k}={v:.6g}' for k, v in r['params'].items())}\"\n" for r in rows)
+        f'"{";".join(f"{k}={v:.6g}" for k, v in r["params"].items())}"\n'
+        for r in rows
+    )
     results.write_text(out / "table.csv", csv)
-    summary = {"problem": problem.config(), "T": args.T, "theory": vars(problem.theory()),
-               "eta_critical": problem.eta_critical(), "table": rows,
-               "optimal": opt.metadata(), "wall_time": time.perf_counter() - t0}
+    summary = {
+        "problem": problem.config(),
+        "T": args.T,
+        "theory": vars(problem.theory()),
+        "eta_critical": problem.eta_critical(),
+        "table": rows,
+        "optimal": opt.metadata(),
+        "wall_time": time.perf_counter() - t0,
+    }
     results.write_json(out / "summary.json", summary)
-    results.save_result(out / "baselines", {f"{n}_{k}": v[k] for n, v in tuned.items()
-                                            for k in ("etas", "curve")},
-                        {n: {"loss": v["loss"], "params": v["params"]} for n, v in tuned.items()})
-    title = (f"{problem.phase} phase: a={args.a:g}, b={args.b:g}, σ={args.sigma:g}, "
-             f"m={args.batch}, N={args.n_modes}, T={args.T}")
-    fig = plotting.optimize_figure({"etas": opt.etas, "curve": opt.curve, "loss": opt.loss},
-                                   tuned, title)
+    results.save_result(
+        out / "baselines",
+        {f"{n}_{k}": v[k] for n, v in tuned.items() for k in ("etas", "curve")},
+        {n: {"loss": v["loss"], "params": v["params"]} for n, v in tuned.items()},
+    )
+    title = (
+        f"{problem.phase} phase: a={args.a:g}, b={args.b:g}, σ={args.sigma:g}, "
+        f"m={args.batch}, N={args.n_modes}, T={args.T}"
+    )
+    fig = plotting.optimize_figure(
+        {"etas": opt.etas, "curve": opt.curve, "loss": opt.loss}, tuned, title
+    )
     path = plotting.save_figure(fig, out / "optimize.png")
     print(f"\nwrote {out}/ (optimal.npz/.json, table.csv, summary.json, {path.name})")
     return summary
@@ -112,9 +148,11 @@ def _schedule_from_args(args, problem):
     if not math.isfinite(eta) or eta <= 0:
         raise ValueError(f"--eta must be a finite number > 0; got {eta}")
     if eta >= problem.eta_mode_bound():
-        raise ValueError(f"--eta={eta:g} is beyond the stability bound: every step must have "
-                         f"eta < {problem.eta_mode_bound():.4g} (per-step bound 2m/((m+1)λ_max));"
-                         f" the largest stable constant rate is {problem.eta_critical():.4g}")
+        raise ValueError(
+            f"--eta={eta:g} is beyond the stability bound: every step must have "
+            f"eta < {problem.eta_mode_bound():.4g} (per-step bound 2m/((m+1)λ_max));"
+            f" the largest stable constant rate is {problem.eta_critical():.4g}"
+        )
     makers = {
         "constant": lambda: S.constant(eta),
         "cosine": lambda: S.cosine(eta, args.T),
@@ -135,39 +173,80 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     _check_T(args.T)
     if args.features:
         problem = Problem.from_random_features(
-            args.a, args.b, args.sigma, n_features=args.features, n_inputs=args.n_modes,
-            key=jax.random.key(args.seed + 1), batch=args.batch)
+            args.a,
+            args.b,
+            args.sigma,
+            n_features=args.features,
+            n_inputs=args.n_modes,
+            key=jax.random.key(args.seed + 1),
+            batch=args.batch,
+        )
     else:
-        problem = Problem(a=args.a, b=args.b, sigma=args.sigma, n_modes=args.n_modes,
-                          batch=args.batch, n_exact=args.n_modes)
+        problem = Problem(
+            a=args.a,
+            b=args.b,
+            sigma=args.sigma,
+            n_modes=args.n_modes,
+            batch=args.batch,
+            n_exact=args.n_modes,
+        )
     for line in _theory_lines(problem):
         print(line)
     etas, eta = _schedule_from_args(args, problem)
     theory = theory_excess(problem, loss_curve(problem, etas))
     if diverged(theory):
-        raise ValueError(f"the schedule diverges (eta={eta:g}); the largest stable constant "
-                         f"rate is {problem.eta_critical():.4g}")
+        raise ValueError(
+            f"the schedule diverges (eta={eta:g}); the largest stable constant "
+            f"rate is {problem.eta_critical():.4g}"
+        )
     t0 = time.perf_counter()
-    mc = sgd(problem, etas, jax.random.key(args.seed), n_seeds=args.seeds,
-             chunk=max(2, min(args.seeds, 16)), progress=True)
+    mc = sgd(
+        problem,
+        etas,
+        jax.random.key(args.seed),
+        n_seeds=args.seeds,
+        chunk=max(2, min(args.seeds, 16)),
+        progress=True,
+    )
     z = (mc.mean - theory)[1:] / np.maximum(mc.sem[1:], 1e-300)
     out = args.out or Path("runs") / f"simulate_a{args.a:g}_b{args.b:g}_T{args.T}"
-    meta = {"problem": problem.config(), "T": args.T, "schedule": args.schedule, "eta": eta,
-            "seeds": args.seeds, "seed": args.seed, "max_abs_z": float(np.max(np.abs(z))),
-            "final_theory": float(theory[-1]), "final_mc": float(mc.mean[-1]),
-            "final_sem": float(mc.sem[-1]), "mc_seconds": time.perf_counter() - t0}
-    results.save_result(out / "simulation", {"etas": etas, "theory": theory, "mc_mean": mc.mean,
-                                             "mc_sem": mc.sem}, meta)
-    kind = f"random features N={args.features}, M={args.n_modes}" if args.features else \
-        f"N={args.n_modes}"
+    meta = {
+        "problem": problem.config(),
+        "T": args.T,
+        "schedule": args.schedule,
+        "eta": eta,
+        "seeds": args.seeds,
+        "seed": args.seed,
+        "max_abs_z": float(np.max(np.abs(z))),
+        "final_theory": float(theory[-1]),
+        "final_mc": float(mc.mean[-1]),
+        "final_sem": float(mc.sem[-1]),
+        "mc_seconds": time.perf_counter() - t0,
+    }
+    results.save_result(
+        out / "simulation",
+        {"etas": etas, "theory": theory, "mc_mean": mc.mean, "mc_sem": mc.sem},
+        meta,
+    )
+    kind = (
+        f"random features N={args.features}, M={args.n_modes}"
+        if args.features
+        else f"N={args.n_modes}"
+    )
     fig = plotting.simulation_figure(
-        theory, mc.mean, mc.sem, etas,
+        theory,
+        mc.mean,
+        mc.sem,
+        etas,
         f"{problem.phase}: a={args.a:g}, b={args.b:g}, σ={args.sigma:g}, m={args.batch}, {kind}, "
-        f"{args.seeds} seeds")
+        f"{args.seeds} seeds",
+    )
     plotting.save_figure(fig, out / "simulation.png")
-    print(f"final excess loss: theory {theory[-1]:.6g}, Monte-Carlo {mc.mean[-1]:.6g} "
-          f"± {mc.sem[-1]:.2g} (SE); largest |deviation| over all steps "
-          f"{meta['max_abs_z']:.2f} SE")
+    print(
+        f"final excess loss: theory {theory[-1]:.6g}, Monte-Carlo {mc.mean[-1]:.6g} "
+        f"± {mc.sem[-1]:.2g} (SE); largest |deviation| over all steps "
+        f"{meta['max_abs_z']:.2f} SE"
+    )
     print(f"wrote {out}/ (simulation.npz/.json, simulation.png)")
     return meta
 
@@ -179,37 +258,65 @@ def cmd_figures(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rfmodel", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="rfmodel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("optimize", help="optimal schedule vs tuned baselines (main job)")
     _problem_args(p)
-    p.add_argument("--controls", type=int, default=None,
-                   help="K piecewise-constant controls (default: one per step)")
-    p.add_argument("--eta-max", type=float, default=None,
-                   help="upper bound on η (default: per-step stability bound)")
+    p.add_argument(
+        "--controls",
+        type=int,
+        default=None,
+        help="K piecewise-constant controls (default: one per step)",
+    )
+    p.add_argument(
+        "--eta-max",
+        type=float,
+        default=None,
+        help="upper bound on η (default: per-step stability bound)",
+    )
     p.add_argument("--smoothness", type=float, default=0.0, help="penalty κ (default 0)")
     p.add_argument("--families", default="all", help="comma-separated baseline families")
     p.set_defaults(func=cmd_optimize)
 
     p = sub.add_parser("simulate", help="exact recursion vs Monte-Carlo SGD")
     _problem_args(p, T=500, n_modes=200)
-    p.add_argument("--schedule", default="constant",
-                   choices=["constant", "cosine", "linear", "wsd", "power_law"])
-    p.add_argument("--eta", type=float, default=None,
-                   help="peak learning rate (default: half the largest stable constant rate)")
+    p.add_argument(
+        "--schedule",
+        default="constant",
+        choices=["constant", "cosine", "linear", "wsd", "power_law"],
+    )
+    p.add_argument(
+        "--eta",
+        type=float,
+        default=None,
+        help="peak learning rate (default: half the largest stable constant rate)",
+    )
     p.add_argument("--seeds", type=int, default=64, help="Monte-Carlo seeds (default 64)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed")
-    p.add_argument("--features", type=int, default=0,
-                   help="N random features of the n-modes-dimensional input (0: plain model)")
+    p.add_argument(
+        "--features",
+        type=int,
+        default=0,
+        help="N random features of the n-modes-dimensional input (0: plain model)",
+    )
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("figures", help="regenerate every figure from saved results")
-    p.add_argument("--quick", action="store_true", help="small, fast version (CI)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small, fast version (CI); needs --out DIR other than the full figures",
+    )
     p.add_argument("--out", type=Path, default=Path("figures"), help="figure folder")
-    p.add_argument("--results", type=Path, default=None,
-                   help="results cache (default: OUT/../results or OUT/results for --quick)")
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="results cache (default: OUT/data, committed with the figures)",
+    )
     p.set_defaults(func=cmd_figures)
     return parser
 

@@ -29,8 +29,13 @@ from scipy import optimize
 from .dynamics import log_final_loss_and_grad
 from .problem import Problem
 
-__all__ = ["ScheduleResult", "optimize_schedule", "optimize_schedules", "segment_index",
-           "projected_gradient"]
+__all__ = [
+    "ScheduleResult",
+    "optimize_schedule",
+    "optimize_schedules",
+    "segment_index",
+    "projected_gradient",
+]
 
 
 def segment_index(T: int, K: int) -> np.ndarray:
@@ -74,28 +79,60 @@ class ScheduleResult:
         """Write ``path`` (.npz arrays + a .json sidecar), atomically."""
         from .results import save_result
 
-        save_result(path, {"etas": self.etas, "controls": self.controls, "curve": self.curve},
-                    self.metadata())
+        save_result(
+            path,
+            {"etas": self.etas, "controls": self.controls, "curve": self.curve},
+            self.metadata(),
+        )
 
     def metadata(self) -> dict[str, Any]:
-        return {"loss": self.loss, "iterations": self.iterations,
-                "evaluations": self.evaluations, "converged": self.converged,
-                "message": self.message, "projected_gradient": self.projected_gradient,
-                "wall_time": self.wall_time, "config": self.config}
+        return {
+            "loss": self.loss,
+            "iterations": self.iterations,
+            "evaluations": self.evaluations,
+            "converged": self.converged,
+            "message": self.message,
+            "projected_gradient": self.projected_gradient,
+            "wall_time": self.wall_time,
+            "config": self.config,
+        }
 
     @classmethod
     def load(cls, path: str | Path) -> ScheduleResult:
         from .results import load_result
 
         arrays, meta = load_result(path)
-        return cls(etas=arrays["etas"], controls=arrays["controls"], curve=arrays["curve"],
-                   **{k: meta[k] for k in ("loss", "iterations", "evaluations", "converged",
-                                           "message", "projected_gradient", "wall_time",
-                                           "config")})
+        return cls(
+            etas=arrays["etas"],
+            controls=arrays["controls"],
+            curve=arrays["curve"],
+            **{
+                k: meta[k]
+                for k in (
+                    "loss",
+                    "iterations",
+                    "evaluations",
+                    "converged",
+                    "message",
+                    "projected_gradient",
+                    "wall_time",
+                    "config",
+                )
+            },
+        )
 
 
-def lbfgsb(fg, x0: np.ndarray, bounds, *, maxiter: int = 5000, gtol: float = 1e-10,
-           ftol: float = 1e-15, maxcor: int = 50, callback=None) -> optimize.OptimizeResult:
+def lbfgsb(
+    fg,
+    x0: np.ndarray,
+    bounds,
+    *,
+    maxiter: int = 5000,
+    gtol: float = 1e-10,
+    ftol: float = 1e-15,
+    maxcor: int = 50,
+    callback=None,
+) -> optimize.OptimizeResult:
     """scipy's L-BFGS-B on ``fg(x) -> (f, ∇f)``, with BLAS held to one thread.
 
     OpenBLAS's worker threads and XLA's thread pool otherwise fight over the cores: measured 5×
@@ -104,10 +141,21 @@ def lbfgsb(fg, x0: np.ndarray, bounds, *, maxiter: int = 5000, gtol: float = 1e-
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        return optimize.minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                                 callback=callback,
-                                 options={"maxiter": maxiter, "maxfun": 2 * maxiter,
-                                          "ftol": ftol, "gtol": gtol, "maxcor": maxcor})
+        return optimize.minimize(
+            fg,
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            callback=callback,
+            options={
+                "maxiter": maxiter,
+                "maxfun": 2 * maxiter,
+                "ftol": ftol,
+                "gtol": gtol,
+                "maxcor": maxcor,
+            },
+        )
 
 
 def projected_gradient(x: np.ndarray, g: np.ndarray, lo: float, hi: float) -> float:
@@ -120,8 +168,10 @@ def _validate(problem: Problem, T: int, controls, eta_max, smoothness) -> tuple[
         raise ValueError(f"T must be an integer >= 1; got T={T!r}")
     K = T if controls is None else controls
     if not isinstance(K, int | np.integer) or not 1 <= K <= T:
-        raise ValueError(f"controls must be None (per step) or an integer in [1, T={T}]; "
-                         f"got controls={controls!r}")
+        raise ValueError(
+            f"controls must be None (per step) or an integer in [1, T={T}]; "
+            f"got controls={controls!r}"
+        )
     if eta_max is None:
         eta_max = problem.eta_mode_bound()
     eta_max = float(eta_max)
@@ -189,8 +239,9 @@ def optimize_schedule(
     t0 = time.perf_counter()
     K, eta_max = _validate(problem, T, controls, eta_max, smoothness)
     if parameterization not in ("log", "linear"):
-        raise ValueError("parameterization must be 'log' or 'linear'; got "
-                         f"parameterization={parameterization!r}")
+        raise ValueError(
+            f"parameterization must be 'log' or 'linear'; got parameterization={parameterization!r}"
+        )
     seg = segment_index(T, K)
     x0 = np.clip(_initial(init, K, problem, eta_max), 0.0, eta_max)
 
@@ -208,8 +259,10 @@ def optimize_schedule(
         return v, g
 
     if fg(x0)[0] >= 1e10:
-        raise ValueError("the initial schedule diverges; pass a smaller init or eta_max "
-                         f"(largest stable constant rate {problem.eta_critical():.4g})")
+        raise ValueError(
+            "the initial schedule diverges; pass a smaller init or eta_max "
+            f"(largest stable constant rate {problem.eta_critical():.4g})"
+        )
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -231,27 +284,39 @@ def optimize_schedule(
 
         lo = log_max - 30.0
         x_start = np.log(np.clip(x0, math.exp(lo), eta_max))
-        res = lbfgsb(fg_log, x_start, [(lo, log_max)] * K, maxiter=maxiter, gtol=tol,
-                     callback=callback)
+        res = lbfgsb(
+            fg_log, x_start, [(lo, log_max)] * K, maxiter=maxiter, gtol=tol, callback=callback
+        )
         u = np.exp(np.asarray(res.x))
     else:
-        res = lbfgsb(fg, x0, [(0.0, eta_max)] * K, maxiter=maxiter, gtol=tol,
-                     callback=callback)
+        res = lbfgsb(fg, x0, [(0.0, eta_max)] * K, maxiter=maxiter, gtol=tol, callback=callback)
         u = np.asarray(res.x)
     if bar is not None:
         bar.close()
     etas = u[seg]
     _, g = fg(u)
     curve = log_final_loss_and_grad(problem, etas, batches, with_curve=True)[2]
-    config = {"problem": problem.config(), "T": int(T), "controls": None if controls is None
-              else K, "eta_max": eta_max, "smoothness": float(smoothness),
-              "parameterization": parameterization,
-              "batches": None if batches is None else "per-step"}
+    config = {
+        "problem": problem.config(),
+        "T": int(T),
+        "controls": None if controls is None else K,
+        "eta_max": eta_max,
+        "smoothness": float(smoothness),
+        "parameterization": parameterization,
+        "batches": None if batches is None else "per-step",
+    }
     return ScheduleResult(
-        etas=etas, controls=u, loss=float(curve[-1]), curve=curve, iterations=int(res.nit),
-        evaluations=int(res.nfev), converged=bool(res.success),
-        message=str(res.message), projected_gradient=projected_gradient(u, g, 0.0, eta_max),
-        wall_time=time.perf_counter() - t0, config=config,
+        etas=etas,
+        controls=u,
+        loss=float(curve[-1]),
+        curve=curve,
+        iterations=int(res.nit),
+        evaluations=int(res.nfev),
+        converged=bool(res.success),
+        message=str(res.message),
+        projected_gradient=projected_gradient(u, g, 0.0, eta_max),
+        wall_time=time.perf_counter() - t0,
+        config=config,
     )
 
 
@@ -285,8 +350,14 @@ def optimize_schedules(
         K = controls(T) if callable(controls) else controls
         path = None
         if out_dir is not None:
-            key = config_key({"problem": problem.config(), "T": T, "controls": K,
-                              **{k: v for k, v in kwargs.items() if k != "maxiter"}})
+            key = config_key(
+                {
+                    "problem": problem.config(),
+                    "T": T,
+                    "controls": K,
+                    **{k: v for k, v in kwargs.items() if k != "maxiter"},
+                }
+            )
             path = Path(out_dir) / f"T{T}_{key}"
             if path.with_suffix(".json").exists():
                 out[T] = prev_res = ScheduleResult.load(path)

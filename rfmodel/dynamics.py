@@ -59,10 +59,12 @@ def problem_arrays(problem: Problem) -> tuple[Array, Array, Array, Array]:
     cached = problem.__dict__.get("_device_arrays")
     if cached is None:
         with jax.ensure_compile_time_eval():  # concrete even when first called under jit
-            cached = (jnp.asarray(problem.lam, jnp.float64),
-                      jnp.asarray(problem.c0, jnp.float64),
-                      jnp.asarray(problem.weight * problem.lam, jnp.float64),
-                      jnp.asarray(problem.label_noise**2, jnp.float64))
+            cached = (
+                jnp.asarray(problem.lam, jnp.float64),
+                jnp.asarray(problem.c0, jnp.float64),
+                jnp.asarray(problem.weight * problem.lam, jnp.float64),
+                jnp.asarray(problem.label_noise**2, jnp.float64),
+            )
         object.__setattr__(problem, "_device_arrays", cached)  # Problem is frozen, arrays too
     return cached
 
@@ -79,18 +81,23 @@ def check_schedule(etas, batches=None, *, name: str = "etas") -> None:
     if _is_concrete(etas):
         e = np.asarray(etas)
         if e.ndim != 1 or e.size == 0:
-            raise ValueError(f"{name} must be a non-empty 1-D array of per-step learning "
-                             f"rates; got shape {e.shape}")
+            raise ValueError(
+                f"{name} must be a non-empty 1-D array of per-step learning "
+                f"rates; got shape {e.shape}"
+            )
         if not np.all(np.isfinite(e)):
-            raise ValueError(f"{name} must be finite; got NaN/Inf at step "
-                             f"{int(np.flatnonzero(~np.isfinite(e))[0])}")
+            raise ValueError(
+                f"{name} must be finite; got NaN/Inf at step "
+                f"{int(np.flatnonzero(~np.isfinite(e))[0])}"
+            )
         if np.any(e < 0):
             raise ValueError(f"{name} must be >= 0; got {name}[{int(np.argmin(e))}]={e.min()}")
     if batches is not None and _is_concrete(batches):
         m = np.asarray(batches)
         if m.shape != np.shape(etas):
-            raise ValueError(f"batches must have the shape of {name} {np.shape(etas)}; "
-                             f"got {m.shape}")
+            raise ValueError(
+                f"batches must have the shape of {name} {np.shape(etas)}; got {m.shape}"
+            )
         if not np.all(np.isfinite(m)) or np.any(m < 1):
             raise ValueError(f"batches must be finite and >= 1; got min {np.nanmin(m)}")
 
@@ -125,8 +132,9 @@ def _step(lam, wlam, s2, carry, inp):
 
 def _scan_curve(lam, c0, wlam, s2, etas, batches, unroll):
     loss0 = _guard(wlam @ c0)
-    (_, _), losses = jax.lax.scan(partial(_step, lam, wlam, s2), (c0, loss0), (etas, batches),
-                                  unroll=unroll)
+    (_, _), losses = jax.lax.scan(
+        partial(_step, lam, wlam, s2), (c0, loss0), (etas, batches), unroll=unroll
+    )
     return jnp.concatenate([loss0[None], losses])
 
 
@@ -210,8 +218,12 @@ def _fstep(lam, lam2, wlam, s2, carry, coef):
 def _fast(lam, c0, wlam, s2, etas, batches, block):
     lam, lam2, c0, wlam = _padded_arrays(lam, c0, wlam)
     loss0 = _guard(_rsum(wlam * c0))
-    _, losses = jax.lax.scan(partial(_fstep, lam, lam2, wlam, s2), (c0, loss0),
-                             _step_coeffs(etas, batches), unroll=_U_FWD)
+    _, losses = jax.lax.scan(
+        partial(_fstep, lam, lam2, wlam, s2),
+        (c0, loss0),
+        _step_coeffs(etas, batches),
+        unroll=_U_FWD,
+    )
     return jnp.concatenate([loss0[None], losses])
 
 
@@ -225,8 +237,9 @@ def _fast_fwd(lam, c0, wlam, s2, etas, batches, block):
     loss0 = _guard(_rsum(wlamp * c0p))
 
     def block_fn(carry, cf):
-        carry_out, ls = jax.lax.scan(partial(_fstep, lamp, lam2, wlamp, s2), carry, cf,
-                                     unroll=_U_FWD)
+        carry_out, ls = jax.lax.scan(
+            partial(_fstep, lamp, lam2, wlamp, s2), carry, cf, unroll=_U_FWD
+        )
         return carry_out, (carry[0], ls)
 
     _, (checkpoints, ls) = jax.lax.scan(block_fn, (c0p, loss0), coef.reshape(nb, block, 3))
@@ -261,14 +274,23 @@ def _fast_bwd(block, res, ubar):
             q = _rsum(lamp * p)
             return (1.0 - a * lamp + b * lam2) * p + (g * q + un) * wlamp, (q, p)
 
-        p, (q, ps) = jax.lax.scan(back_step, p, (cf[:, 0], cf[:, 1], cf[:, 2], ub),
-                                  reverse=True, unroll=_U_BACK)
+        p, (q, ps) = jax.lax.scan(
+            back_step, p, (cf[:, 0], cf[:, 1], cf[:, 2], ub), reverse=True, unroll=_U_BACK
+        )
         x = cs * ps * lamp
         return p, jnp.stack([q, _rsum(x), _rsum(x * lamp)], axis=1)
 
-    p0, s = jax.lax.scan(block_back, u[tp] * wlamp,
-                         (checkpoints, coef.reshape(nb, block, 3), gam.reshape(nb, block),
-                          u[:tp].reshape(nb, block)), reverse=True)
+    p0, s = jax.lax.scan(
+        block_back,
+        u[tp] * wlamp,
+        (
+            checkpoints,
+            coef.reshape(nb, block, 3),
+            gam.reshape(nb, block),
+            u[:tp].reshape(nb, block),
+        ),
+        reverse=True,
+    )
     q, r1, r2 = (s.reshape(tp, 3)[:t, i] for i in range(3))
     noise = curve[:t] + s2
     inv_m = 1.0 / batches
@@ -322,8 +344,9 @@ def log_final_loss_and_grad(problem: Problem, etas, batches=None, *, with_curve:
     ``with_curve`` also returns the loss curve L(0..T) of the same evaluation.
     """
     etas, batches = _prepare(problem, etas, batches)
-    (v, curve), g = _log_final_vg(*problem_arrays(problem), etas, batches,
-                                  _block_size(etas.shape[0]))
+    (v, curve), g = _log_final_vg(
+        *problem_arrays(problem), etas, batches, _block_size(etas.shape[0])
+    )
     out = (float(v), np.asarray(g, dtype=np.float64))
     return (*out, np.asarray(curve)) if with_curve else out
 
@@ -349,10 +372,10 @@ def final_losses(problem: Problem, etas) -> np.ndarray:
     block = _block_size(etas.shape[1])
     out = []
     for s in range(0, etas.shape[0], _CHUNK):
-        rows = etas[s:s + _CHUNK]
+        rows = etas[s : s + _CHUNK]
         pad = _CHUNK - rows.shape[0]
         rows = np.concatenate([rows, np.repeat(rows[-1:], pad, axis=0)])
-        out.append(np.asarray(_batched_final(*arrays, jnp.asarray(rows), m, block))[:_CHUNK - pad])
+        out.append(np.asarray(_batched_final(*arrays, jnp.asarray(rows), m, block))[: _CHUNK - pad])
     return np.concatenate(out)
 
 

@@ -38,14 +38,22 @@ def save_figure(fig, path: str | Path) -> Path:
     return path
 
 
-def simulation_figure(theory: np.ndarray, mc_mean: np.ndarray, mc_sem: np.ndarray,
-                      etas: np.ndarray, title: str = ""):
+def simulation_figure(
+    theory: np.ndarray, mc_mean: np.ndarray, mc_sem: np.ndarray, etas: np.ndarray, title: str = ""
+):
     """Log-log excess loss against step: theory line, Monte-Carlo mean with a ±2 SE band."""
     plt = _plt()
     fig, (ax, ax_eta) = plt.subplots(1, 2, figsize=(10, 4), width_ratios=[2, 1])
     t = np.arange(len(theory))
-    ax.fill_between(t[1:], (mc_mean - 2 * mc_sem)[1:], (mc_mean + 2 * mc_sem)[1:],
-                    color="C1", alpha=0.3, lw=0, label="Monte-Carlo ±2 SE")
+    ax.fill_between(
+        t[1:],
+        (mc_mean - 2 * mc_sem)[1:],
+        (mc_mean + 2 * mc_sem)[1:],
+        color="C1",
+        alpha=0.3,
+        lw=0,
+        label="Monte-Carlo ±2 SE",
+    )
     ax.plot(t[1:], mc_mean[1:], color="C1", lw=1, label="Monte-Carlo mean")
     ax.plot(t[1:], theory[1:], color="k", lw=1.5, ls="--", label="exact recursion")
     ax.set(xscale="log", yscale="log", xlabel="step t", ylabel="excess loss L(t)", title=title)
@@ -56,8 +64,9 @@ def simulation_figure(theory: np.ndarray, mc_mean: np.ndarray, mc_sem: np.ndarra
     return fig
 
 
-def optimize_figure(optimal: Mapping[str, Any], baselines: Mapping[str, Mapping[str, Any]],
-                    title: str = ""):
+def optimize_figure(
+    optimal: Mapping[str, Any], baselines: Mapping[str, Mapping[str, Any]], title: str = ""
+):
     """Two panels: η(t) of the optimum and each tuned baseline; L(t) on log-log axes.
 
     ``optimal`` and each baseline map ``"etas"`` (T,), ``"curve"`` (T+1,), ``"loss"``.
@@ -66,15 +75,23 @@ def optimize_figure(optimal: Mapping[str, Any], baselines: Mapping[str, Mapping[
     fig, (ax_eta, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.5))
     items = [("optimal", optimal)] + sorted(baselines.items(), key=lambda kv: kv[1]["loss"])
     for i, (name, r) in enumerate(items):
-        style = {"color": "k", "lw": 2.2, "zorder": 10} if name == "optimal" else {
-            "color": plt.cm.tab20(i % 20), "lw": 1.0}
+        style = (
+            {"color": "k", "lw": 2.2, "zorder": 10}
+            if name == "optimal"
+            else {"color": plt.cm.tab20(i % 20), "lw": 1.0}
+        )
         label = f"{name}: {r['loss']:.4g}"
         ax_eta.plot(np.arange(len(r["etas"])), r["etas"], label=label, **style)
         t = np.arange(1, len(r["curve"]))
         ax_loss.plot(t, np.asarray(r["curve"])[1:], label=label, **style)
     ax_eta.set(xlabel="step t", ylabel="learning rate η(t)", title="schedules")
-    ax_loss.set(xscale="log", yscale="log", xlabel="step t", ylabel="excess loss L(t)",
-                title="loss curves (final loss in legend)")
+    ax_loss.set(
+        xscale="log",
+        yscale="log",
+        xlabel="step t",
+        ylabel="excess loss L(t)",
+        title="loss curves (final loss in legend)",
+    )
     ax_loss.legend(fontsize=7, ncol=2)
     fig.suptitle(title)
     fig.tight_layout()

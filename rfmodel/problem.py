@@ -130,12 +130,15 @@ class Problem:
         if self.lam is None:
             lam, c0, weight = _power_law_modes(a, b, int(n), int(n_exact), bpd)
         else:
-            lam, c0, weight = (np.asarray(x, dtype=np.float64) for x in (self.lam, self.c0,
-                                                                       self.weight))
+            lam, c0, weight = (
+                np.asarray(x, dtype=np.float64) for x in (self.lam, self.c0, self.weight)
+            )
             for name, x in (("lam", lam), ("c0", c0), ("weight", weight)):
                 if x.ndim != 1 or x.shape != lam.shape or not np.all(np.isfinite(x)):
-                    raise ValueError(f"{name} must be a finite 1-D array of the same length as "
-                                     f"lam; got shape {x.shape}")
+                    raise ValueError(
+                        f"{name} must be a finite 1-D array of the same length as "
+                        f"lam; got shape {x.shape}"
+                    )
             if np.any(lam <= 0) or np.any(c0 < 0) or np.any(weight <= 0):
                 raise ValueError("lam must be > 0, c0 >= 0 and weight > 0 for every mode")
         if self.normalize:
@@ -167,9 +170,18 @@ class Problem:
         """
         lam = np.asarray(lam, dtype=np.float64)
         weight = np.ones_like(lam) if weight is None else np.asarray(weight, np.float64)
-        return cls(a=a, b=b, sigma=sigma, n_modes=int(round(float(np.sum(weight)))), batch=batch,
-                   lam=lam, c0=np.asarray(c0, np.float64), weight=weight,
-                   approx_error=approx_error, kind=kind)
+        return cls(
+            a=a,
+            b=b,
+            sigma=sigma,
+            n_modes=int(round(float(np.sum(weight)))),
+            batch=batch,
+            lam=lam,
+            c0=np.asarray(c0, np.float64),
+            weight=weight,
+            approx_error=approx_error,
+            kind=kind,
+        )
 
     @classmethod
     def from_random_features(
@@ -200,8 +212,10 @@ class Problem:
         base = cls(a=a, b=b, sigma=sigma, n_modes=n_inputs, batch=batch, n_exact=n_inputs)
         lam_x = base.lam
         w_star = np.sqrt(base.c0)
-        f = np.asarray(jax.random.normal(key, (n_features, n_inputs), dtype=jax.numpy.float64),
-                       dtype=np.float64) / math.sqrt(n_features)
+        f = np.asarray(
+            jax.random.normal(key, (n_features, n_inputs), dtype=jax.numpy.float64),
+            dtype=np.float64,
+        ) / math.sqrt(n_features)
         cov = (f * lam_x) @ f.T
         mu, u = np.linalg.eigh(cov)
         cross = f @ (lam_x * w_star)  # E[ψ y] = F Λ w*
@@ -210,8 +224,15 @@ class Problem:
         l_approx = float(np.sum(lam_x * w_star**2) - cross @ w_n)
         l_approx = max(l_approx, 0.0)
         return cls(
-            a=base.a, b=base.b, sigma=math.sqrt(base.sigma**2 + l_approx), n_modes=n_features,
-            batch=batch, lam=mu, c0=v**2, weight=np.ones_like(mu), approx_error=l_approx,
+            a=base.a,
+            b=base.b,
+            sigma=math.sqrt(base.sigma**2 + l_approx),
+            n_modes=n_features,
+            batch=batch,
+            lam=mu,
+            c0=v**2,
+            weight=np.ones_like(mu),
+            approx_error=l_approx,
             kind="random_features",
             features=RandomFeatures(f, lam_x, w_star, u, w_n, base.sigma),
         )
@@ -284,8 +305,15 @@ class Problem:
         lo, hi = 0.0, top * (1 - 1e-15)
         if self.stability_sum(hi, batch) < 1:  # a single dominant mode bounds it
             return hi
-        return float(optimize.brentq(lambda e: self.stability_sum(e, batch) - 1.0, lo, hi,
-                                     xtol=1e-15, rtol=4 * np.finfo(float).eps))
+        return float(
+            optimize.brentq(
+                lambda e: self.stability_sum(e, batch) - 1.0,
+                lo,
+                hi,
+                xtol=1e-15,
+                rtol=4 * np.finfo(float).eps,
+            )
+        )
 
     def stationary_loss(self, eta: float, batch: float | None = None) -> float:
         """L(∞) = σ² S / (1 − S) for a stable constant rate (inf when unstable)."""
@@ -295,10 +323,17 @@ class Problem:
     def config(self) -> dict[str, Any]:
         """JSON-serializable description (used as a cache key and in result metadata)."""
         out = {
-            "kind": self.kind, "a": self.a, "b": self.b, "sigma": self.sigma,
-            "n_modes": self.n_modes, "batch": self.batch, "normalize": self.normalize,
-            "n_exact": self.n_exact, "bins_per_decade": self.bins_per_decade,
-            "n_eff": self.n_eff, "approx_error": self.approx_error,
+            "kind": self.kind,
+            "a": self.a,
+            "b": self.b,
+            "sigma": self.sigma,
+            "n_modes": self.n_modes,
+            "batch": self.batch,
+            "normalize": self.normalize,
+            "n_exact": self.n_exact,
+            "bins_per_decade": self.bins_per_decade,
+            "n_eff": self.n_eff,
+            "approx_error": self.approx_error,
         }
         if self.kind != "power_law":  # the arrays define the problem: fingerprint them
             import hashlib
@@ -352,5 +387,8 @@ def _power_law_modes(
     lam_t = _power_sum(a + b, lo, hi) / power
     weight = hi - lo + 1
     c0_t = power / (weight * lam_t)
-    return (np.concatenate([lam_h, lam_t]), np.concatenate([c0_h, c0_t]),
-            np.concatenate([np.ones_like(head), weight]))
+    return (
+        np.concatenate([lam_h, lam_t]),
+        np.concatenate([c0_h, c0_t]),
+        np.concatenate([np.ones_like(head), weight]),
+    )

@@ -71,8 +71,10 @@ def write_json(path: str | Path, data: Any) -> None:
 def save_result(path: str | Path, arrays: dict[str, Any], metadata: dict[str, Any]) -> None:
     """Save ``arrays`` to ``path.npz`` and ``metadata`` to ``path.json``, atomically."""
     path = Path(path)
-    _atomic_write(path.with_suffix(".npz"),
-                  lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}))
+    _atomic_write(
+        path.with_suffix(".npz"),
+        lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}),
+    )
     write_json(path.with_suffix(".json"), metadata)
 
 

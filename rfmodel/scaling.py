@@ -33,8 +33,15 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-__all__ = ["PowerLawFit", "power_law_fit", "local_exponents", "sliding_fits",
-           "max_rule_loss_exponent", "theory_xi", "classify_phase"]
+__all__ = [
+    "PowerLawFit",
+    "power_law_fit",
+    "local_exponents",
+    "sliding_fits",
+    "max_rule_loss_exponent",
+    "theory_xi",
+    "classify_phase",
+]
 
 
 @dataclass(frozen=True)
@@ -71,8 +78,19 @@ class PowerLawFit:
 
     def negated(self) -> PowerLawFit:
         """The same fit with the sign of the slope flipped (for decay exponents r = −p)."""
-        return PowerLawFit(-self.exponent, self.prefactor, self.stderr, -self.hi, -self.lo,
-                           self.level, self.method, self.x_min, self.x_max, self.n, self.rms)
+        return PowerLawFit(
+            -self.exponent,
+            self.prefactor,
+            self.stderr,
+            -self.hi,
+            -self.lo,
+            self.level,
+            self.method,
+            self.x_min,
+            self.x_max,
+            self.n,
+            self.rms,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serializable fields."""
@@ -80,8 +98,10 @@ class PowerLawFit:
 
     def __str__(self) -> str:
         iv = "" if math.isnan(self.lo) else f" [{self.lo:.3f}, {self.hi:.3f}]"
-        return (f"{self.exponent:.3f}{iv} (n={self.n}, x in [{self.x_min:g}, {self.x_max:g}], "
-                f"{self.method})")
+        return (
+            f"{self.exponent:.3f}{iv} (n={self.n}, x in [{self.x_min:g}, {self.x_max:g}], "
+            f"{self.method})"
+        )
 
 
 def _as_1d(name: str, v) -> np.ndarray:
@@ -149,8 +169,10 @@ def power_law_fit(
     if not np.all(np.isfinite(ys)) or np.any(ys <= 0):
         raise ValueError(f"y must be finite and > 0 in the fitted range; got min {ys.min()}")
     if np.unique(xs).size < 2:
-        raise ValueError(f"x must have at least 2 distinct values in [x_min, x_max] = "
-                         f"[{x_min}, {x_max}]; got {np.unique(xs).size}")
+        raise ValueError(
+            f"x must have at least 2 distinct values in [x_min, x_max] = "
+            f"[{x_min}, {x_max}]; got {np.unique(xs).size}"
+        )
     lx, ly = np.log(xs), np.log(ys)
     slope, icpt, se, rms = _ols(lx, ly)
     n = xs.size
@@ -171,8 +193,19 @@ def power_law_fit(
         half = stats.t.ppf((1 + level) / 2, n - 2) * se if n > 2 else math.nan
         lo, hi = slope - half, slope + half
         method = "t"
-    return PowerLawFit(slope, math.exp(icpt), se, float(lo), float(hi), level, method,
-                       float(xs.min()), float(xs.max()), int(n), rms)
+    return PowerLawFit(
+        slope,
+        math.exp(icpt),
+        se,
+        float(lo),
+        float(hi),
+        level,
+        method,
+        float(xs.min()),
+        float(xs.max()),
+        int(n),
+        rms,
+    )
 
 
 def local_exponents(x, y, *, window: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -187,8 +220,10 @@ def local_exponents(x, y, *, window: int = 2) -> tuple[np.ndarray, np.ndarray]:
         shape ``(len(x) − window + 1,)``.
     """
     fits = sliding_fits(x, y, window=window)
-    return (np.array([math.sqrt(f.x_min * f.x_max) for f in fits]),
-            np.array([f.exponent for f in fits]))
+    return (
+        np.array([math.sqrt(f.x_min * f.x_max) for f in fits]),
+        np.array([f.exponent for f in fits]),
+    )
 
 
 def sliding_fits(x, y, *, window: int = 3, level: float = 0.95) -> list[PowerLawFit]:
@@ -202,8 +237,10 @@ def sliding_fits(x, y, *, window: int = 3, level: float = 0.95) -> list[PowerLaw
         raise ValueError(f"x must have at least window={window} points; got {x.size}")
     if np.any(np.diff(x) <= 0):
         raise ValueError("x must be strictly increasing")
-    return [power_law_fit(x[i:i + window], y[i:i + window], level=level)
-            for i in range(x.size - window + 1)]
+    return [
+        power_law_fit(x[i : i + window], y[i : i + window], level=level)
+        for i in range(x.size - window + 1)
+    ]
 
 
 def max_rule_loss_exponent(a: float, b: float) -> float:
@@ -220,8 +257,13 @@ def theory_xi(a: float, b: float) -> float:
     return max(0.0, 1 - b / a)
 
 
-def classify_phase(xi: PowerLawFit | float, plateau_ratio: float, *,
-                   xi_threshold: float = 0.05, pinned: float = 0.85) -> str:
+def classify_phase(
+    xi: PowerLawFit | float,
+    plateau_ratio: float,
+    *,
+    xi_threshold: float = 0.05,
+    pinned: float = 0.85,
+) -> str:
     """The phase read off measured behaviour of the optimal schedules.
 
     ``"hard"``: the peak rate does not fall with T (ξ < ``xi_threshold``) and sits at the

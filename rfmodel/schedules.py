@@ -41,9 +41,23 @@ from .dynamics import final_losses, log_final_loss_and_grad, loss_curve
 from .problem import Problem
 
 __all__ = [
-    "constant", "power_law", "cosine", "linear", "polynomial", "wsd", "power_scheduler",
-    "exponential", "inverse_sqrt", "from_array", "to_optax", "as_array", "FAMILIES", "Family",
-    "Param", "TuneResult", "tune",
+    "constant",
+    "power_law",
+    "cosine",
+    "linear",
+    "polynomial",
+    "wsd",
+    "power_scheduler",
+    "exponential",
+    "inverse_sqrt",
+    "from_array",
+    "to_optax",
+    "as_array",
+    "FAMILIES",
+    "Family",
+    "Param",
+    "TuneResult",
+    "tune",
 ]
 
 Schedule = Callable[[Any], Any]
@@ -107,8 +121,9 @@ _DECAYS = {
 }
 
 
-def wsd(eta0: float, T: int, warmup: float = 0.0, decay: float = 0.2,
-        shape: str = "linear") -> Schedule:
+def wsd(
+    eta0: float, T: int, warmup: float = 0.0, decay: float = 0.2, shape: str = "linear"
+) -> Schedule:
     """Warmup-stable-decay: warmup fraction, plateau η₀, decay over the last fraction ``decay``.
 
     ``shape`` ∈ {"linear", "cosine", "1-sqrt", "exponential"} maps x ∈ [0, 1] through the decay.
@@ -125,8 +140,14 @@ def wsd(eta0: float, T: int, warmup: float = 0.0, decay: float = 0.2,
     return f
 
 
-def power_scheduler(eta_max: float, T: int, amplitude: float, exponent: float,
-                    batch: float = 1.0, decay: float = 0.1) -> Schedule:
+def power_scheduler(
+    eta_max: float,
+    T: int,
+    amplitude: float,
+    exponent: float,
+    batch: float = 1.0,
+    decay: float = 0.1,
+) -> Schedule:
     """Power Scheduler: η = min(η_max, amplitude · n^(−exponent)) in samples n = m·(t+1).
 
     The last fraction ``decay`` of steps decays linearly to zero from the value reached there.
@@ -202,29 +223,56 @@ FAMILIES: dict[str, Family] = {
     f.name: f
     for f in [
         Family("constant", lambda T, m, eta0: constant(eta0), (_ETA,)),
-        Family("power_law", lambda T, m, eta0, chi: power_law(eta0, chi),
-               (_ETA, Param("chi", 0.0, 1.0, log=False, grid=11))),
-        Family("cosine", lambda T, m, eta0, warmup: cosine(eta0, T, warmup),
-               (_ETA, Param("warmup", 1e-3, 0.3, grid=5))),
-        Family("linear", lambda T, m, eta0, warmup: linear(eta0, T, warmup),
-               (_ETA, Param("warmup", 1e-3, 0.3, grid=5))),
-        Family("polynomial", lambda T, m, eta0, p: polynomial(eta0, T, p),
-               (_ETA, Param("p", 0.1, 5.0, grid=8))),
-        *[Family(f"wsd_{shape}",
-                 lambda T, m, eta0, decay, shape=shape: wsd(eta0, T, 0.0, decay, shape),
-                 (_ETA, Param("decay", 0.01, 1.0, grid=8)))
-          for shape in ("linear", "cosine", "1-sqrt", "exponential")],
-        Family("power_scheduler",
-               lambda T, m, eta_max, amplitude, exponent, decay: power_scheduler(
-                   eta_max, T, amplitude, exponent, m, decay),
-               (replace(_ETA, name="eta_max", grid=8),
+        Family(
+            "power_law",
+            lambda T, m, eta0, chi: power_law(eta0, chi),
+            (_ETA, Param("chi", 0.0, 1.0, log=False, grid=11)),
+        ),
+        Family(
+            "cosine",
+            lambda T, m, eta0, warmup: cosine(eta0, T, warmup),
+            (_ETA, Param("warmup", 1e-3, 0.3, grid=5)),
+        ),
+        Family(
+            "linear",
+            lambda T, m, eta0, warmup: linear(eta0, T, warmup),
+            (_ETA, Param("warmup", 1e-3, 0.3, grid=5)),
+        ),
+        Family(
+            "polynomial",
+            lambda T, m, eta0, p: polynomial(eta0, T, p),
+            (_ETA, Param("p", 0.1, 5.0, grid=8)),
+        ),
+        *[
+            Family(
+                f"wsd_{shape}",
+                lambda T, m, eta0, decay, shape=shape: wsd(eta0, T, 0.0, decay, shape),
+                (_ETA, Param("decay", 0.01, 1.0, grid=8)),
+            )
+            for shape in ("linear", "cosine", "1-sqrt", "exponential")
+        ],
+        Family(
+            "power_scheduler",
+            lambda T, m, eta_max, amplitude, exponent, decay: power_scheduler(
+                eta_max, T, amplitude, exponent, m, decay
+            ),
+            (
+                replace(_ETA, name="eta_max", grid=8),
                 Param("amplitude", 1e-2, 1e2, grid=5),
                 Param("exponent", 0.0, 1.0, log=False, grid=5),
-                Param("decay", 0.02, 0.5, grid=3))),
-        Family("exponential", lambda T, m, eta0, final: exponential(eta0, T, final),
-               (_ETA, Param("final", 1e-4, 1.0, grid=8))),
-        Family("inverse_sqrt", lambda T, m, eta0, tau: inverse_sqrt(eta0, tau),
-               (_ETA, Param("tau", 1.0, 1e5, grid=8))),
+                Param("decay", 0.02, 1.0, grid=4),
+            ),
+        ),
+        Family(
+            "exponential",
+            lambda T, m, eta0, final: exponential(eta0, T, final),
+            (_ETA, Param("final", 1e-4, 1.0, grid=8)),
+        ),
+        Family(
+            "inverse_sqrt",
+            lambda T, m, eta0, tau: inverse_sqrt(eta0, tau),
+            (_ETA, Param("tau", 1.0, 1e5, grid=8)),
+        ),
     ]
 }
 
@@ -318,8 +366,9 @@ def tune(
     for i in order[:n_starts]:
         if not np.isfinite(f_grid[i]):
             continue
-        res = lbfgsb(fg, grid[i], [(0.0, 1.0)] * len(fam.params), maxiter=maxiter,
-                     ftol=1e-13, maxcor=10)
+        res = lbfgsb(
+            fg, grid[i], [(0.0, 1.0)] * len(fam.params), maxiter=maxiter, ftol=1e-13, maxcor=10
+        )
         evals += int(res.nfev)
         if res.fun < best_f:
             f_check = fg(res.x)[0]
@@ -327,9 +376,14 @@ def tune(
                 best_z, best_f = np.asarray(res.x), f_check
     etas = np.asarray(etas_of(jnp.asarray(best_z)))
     curve = np.asarray(loss_curve(problem, etas))
-    params = {p.name: float(_from_z(best_z[i], bounds[i], logs[i]))
-              for i, p in enumerate(fam.params)}
-    edge = tuple(p.name for i, p in enumerate(fam.params)
-                 if (best_z[i] < 1e-6 or best_z[i] > 1 - 1e-6) and p.grid > 1)
-    return TuneResult(fam.name, params, float(curve[-1]), etas, curve, evals,
-                      time.perf_counter() - t0, edge)
+    params = {
+        p.name: float(_from_z(best_z[i], bounds[i], logs[i])) for i, p in enumerate(fam.params)
+    }
+    edge = tuple(
+        p.name
+        for i, p in enumerate(fam.params)
+        if (best_z[i] < 1e-6 or best_z[i] > 1 - 1e-6) and p.grid > 1
+    )
+    return TuneResult(
+        fam.name, params, float(curve[-1]), etas, curve, evals, time.perf_counter() - t0, edge
+    )

@@ -123,9 +123,11 @@ def sgd(
     """
     check_schedule(etas)
     if problem.binned:
-        raise ValueError("problem must be unbinned for Monte-Carlo SGD (a binned tail is a "
-                         f"theory device); got n_modes={problem.n_modes} > n_exact="
-                         f"{problem.n_exact}. Use n_exact >= n_modes.")
+        raise ValueError(
+            "problem must be unbinned for Monte-Carlo SGD (a binned tail is a "
+            f"theory device); got n_modes={problem.n_modes} > n_exact="
+            f"{problem.n_exact}. Use n_exact >= n_modes."
+        )
     if problem.batch != int(problem.batch):
         raise ValueError(f"problem.batch must be an integer for sampling; got {problem.batch}")
     if not isinstance(n_seeds, int | np.integer) or n_seeds < 2:
@@ -138,8 +140,7 @@ def sgd(
     keys = jax.random.split(key, n_seeds)
     if problem.kind == "random_features":
         rf = problem.features
-        args = (jnp.asarray(rf.proj), jnp.asarray(rf.lam_x), jnp.asarray(rf.w_star),
-                rf.sigma, etas)
+        args = (jnp.asarray(rf.proj), jnp.asarray(rf.lam_x), jnp.asarray(rf.w_star), rf.sigma, etas)
         run = _run_features
     else:
         args = (jnp.asarray(problem.lam), jnp.sqrt(jnp.asarray(problem.c0)), problem.sigma, etas)
@@ -149,8 +150,9 @@ def sgd(
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc="Monte-Carlo SGD", unit="chunk")
-    losses = np.concatenate([np.asarray(run(keys[s:s + chunk], *args, batch=batch))
-                             for s in starts])
+    losses = np.concatenate(
+        [np.asarray(run(keys[s : s + chunk], *args, batch=batch)) for s in starts]
+    )
     mean = losses.mean(axis=0)
     sem = losses.std(axis=0, ddof=1) / np.sqrt(n_seeds)
     return MonteCarlo(mean=mean, sem=sem, n_seeds=n_seeds, losses=losses if keep_all else None)

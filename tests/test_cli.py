@@ -6,8 +6,19 @@ from rfmodel.cli import main
 
 
 def test_optimize_main_job(tmp_path, capsys):
-    rc = main(["optimize", "--T", "120", "--n-modes", "80", "--families", "constant,linear",
-               "--out", str(tmp_path)])
+    rc = main(
+        [
+            "optimize",
+            "--T",
+            "120",
+            "--n-modes",
+            "80",
+            "--families",
+            "constant,linear",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "phase: easy" in out and "optimal" in out and "linear" in out
@@ -19,13 +30,39 @@ def test_optimize_main_job(tmp_path, capsys):
 
 
 def test_simulate(tmp_path, capsys):
-    rc = main(["simulate", "--T", "60", "--n-modes", "30", "--seeds", "32", "--schedule",
-               "cosine", "--out", str(tmp_path)])
+    rc = main(
+        [
+            "simulate",
+            "--T",
+            "60",
+            "--n-modes",
+            "30",
+            "--seeds",
+            "32",
+            "--schedule",
+            "cosine",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     meta = json.loads((tmp_path / "simulation.json").read_text())
     assert meta["max_abs_z"] < 6 and (tmp_path / "simulation.png").exists()
-    rc = main(["simulate", "--T", "40", "--n-modes", "60", "--features", "20", "--seeds", "16",
-               "--out", str(tmp_path / "rf")])
+    rc = main(
+        [
+            "simulate",
+            "--T",
+            "40",
+            "--n-modes",
+            "60",
+            "--features",
+            "20",
+            "--seeds",
+            "16",
+            "--out",
+            str(tmp_path / "rf"),
+        ]
+    )
     assert rc == 0 and (tmp_path / "rf" / "simulation.png").exists()
 
 

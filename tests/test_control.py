@@ -57,10 +57,16 @@ def test_segment_index():
         segment_index(10, 11)
 
 
-@pytest.mark.parametrize("a,b,T,controls", [
-    (2.5, 1.2, 200, None), (2.5, 1.2, 600, 60), (1.5, 2.5, 200, 40), (1.5, 2.5, 600, 60),
-    pytest.param(1.5, 2.5, 200, None, marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "a,b,T,controls",
+    [
+        (2.5, 1.2, 200, None),
+        (2.5, 1.2, 600, 60),
+        (1.5, 2.5, 200, 40),
+        (1.5, 2.5, 600, 60),
+        pytest.param(1.5, 2.5, 200, None, marks=pytest.mark.slow),
+    ],
+)
 def test_optimum_beats_every_tuned_baseline(a, b, T, controls):
     """K-piecewise optima restrict the per-step problem, so beating the baselines with them
     implies the per-step optimum does too (per-step hard-phase solves take ~10^4 iterations)."""
@@ -92,16 +98,19 @@ def test_warm_starts_save_and_resume(tmp_path):
     assert loaded.config["T"] == 200
 
 
-@pytest.mark.parametrize("kwargs,msg", [
-    (dict(T=0), "T must be"),
-    (dict(T=10, controls=11), "controls must be"),
-    (dict(T=10, controls=0), "controls must be"),
-    (dict(T=10, eta_max=-1.0), "eta_max must be"),
-    (dict(T=10, eta_max=float("nan")), "eta_max must be"),
-    (dict(T=10, smoothness=-1.0), "smoothness must be"),
-    (dict(T=200, init=1e6, eta_max=1e7), "initial schedule diverges"),
-    (dict(T=10, parameterization="sqrt"), "parameterization must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs,msg",
+    [
+        (dict(T=0), "T must be"),
+        (dict(T=10, controls=11), "controls must be"),
+        (dict(T=10, controls=0), "controls must be"),
+        (dict(T=10, eta_max=-1.0), "eta_max must be"),
+        (dict(T=10, eta_max=float("nan")), "eta_max must be"),
+        (dict(T=10, smoothness=-1.0), "smoothness must be"),
+        (dict(T=200, init=1e6, eta_max=1e7), "initial schedule diverges"),
+        (dict(T=10, parameterization="sqrt"), "parameterization must be"),
+    ],
+)
 def test_invalid_input(kwargs, msg):
     p = Problem(a=2.0, b=1.5, sigma=0.5, n_modes=50, batch=2)
     with pytest.raises(ValueError, match=msg):

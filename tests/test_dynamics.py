@@ -35,8 +35,9 @@ def test_single_mode_fixed_point(m):
 def test_one_step_by_hand():
     p = Problem(a=2.0, b=1.5, sigma=0.3, n_modes=5, batch=3)
     eta = 0.4
-    c = p.c0 * (1 - 2 * eta * p.lam + (4 / 3) * eta**2 * p.lam**2) + (
-        eta**2 / 3) * p.lam * (p.initial_loss + 0.09)
+    c = p.c0 * (1 - 2 * eta * p.lam + (4 / 3) * eta**2 * p.lam**2) + (eta**2 / 3) * p.lam * (
+        p.initial_loss + 0.09
+    )
     assert math.isclose(float(loss_curve(p, [eta])[1]), float(np.sum(p.lam * c)), rel_tol=1e-14)
 
 
@@ -46,8 +47,7 @@ def test_fast_matches_reference(T):
     t = np.arange(T)
     etas = 1.1 * (1 - t / T) ** 0.5 + 0.01
     m = 2.0 + np.sin(t)
-    np.testing.assert_allclose(loss_curve(p, etas, m), loss_curve_reference(p, etas, m),
-                               rtol=1e-13)
+    np.testing.assert_allclose(loss_curve(p, etas, m), loss_curve_reference(p, etas, m), rtol=1e-13)
 
     def objective(f):
         return lambda e, b: f(p, e, b)[-1] + 0.3 * f(p, e, b)[T // 2] + jnp.sum(f(p, e, b)) / T
@@ -88,14 +88,17 @@ def test_divergence_is_inf_not_nan():
     assert not diverged(loss_curve(p, np.full(100, 0.5 * p.eta_critical())))
 
 
-@pytest.mark.parametrize("etas,batches,msg", [
-    (np.array([0.1, np.nan]), None, "etas must be finite"),
-    (np.array([0.1, -0.2]), None, "etas must be >= 0"),
-    (np.zeros((2, 2)), None, "etas must be a non-empty 1-D"),
-    (np.array([]), None, "etas must be a non-empty 1-D"),
-    (np.array([0.1, 0.1]), np.array([1.0]), "batches must have the shape"),
-    (np.array([0.1, 0.1]), np.array([1.0, 0.5]), "batches must be finite and >= 1"),
-])
+@pytest.mark.parametrize(
+    "etas,batches,msg",
+    [
+        (np.array([0.1, np.nan]), None, "etas must be finite"),
+        (np.array([0.1, -0.2]), None, "etas must be >= 0"),
+        (np.zeros((2, 2)), None, "etas must be a non-empty 1-D"),
+        (np.array([]), None, "etas must be a non-empty 1-D"),
+        (np.array([0.1, 0.1]), np.array([1.0]), "batches must have the shape"),
+        (np.array([0.1, 0.1]), np.array([1.0, 0.5]), "batches must be finite and >= 1"),
+    ],
+)
 def test_invalid_schedule(etas, batches, msg):
     p = Problem(a=2.0, b=1.5, n_modes=10)
     with pytest.raises(ValueError, match=msg):

@@ -20,12 +20,14 @@ def test_spectrum_and_initial_errors():
 
 
 def test_normalize_gives_unit_initial_loss():
-    assert math.isclose(Problem(a=1.3, b=2.0, n_modes=10_000, normalize=True).initial_loss, 1.0,
-                        rel_tol=1e-13)
+    assert math.isclose(
+        Problem(a=1.3, b=2.0, n_modes=10_000, normalize=True).initial_loss, 1.0, rel_tol=1e-13
+    )
 
 
-@pytest.mark.parametrize("a,b,phase", [(2.5, 1.2, "easy"), (1.5, 2.5, "hard"), (2.0, 2.0,
-                                                                                  "boundary")])
+@pytest.mark.parametrize(
+    "a,b,phase", [(2.5, 1.2, "easy"), (1.5, 2.5, "hard"), (2.0, 2.0, "boundary")]
+)
 def test_phase_and_theory(a, b, phase):
     p = Problem(a=a, b=b)
     th = p.theory()
@@ -76,16 +78,36 @@ def test_binning_accuracy_improves_with_resolution():
     exact = Problem(a=2.5, b=1.2, sigma=0.3, n_modes=20_000, batch=2, n_exact=20_000)
     etas = np.full(2000, 0.5)
     ce = loss_curve(exact, etas)
-    errs = [float(np.max(np.abs(loss_curve(Problem(a=2.5, b=1.2, sigma=0.3, n_modes=20_000,
-                                                   batch=2, n_exact=100,
-                                                   bins_per_decade=r), etas) / ce - 1)))
-            for r in (5, 20, 80)]
+    errs = [
+        float(
+            np.max(
+                np.abs(
+                    loss_curve(
+                        Problem(
+                            a=2.5,
+                            b=1.2,
+                            sigma=0.3,
+                            n_modes=20_000,
+                            batch=2,
+                            n_exact=100,
+                            bins_per_decade=r,
+                        ),
+                        etas,
+                    )
+                    / ce
+                    - 1
+                )
+            )
+        )
+        for r in (5, 20, 80)
+    ]
     assert errs[0] > errs[1] > errs[2]
 
 
 def test_random_features_problem():
-    p = Problem.from_random_features(2.0, 1.5, 0.3, n_features=30, n_inputs=120,
-                                     key=jax.random.key(0), batch=2)
+    p = Problem.from_random_features(
+        2.0, 1.5, 0.3, n_features=30, n_inputs=120, key=jax.random.key(0), batch=2
+    )
     assert p.kind == "random_features" and p.n_eff == 30
     assert p.approx_error > 0
     assert math.isclose(p.sigma**2, 0.3**2 + p.approx_error, rel_tol=1e-12)
@@ -128,5 +150,8 @@ def test_eta_critical_property(a, b, m):
     p = Problem(a=a, b=b, n_modes=2000, batch=m)
     eta_c = p.eta_critical()
     assert 0 < eta_c < p.eta_mode_bound()
-    assert p.stability_sum(0.999 * eta_c) < 1 < p.stability_sum(min(1.001 * eta_c,
-                                                                     0.99999 * p.eta_mode_bound()))
+    assert (
+        p.stability_sum(0.999 * eta_c)
+        < 1
+        < p.stability_sum(min(1.001 * eta_c, 0.99999 * p.eta_mode_bound()))
+    )

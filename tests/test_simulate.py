@@ -20,8 +20,7 @@ def _check(problem, etas, seed, n_seeds=1024):
     return z
 
 
-@pytest.mark.parametrize("a,b,batch", [(2.5, 1.2, 1), (2.5, 1.2, 4), (1.5, 2.5, 1),
-                                       (1.5, 2.5, 8)])
+@pytest.mark.parametrize("a,b,batch", [(2.5, 1.2, 1), (2.5, 1.2, 4), (1.5, 2.5, 1), (1.5, 2.5, 8)])
 def test_monte_carlo_matches_recursion(a, b, batch):
     p = Problem(a=a, b=b, sigma=0.5, n_modes=100, batch=batch, n_exact=100)
     T = 300
@@ -31,8 +30,9 @@ def test_monte_carlo_matches_recursion(a, b, batch):
 
 def test_monte_carlo_random_features():
     """SGD on real features ψ = F x (x ∈ R^M, N < M) matches the eigenbasis recursion."""
-    p = Problem.from_random_features(2.0, 1.5, 0.3, n_features=40, n_inputs=160,
-                                     key=jax.random.key(3), batch=2)
+    p = Problem.from_random_features(
+        2.0, 1.5, 0.3, n_features=40, n_inputs=160, key=jax.random.key(3), batch=2
+    )
     T = 300
     etas = np.full(T, 0.6 * p.eta_critical())
     _check(p, etas, seed=11)

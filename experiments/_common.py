@@ -1,0 +1,218 @@
+"""Shared helpers of the experiments: problems, control rules, cached optimal-schedule chains.
+
+Not an experiment itself. The experiment scripts import it by name (``experiments/`` is on
+``sys.path`` when they run as scripts or through :mod:`rfmodel.figures`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rfmodel import Problem
+from rfmodel.control import ScheduleResult, optimize_schedules, segment_index
+from rfmodel.figures import Task
+from rfmodel.results import config_key, write_json
+
+#: Rough cost of one loss+gradient evaluation per (kept mode × step), in seconds.
+NS_PER_MODE_STEP = 15e-9
+
+
+def make_problem(setting: dict[str, Any]) -> Problem:
+    """A :class:`Problem` from a setting dict (a, b, sigma, batch, n_modes, n_exact, bins...)."""
+    keys = ("a", "b", "sigma", "batch", "n_modes", "n_exact", "bins_per_decade")
+    return Problem(**{k: setting[k] for k in keys if k in setting})
+
+
+def setting_label(setting: dict[str, Any], problem: Problem | None = None) -> str:
+    """One-line description for figure titles, stating N and the binned tail."""
+    p = problem or make_problem(setting)
+    n = p.n_modes
+    exp = int(round(math.log10(n))) if n > 0 else 0
+    ntxt = f"10^{exp}" if 10**exp == n else f"{n}"
+    return (
+        f"a={p.a:g}, b={p.b:g}, σ={p.sigma:g}, m={p.batch:g}, N={ntxt} modes "
+        f"(binned tail, {p.n_eff} kept: effectively infinite N)"
+    )
+
+
+def controls_for(T: int, rule: dict[str, int] | None) -> int | None:
+    """Number of controls K at horizon T for a rule ``{per_step_max, K, steps_per_control}``.
+
+    ``None`` rule: one control per step (returns None). Otherwise T ≤ per_step_max → K = T
+    (per step); else K = min(rule K, T // steps_per_control).
+    """
+    if rule is None:
+        return None
+    if T <= rule.get("per_step_max", 0):
+        return T
+    return max(1, min(int(rule["K"]), T // int(rule.get("steps_per_control", 1))))
+
+
+def segment_centers(T: int, K: int) -> np.ndarray:
+    """Mean of (t + ½)/T over the steps of each of the K segments, shape ``(K,)``."""
+    seg = segment_index(T, K)
+    frac = (np.arange(T) + 0.5) / T
+    return np.bincount(seg, weights=frac, minlength=K) / np.bincount(seg, minlength=K)
+
+
+def _chain_kwargs(chain: dict[str, Any]) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    if chain.get("smoothness"):
+        kw["smoothness"] = float(chain["smoothness"])
+    if chain.get("maxiter"):
+        kw["maxiter"] = int(chain["maxiter"])
+    return kw
+
+
+def chain_dir(results_dir: Path, group: str, chain: dict[str, Any]) -> Path:
+    """Folder of one chain of optimal schedules, keyed by its configuration less the horizons
+    and the iteration cap (each saved horizon carries its own full key, so extending ``Ts``
+    reuses the horizons already solved)."""
+    key = config_key({k: v for k, v in chain.items() if k not in ("Ts", "maxiter")})
+    return Path(results_dir) / group / f"{chain['name']}_{key}"
+
+
+def find_chain(results_dir: Path, group: str, chain: dict[str, Any]) -> dict[int, ScheduleResult]:
+    """The saved optimal schedules of a chain whose configuration matches exactly.
+
+    A chain is ``{"name", "setting", "Ts", "rule", "smoothness"?, "maxiter"?}``; a saved result
+    matches when its problem, T, number of controls and smoothness equal the chain's.
+    """
+    d = chain_dir(results_dir, group, chain)
+    if not d.is_dir():
+        return {}
+    pconf = make_problem(chain["setting"]).config()
+    want = {int(T): controls_for(int(T), chain.get("rule")) for T in chain["Ts"]}
+    smooth = float(chain.get("smoothness", 0.0))
+    out: dict[int, ScheduleResult] = {}
+    for js in sorted(d.glob("T*.json")):
+        try:
+            meta = json.loads(js.read_text())
+            cfg = meta["config"]
+        except (OSError, ValueError, KeyError):
+            continue
+        T = int(cfg.get("T", -1))
+        if (
+            T in want
+            and cfg.get("problem") == pconf
+            and cfg.get("controls") == want[T]
+            and float(cfg.get("smoothness", 0.0)) == smooth
+        ):
+            out[T] = ScheduleResult.load(js.with_suffix(""))
+    return out
+
+
+def chain_done(results_dir: Path, group: str, chain: dict[str, Any]) -> bool:
+    """Every horizon of the chain is saved (JSON headers only; arrays are not read)."""
+    d = chain_dir(results_dir, group, chain)
+    if not d.is_dir():
+        return False
+    pconf = make_problem(chain["setting"]).config()
+    want = {int(T): controls_for(int(T), chain.get("rule")) for T in chain["Ts"]}
+    smooth = float(chain.get("smoothness", 0.0))
+    have = set()
+    for js in d.glob("T*.json"):
+        try:
+            cfg = json.loads(js.read_text())["config"]
+        except (OSError, ValueError, KeyError):
+            continue
+        T = int(cfg.get("T", -1))
+        if (
+            T in want
+            and cfg.get("problem") == pconf
+            and cfg.get("controls") == want[T]
+            and float(cfg.get("smoothness", 0.0)) == smooth
+        ):
+            have.add(T)
+    return have == set(want)
+
+
+def run_chain(results_dir: str, group: str, chain: dict[str, Any]) -> dict[str, Any]:
+    """Optimal schedules for every horizon of a chain (ascending T, warm starts, resumable).
+
+    Each horizon is saved as it finishes (``optimize_schedules(out_dir=...)``); a rerun loads
+    the finished ones. Returns ``{"seconds", "losses"}``.
+    """
+    t0 = time.perf_counter()
+    problem = make_problem(chain["setting"])
+    rule = chain.get("rule")
+    d = chain_dir(Path(results_dir), group, chain)
+    d.mkdir(parents=True, exist_ok=True)
+    write_json(d / "chain.json", {k: v for k, v in chain.items() if k != "Ts"})
+    res = optimize_schedules(
+        problem,
+        [int(T) for T in chain["Ts"]],
+        controls=lambda T: controls_for(T, rule),
+        out_dir=d,
+        progress=False,
+        **_chain_kwargs(chain),
+    )
+    return {"seconds": time.perf_counter() - t0, "losses": {T: r.loss for T, r in res.items()}}
+
+
+def chain_task(
+    experiment: str, results_dir: Path, group: str, chain: dict[str, Any], evals: float = 300.0
+) -> Task:
+    """A :class:`Task` running :func:`run_chain` (cost ≈ estimated seconds)."""
+    n_eff = make_problem(chain["setting"]).n_eff
+    cost = n_eff * sum(chain["Ts"]) * evals * NS_PER_MODE_STEP
+    return Task(
+        experiment=experiment,
+        func="run_chain",
+        kwargs={"results_dir": str(results_dir), "group": group, "chain": chain},
+        name=f"{group}/{chain['name']}",
+        cost=cost,
+        done=chain_done(results_dir, group, chain),
+    )
+
+
+def chain_seconds(results: dict[int, ScheduleResult]) -> float:
+    """Sum of the solver wall times of a chain's saved horizons."""
+    return float(sum(r.wall_time for r in results.values()))
+
+
+def interp_crossing(x: np.ndarray, y: np.ndarray, level: float, start: float) -> float:
+    """First x ≥ ``start`` where the piecewise-linear y(x) falls below ``level`` (NaN if never).
+
+    Linear interpolation between the last point above and the first point below.
+    """
+    idx = np.flatnonzero((x >= start) & (y < level))
+    if idx.size == 0:
+        return math.nan
+    j = int(idx[0])
+    if j == 0 or y[j - 1] < level:
+        return float(x[j])
+    x0, x1, y0, y1 = x[j - 1], x[j], y[j - 1], y[j]
+    return float(x0 + (y0 - level) * (x1 - x0) / (y0 - y1))
+
+
+def sliding_text(
+    xs: Sequence[float], vals: Sequence[float], digits: int = 3, max_items: int = 6
+) -> str:
+    """``"0.67 (T≈141) → … → 0.60 (T≈36204)"``: a compact list of values along T."""
+    items = [f"{v:.{digits}f} ({_tfmt(x)})" for x, v in zip(xs, vals, strict=True)]
+    if len(items) > max_items:
+        keep = np.unique(np.linspace(0, len(items) - 1, max_items).round().astype(int))
+        items = [items[i] for i in keep]
+    return " → ".join(items)
+
+
+def _tfmt(x: float) -> str:
+    return f"T≈{x:.0f}" if abs(x - round(x)) > 1e-6 else f"T={x:.0f}"
+
+
+def plt():
+    """matplotlib.pyplot with the Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+
+    return pyplot

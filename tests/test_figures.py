@@ -1,0 +1,145 @@
+"""rfmodel figures: the quick pipeline end to end, its cache, and the experiment helpers."""
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+
+from rfmodel import cli
+from rfmodel.figures import Task, load_experiment, regenerate, run_tasks
+
+EXPECTED = {
+    "optimal_schedules_easy.png",
+    "optimal_schedules_hard.png",
+    "hard_perstep_vs_piecewise.png",
+    "exponent_drift.png",
+    "baselines_easy.png",
+    "baselines_hard.png",
+    "phase_diagram.png",
+    "phase_diagram_agreement.png",
+    "long_step_pattern.png",
+}
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """One quick regeneration into a temporary folder (computes everything: ~1 min)."""
+    out = tmp_path_factory.mktemp("figs")
+    t0 = time.perf_counter()
+    res = regenerate(out=out, quick=True, workers=2, progress=False, log=None)
+    return out, res, time.perf_counter() - t0
+
+
+def test_quick_writes_every_figure_and_the_table(quick):
+    out, res, wall = quick
+    assert set(res["figures"]) == EXPECTED
+    for f in EXPECTED:
+        assert (out / f).stat().st_size > 10_000  # a real PNG, not an empty canvas
+        assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    readme = (out / "README.md").read_text()
+    for needle in (
+        "| quantity |",
+        "ξ: η*(t = 0.2T)",
+        "δ: η* ∝ (1 − t/T)^δ",
+        "optimal loss L*(T)",
+        "loss with the best constant η",
+        "annealing length",
+        "plateau η*",
+        "phase diagram: optimal-loss exponent",
+        "## Phase diagram",
+        "## Baseline families",
+        "K sensitivity",
+        "Long-step pattern",
+    ):
+        assert needle in readme, needle
+    for f in EXPECTED:
+        assert f"[{f}]({f})" in readme
+    assert res["computed"] and wall < 240  # inside CI's budget
+
+
+def test_quick_numbers_are_sane(quick):
+    out, res, _ = quick
+    s = json.loads((out / "data" / "summary.json").read_text())["summaries"]
+    easy = s["optimal_schedules"]["chains"]["easy_main"]
+    hard = s["optimal_schedules"]["chains"]["hard_main"]
+    # Loss falls with T in both phases, at roughly the predicted rate even at small T.
+    assert 0.55 < easy["loss_fit"]["top"]["exponent"] < 0.75
+    assert 0.15 < hard["loss_fit"]["top"]["exponent"] < 0.30
+    # Easy: the peak rate falls with T; hard: it does not, and sits just under η_c.
+    assert easy["xi_fit"]["top"]["exponent"] > 0.3
+    assert abs(hard["xi_fit"]["top"]["exponent"]) < 0.05
+    assert 0.85 < hard["stats"][-1]["plateau"] / hard["eta_critical"] < 1.0
+    # Optimal beats every tuned family at every T.
+    for ph in ("easy", "hard"):
+        for fam, e in s["baselines"]["phases"][ph]["families"].items():
+            assert min(e["ratio"]) > 1 - 1e-6, fam
+    pd = s["phase_diagram"]
+    assert pd["n_done"] == pd["n_points"] == 9
+
+
+def test_second_run_reuses_the_cache(quick):
+    out, _, first = quick
+    before = {p: p.stat().st_mtime_ns for p in (out / "data").rglob("*.npz")}
+    t0 = time.perf_counter()
+    res = regenerate(out=out, quick=True, workers=2, progress=False, log=None)
+    assert res["computed"] == [] and res["compute_seconds"] == 0.0
+    assert time.perf_counter() - t0 < first
+    after = {p: p.stat().st_mtime_ns for p in (out / "data").rglob("*.npz")}
+    assert before == after  # nothing rewritten
+    assert set(res["figures"]) == EXPECTED
+
+
+def test_cli_figures_uses_the_cache(quick, capsys):
+    out, _, _ = quick
+    assert cli.main(["figures", "--quick", "--out", str(out)]) == 0
+    assert "0 to compute" in capsys.readouterr().out
+
+
+def test_changed_configuration_is_stale(quick):
+    out, _, _ = quick
+    pd = load_experiment("phase_diagram")
+    cfg = pd.config(True)
+    assert all(t.done for t in pd.tasks(cfg, out / "data"))
+    cfg2 = {**cfg, "Ts": cfg["Ts"] + [800]}
+    assert not any(t.done for t in pd.tasks(cfg2, out / "data"))
+    opt = load_experiment("optimal_schedules")
+    c = opt.config(True)
+    assert all(t.done for t in opt.tasks(c, out / "data"))
+    c["chains"][0]["setting"] = {**c["chains"][0]["setting"], "sigma": 0.31}
+    assert not opt.tasks(c, out / "data")[0].done
+
+
+def test_quick_refuses_to_overwrite_full_figures(tmp_path):
+    (tmp_path / "README.md").write_text("<!-- rfmodel figures: full -->\n# Figures\n")
+    with pytest.raises(ValueError, match="out"):
+        regenerate(out=tmp_path, quick=True, progress=False, log=None)
+    with pytest.raises(ValueError, match="experiments"):
+        regenerate(out=tmp_path / "x", quick=True, experiments=["nope"], log=None)
+
+
+def test_run_tasks_reports_failures_after_running_the_rest(tmp_path):
+    good = Task("phase_diagram", "config", {"quick": True}, name="good", cost=1.0)
+    bad = Task("phase_diagram", "config", {"quick": True, "nope": 1}, name="bad", cost=2.0)
+    done = Task("phase_diagram", "config", {"quick": True}, name="skipped", done=True)
+    with pytest.raises(RuntimeError, match="bad"):
+        run_tasks([good, bad, done], workers=1, progress=False)
+    res = run_tasks([good, done], workers=1, progress=False)
+    assert res["run"] == ["good"] and res["results"]["good"]["quick"] is True
+    with pytest.raises(ValueError, match="workers"):
+        run_tasks([good], workers=0, progress=False)
+
+
+def test_experiment_helpers():
+    common = load_experiment("_common")
+    assert common.controls_for(800, {"per_step_max": 1600, "K": 512}) == 800
+    assert common.controls_for(3200, {"per_step_max": 1600, "K": 512}) == 512
+    assert common.controls_for(400, {"per_step_max": 0, "K": 256, "steps_per_control": 4}) == 100
+    assert common.controls_for(400, None) is None
+    c = common.segment_centers(10, 5)
+    np.testing.assert_allclose(c, (np.arange(5) * 2 + 1) / 10)  # (t + ½)/T averaged over pairs
+    x = np.linspace(0, 1, 11)
+    y = 1 - x
+    assert math.isclose(common.interp_crossing(x, y, 0.25, 0.0), 0.75)
+    assert math.isnan(common.interp_crossing(x, y, -1.0, 0.0))
