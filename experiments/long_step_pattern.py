@@ -61,7 +61,7 @@ def _path(results_dir: Path, cfg: dict[str, Any], variant: str) -> Path:
             "variant": cfg["variants"][variant],
         }
     )
-    slug = "".join(c if c.isalnum() else "_" for c in variant)
+    slug = "".join(c if c.isascii() and c.isalnum() else "_" for c in variant)
     return Path(results_dir) / GROUP / f"{slug}_{key}"
 
 
