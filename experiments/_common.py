@@ -79,46 +79,17 @@ def chain_dir(results_dir: Path, group: str, chain: dict[str, Any]) -> Path:
     return Path(results_dir) / group / f"{chain['name']}_{key}"
 
 
-def find_chain(results_dir: Path, group: str, chain: dict[str, Any]) -> dict[int, ScheduleResult]:
-    """The saved optimal schedules of a chain whose configuration matches exactly.
-
-    A chain is ``{"name", "setting", "Ts", "rule", "smoothness"?, "maxiter"?}``; a saved result
-    matches when its problem, T, number of controls and smoothness equal the chain's.
-    """
+def _matching_files(results_dir: Path, group: str, chain: dict[str, Any]) -> dict[int, Path]:
+    """{T: JSON header} of the chain's saved horizons whose configuration matches exactly:
+    problem, T, number of controls and smoothness equal the chain's (arrays are not read)."""
     d = chain_dir(results_dir, group, chain)
     if not d.is_dir():
         return {}
     pconf = make_problem(chain["setting"]).config()
     want = {int(T): controls_for(int(T), chain.get("rule")) for T in chain["Ts"]}
     smooth = float(chain.get("smoothness", 0.0))
-    out: dict[int, ScheduleResult] = {}
+    out: dict[int, Path] = {}
     for js in sorted(d.glob("T*.json")):
-        try:
-            meta = json.loads(js.read_text())
-            cfg = meta["config"]
-        except (OSError, ValueError, KeyError):
-            continue
-        T = int(cfg.get("T", -1))
-        if (
-            T in want
-            and cfg.get("problem") == pconf
-            and cfg.get("controls") == want[T]
-            and float(cfg.get("smoothness", 0.0)) == smooth
-        ):
-            out[T] = ScheduleResult.load(js.with_suffix(""))
-    return out
-
-
-def chain_done(results_dir: Path, group: str, chain: dict[str, Any]) -> bool:
-    """Every horizon of the chain is saved (JSON headers only; arrays are not read)."""
-    d = chain_dir(results_dir, group, chain)
-    if not d.is_dir():
-        return False
-    pconf = make_problem(chain["setting"]).config()
-    want = {int(T): controls_for(int(T), chain.get("rule")) for T in chain["Ts"]}
-    smooth = float(chain.get("smoothness", 0.0))
-    have = set()
-    for js in d.glob("T*.json"):
         try:
             cfg = json.loads(js.read_text())["config"]
         except (OSError, ValueError, KeyError):
@@ -130,8 +101,22 @@ def chain_done(results_dir: Path, group: str, chain: dict[str, Any]) -> bool:
             and cfg.get("controls") == want[T]
             and float(cfg.get("smoothness", 0.0)) == smooth
         ):
-            have.add(T)
-    return have == set(want)
+            out[T] = js
+    return out
+
+
+def find_chain(results_dir: Path, group: str, chain: dict[str, Any]) -> dict[int, ScheduleResult]:
+    """The saved optimal schedules of a chain whose configuration matches exactly.
+
+    A chain is ``{"name", "setting", "Ts", "rule", "smoothness"?, "maxiter"?}``.
+    """
+    files = _matching_files(results_dir, group, chain)
+    return {T: ScheduleResult.load(js.with_suffix("")) for T, js in files.items()}
+
+
+def chain_done(results_dir: Path, group: str, chain: dict[str, Any]) -> bool:
+    """Every horizon of the chain is saved (JSON headers only; arrays are not read)."""
+    return set(_matching_files(results_dir, group, chain)) == {int(T) for T in chain["Ts"]}
 
 
 def run_chain(results_dir: str, group: str, chain: dict[str, Any]) -> dict[str, Any]:
