@@ -245,18 +245,21 @@ def optimize_schedule(
     seg = segment_index(T, K)
     x0 = np.clip(_initial(init, K, problem, eta_max), 0.0, eta_max)
 
-    def fg(u: np.ndarray) -> tuple[float, np.ndarray]:
-        """log L(T) (+ penalty) and its gradient with respect to the controls u = η."""
-        v, g = log_final_loss_and_grad(problem, u[seg], batches)
+    def evaluate(u: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """log L(T) (+ penalty), its gradient with respect to the controls u = η, and L(0..T)."""
+        v, g, curve = log_final_loss_and_grad(problem, u[seg], batches, with_curve=True)
         if not math.isfinite(v) or not np.all(np.isfinite(g)):
-            return 1e10, np.zeros_like(u)  # diverged: a wall the line search backs off from
+            return 1e10, np.zeros_like(u), curve  # diverged: a wall the line search backs off
         g = np.bincount(seg, weights=g, minlength=K)  # chain rule through η_t = u[seg(t)]
         if smoothness:
             du = np.diff(u)
             v += smoothness * float(du @ du)
             g[:-1] -= 2 * smoothness * du
             g[1:] += 2 * smoothness * du
-        return v, g
+        return v, g, curve
+
+    def fg(u: np.ndarray) -> tuple[float, np.ndarray]:
+        return evaluate(u)[:2]
 
     if fg(x0)[0] >= 1e10:
         raise ValueError(
@@ -294,8 +297,7 @@ def optimize_schedule(
     if bar is not None:
         bar.close()
     etas = u[seg]
-    _, g = fg(u)
-    curve = log_final_loss_and_grad(problem, etas, batches, with_curve=True)[2]
+    _, g, curve = evaluate(u)  # one evaluation at the optimum: KKT residual and loss curve
     config = {
         "problem": problem.config(),
         "T": int(T),

@@ -20,7 +20,6 @@ ValueError: a must be a finite number > 1 (target power k^-a must be summable); 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -236,10 +235,6 @@ class Problem:
             kind="random_features",
             features=RandomFeatures(f, lam_x, w_star, u, w_n, base.sigma),
         )
-
-    def with_batch(self, batch: float) -> Problem:
-        """The same problem with another default batch size."""
-        return dataclasses.replace(self, batch=batch, normalize=False)
 
     # ----------------------------------------------------------------- derived quantities
     @property

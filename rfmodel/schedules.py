@@ -302,11 +302,6 @@ def _bounds(family: Family, problem: Problem, T: int) -> list[tuple[float, float
     return out
 
 
-def _to_z(x, lohi, log):
-    lo, hi = lohi
-    return (np.log(x / lo) / np.log(hi / lo)) if log else (x - lo) / (hi - lo)
-
-
 def _from_z(z, lohi, log):
     lo, hi = lohi
     return lo * (hi / lo) ** z if log else lo + (hi - lo) * z
@@ -370,10 +365,8 @@ def tune(
             fg, grid[i], [(0.0, 1.0)] * len(fam.params), maxiter=maxiter, ftol=1e-13, maxcor=10
         )
         evals += int(res.nfev)
-        if res.fun < best_f:
-            f_check = fg(res.x)[0]
-            if f_check < best_f:
-                best_z, best_f = np.asarray(res.x), f_check
+        if res.fun < best_f:  # res.fun is fg(res.x): finite (the divergence wall is 1e3)
+            best_z, best_f = np.asarray(res.x), float(res.fun)
     etas = np.asarray(etas_of(jnp.asarray(best_z)))
     curve = np.asarray(loss_curve(problem, etas))
     params = {
