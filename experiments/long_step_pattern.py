@@ -40,8 +40,11 @@ def config(quick: bool) -> dict[str, Any]:
         "variants": {
             "per-step, no smoothing": {},
             f"K = {T // 10} piecewise": {"controls": T // 10},
-            "per-step, κ = 1e-2": {"smoothness": 1e-2},
-            "per-step, κ = 1": {"smoothness": 1.0},
+            # The penalty is quadratic in η: in log η coordinates a strong one is ill-conditioned
+            # (κ = 1 from the constant start: stalled at projected gradient 0.04 after 10 078
+            # iterations; in η: a KKT point after 702).
+            "per-step, κ = 1e-2": {"smoothness": 1e-2, "parameterization": "linear"},
+            "per-step, κ = 1": {"smoothness": 1.0, "parameterization": "linear"},
         },
         "quick": quick,
     }

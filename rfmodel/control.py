@@ -2,10 +2,11 @@
 
 Minimize the final expected loss L(T) over η_0..η_{T−1} with 0 ≤ η_t ≤ η_max, by differentiating
 L(T) through the exact recursion (:func:`rfmodel.dynamics.loss_curve`, whose reverse pass is the
-adjoint/costate recursion) and running bounded L-BFGS-B (scipy). Controls are either one rate
-per step or K piecewise-constant rates (step t uses control ⌊tK/T⌋, segments as equal as
-possible). The objective is log L(T) (+ an optional smoothness penalty κ Σ_j (u_{j+1} − u_j)²
-on the controls u), so the tolerances do not depend on the loss scale.
+adjoint/costate recursion) and running bounded L-BFGS-B (scipy), by default from the best
+constant rate. Controls are either one rate per step or K piecewise-constant rates (step t uses
+control ⌊tK/T⌋, segments as equal as possible). The objective is log L(T) (+ an optional
+smoothness penalty κ Σ_j (u_{j+1} − u_j)² on the controls u), so the tolerances do not depend
+on the loss scale.
 
 >>> from rfmodel import Problem, loss_curve
 >>> p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=100, batch=4)
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,7 @@ __all__ = [
     "optimize_schedules",
     "segment_index",
     "projected_gradient",
+    "best_constant_rate",
 ]
 
 
@@ -54,7 +57,9 @@ class ScheduleResult:
         controls: the optimized control values (length T or K).
         loss: final expected excess loss L(T).
         curve: L(0..T), shape ``(T+1,)``.
-        iterations, evaluations: L-BFGS-B iterations and objective evaluations.
+        iterations: L-BFGS-B iterations.
+        evaluations: loss-plus-gradient evaluations, all included (the search for the default
+            start, the divergence check of the start, the final evaluation at the optimum).
         converged: L-BFGS-B reported convergence.
         message: the solver's message.
         projected_gradient: ‖x − P(x − ∇ log L)‖_∞, the first-order optimality residual for the
@@ -158,6 +163,9 @@ def lbfgsb(
         )
 
 
+_KKT_WARNING = 1e-4  # converged solves measure 1e-10 … 3e-6
+
+
 def projected_gradient(x: np.ndarray, g: np.ndarray, lo: float, hi: float) -> float:
     """‖x − clip(x − g, lo, hi)‖_∞: zero exactly at first-order optimality under bounds."""
     return float(np.max(np.abs(x - np.clip(x - g, lo, hi))))
@@ -182,10 +190,7 @@ def _validate(problem: Problem, T: int, controls, eta_max, smoothness) -> tuple[
     return int(K), eta_max
 
 
-def _initial(init, K: int, problem: Problem, eta_max: float) -> np.ndarray:
-    if init is None:
-        # A safely stable constant rate: half the largest stable constant rate.
-        return np.full(K, min(0.5 * problem.eta_critical(), eta_max))
+def _initial(init, K: int) -> np.ndarray:
     x = np.asarray(init, dtype=np.float64)
     if x.ndim == 0:
         return np.full(K, float(x))
@@ -196,6 +201,93 @@ def _initial(init, K: int, problem: Problem, eta_max: float) -> np.ndarray:
         dst = (np.arange(K) + 0.5) / K
         return np.interp(dst, src, x)
     raise ValueError(f"init must be a scalar or a 1-D schedule; got shape {x.shape}")
+
+
+def _controls_objective(problem: Problem, u: np.ndarray, seg: np.ndarray, smoothness, batches):
+    """log L(T) + κ Σ_j (u_{j+1} − u_j)², its gradient with respect to the controls u (η_t =
+    u[seg[t]]), and L(0..T)."""
+    v, g, curve = log_final_loss_and_grad(problem, u[seg], batches, with_curve=True)
+    g = np.bincount(seg, weights=g, minlength=len(u))  # chain rule through η_t = u[seg(t)]
+    if smoothness:
+        du = np.diff(u)
+        v += smoothness * float(du @ du)
+        g[:-1] -= 2 * smoothness * du
+        g[1:] += 2 * smoothness * du
+    return v, g, curve
+
+
+def _solve(
+    problem: Problem,
+    seg: np.ndarray,
+    x0: np.ndarray,
+    eta_max: float,
+    *,
+    smoothness: float,
+    batches,
+    maxiter: int,
+    tol: float,
+    parameterization: str,
+    callback=None,
+):
+    """L-BFGS-B on log L(T) (+ penalty) over the controls u (η_t = u[seg[t]]); returns (u, res)."""
+
+    def fg(u: np.ndarray) -> tuple[float, np.ndarray]:
+        v, g, _ = _controls_objective(problem, u, seg, smoothness, batches)
+        if not math.isfinite(v) or not np.all(np.isfinite(g)):
+            return 1e10, np.zeros_like(u)  # diverged: a wall the line search backs off
+        return v, g
+
+    if fg(x0)[0] >= 1e10:
+        raise ValueError(
+            "the initial schedule diverges; pass a smaller init or eta_max "
+            f"(largest stable constant rate {problem.eta_critical():.4g})"
+        )
+    if parameterization == "linear":
+        res = lbfgsb(
+            fg, x0, [(0.0, eta_max)] * len(x0), maxiter=maxiter, gtol=tol, callback=callback
+        )
+        return np.asarray(res.x), res
+
+    def fg_log(x: np.ndarray) -> tuple[float, np.ndarray]:
+        u = np.exp(x)
+        v, g = fg(u)
+        return v, g * u  # chain rule through η = e^x
+
+    log_max = math.log(eta_max)
+    lo = log_max - 30.0
+    x_start = np.log(np.clip(x0, math.exp(lo), eta_max))
+    res = lbfgsb(
+        fg_log, x_start, [(lo, log_max)] * len(x0), maxiter=maxiter, gtol=tol, callback=callback
+    )
+    return np.exp(np.asarray(res.x)), res
+
+
+def _best_constant(problem: Problem, T: int, eta_max: float, batches) -> tuple[float, int]:
+    x0 = np.array([min(0.5 * problem.eta_critical(), eta_max)])
+    u, res = _solve(
+        problem,
+        np.zeros(int(T), np.int64),
+        x0,
+        eta_max,
+        smoothness=0.0,
+        batches=batches,
+        maxiter=200,
+        tol=1e-6,
+        parameterization="log",
+    )
+    return float(u[0]), int(res.nfev) + 1  # + the divergence check of the start
+
+
+def best_constant_rate(
+    problem: Problem, T: int, *, eta_max: float | None = None, batches=None
+) -> float:
+    """The constant rate η ∈ (0, η_max] minimizing L(T) (the solver's default start).
+
+    The one-control problem solved by L-BFGS-B in log η from a safely stable rate (half the
+    largest stable constant rate), to a relative gradient of 1e-6: about 10 evaluations.
+    """
+    _, eta_max = _validate(problem, T, None, eta_max, 0.0)
+    return _best_constant(problem, T, eta_max, batches)[0]
 
 
 def optimize_schedule(
@@ -222,14 +314,18 @@ def optimize_schedule(
             which the top mode grows during that step.
         smoothness: κ ≥ 0 of the penalty κ Σ_j (u_{j+1} − u_j)² added to log L(T).
         init: initial schedule: scalar, length-K controls, or any 1-D schedule (resampled on
-            t/T). Default: half the largest stable constant rate.
+            t/T). Default: the best constant rate (:func:`best_constant_rate`). Measured: from
+            there the easy-phase benchmarks need 3.5–4.9x fewer evaluations than from half the
+            largest stable constant rate (P1: 24 vs 84, P4: 33 vs 163).
         batches: optional per-step batch sizes (held fixed).
         maxiter: L-BFGS-B iteration cap.
         tol: projected-gradient tolerance (on log L, i.e. relative).
         parameterization: ``"log"`` (default) searches over v = log η ∈ [log η_max − 30,
             log η_max] (so η ≥ 1e-13 η_max, i.e. 0 in practice); ``"linear"`` over η ∈ [0, η_max].
             Measured: log needs 1.7–8× fewer evaluations (S2: 128 vs 510, per-step hard phase
-            at T = 1000: 609 vs 4792) for the same optimum; the penalty κ stays on η.
+            at T = 1000: 609 vs 4792) for the same optimum. The penalty κ stays on η, so a strong
+            one is better conditioned in ``"linear"`` (per-step hard phase, κ = 1: 702 iterations
+            to a KKT point, where log stalls at a projected gradient of 0.04).
         progress: show a progress bar over solver iterations with the current objective
             (log L(T) + penalty).
 
@@ -243,29 +339,12 @@ def optimize_schedule(
             f"parameterization must be 'log' or 'linear'; got parameterization={parameterization!r}"
         )
     seg = segment_index(T, K)
-    x0 = np.clip(_initial(init, K, problem, eta_max), 0.0, eta_max)
-
-    def evaluate(u: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """log L(T) (+ penalty), its gradient with respect to the controls u = η, and L(0..T)."""
-        v, g, curve = log_final_loss_and_grad(problem, u[seg], batches, with_curve=True)
-        if not math.isfinite(v) or not np.all(np.isfinite(g)):
-            return 1e10, np.zeros_like(u), curve  # diverged: a wall the line search backs off
-        g = np.bincount(seg, weights=g, minlength=K)  # chain rule through η_t = u[seg(t)]
-        if smoothness:
-            du = np.diff(u)
-            v += smoothness * float(du @ du)
-            g[:-1] -= 2 * smoothness * du
-            g[1:] += 2 * smoothness * du
-        return v, g, curve
-
-    def fg(u: np.ndarray) -> tuple[float, np.ndarray]:
-        return evaluate(u)[:2]
-
-    if fg(x0)[0] >= 1e10:
-        raise ValueError(
-            "the initial schedule diverges; pass a smaller init or eta_max "
-            f"(largest stable constant rate {problem.eta_critical():.4g})"
-        )
+    start_evaluations = 0
+    if init is None:
+        eta0, start_evaluations = _best_constant(problem, T, eta_max, batches)
+        x0 = np.full(K, eta0)
+    else:
+        x0 = np.clip(_initial(init, K), 0.0, eta_max)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -277,27 +356,32 @@ def optimize_schedule(
             bar.update()
             bar.set_postfix(objective=f"{min(intermediate_result.fun, 1e300):.8g}", refresh=False)
 
-    if parameterization == "log":
-        log_max = math.log(eta_max)
-
-        def fg_log(x: np.ndarray) -> tuple[float, np.ndarray]:
-            u = np.exp(x)
-            v, g = fg(u)
-            return v, g * u  # chain rule through η = e^x
-
-        lo = log_max - 30.0
-        x_start = np.log(np.clip(x0, math.exp(lo), eta_max))
-        res = lbfgsb(
-            fg_log, x_start, [(lo, log_max)] * K, maxiter=maxiter, gtol=tol, callback=callback
-        )
-        u = np.exp(np.asarray(res.x))
-    else:
-        res = lbfgsb(fg, x0, [(0.0, eta_max)] * K, maxiter=maxiter, gtol=tol, callback=callback)
-        u = np.asarray(res.x)
+    u, res = _solve(
+        problem,
+        seg,
+        x0,
+        eta_max,
+        smoothness=smoothness,
+        batches=batches,
+        maxiter=maxiter,
+        tol=tol,
+        parameterization=parameterization,
+        callback=callback,
+    )
     if bar is not None:
         bar.close()
     etas = u[seg]
-    _, g, curve = evaluate(u)  # one evaluation at the optimum: KKT residual and loss curve
+    # One evaluation at the optimum: the loss curve and the KKT residual (on log L + penalty).
+    _, g, curve = _controls_objective(problem, u, seg, smoothness, batches)
+    pg = projected_gradient(u, g, 0.0, eta_max)
+    if pg > _KKT_WARNING:
+        warnings.warn(
+            f"optimize_schedule stopped ({res.message}) at a projected gradient of {pg:.2g} on "
+            "log L(T): not a first-order optimum. Try a larger maxiter, another init, or "
+            "parameterization='linear' with a strong smoothness penalty",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     config = {
         "problem": problem.config(),
         "T": int(T),
@@ -313,10 +397,10 @@ def optimize_schedule(
         loss=float(curve[-1]),
         curve=curve,
         iterations=int(res.nit),
-        evaluations=int(res.nfev),
+        evaluations=start_evaluations + int(res.nfev) + 2,
         converged=bool(res.success),
         message=str(res.message),
-        projected_gradient=projected_gradient(u, g, 0.0, eta_max),
+        projected_gradient=pg,
         wall_time=time.perf_counter() - t0,
         config=config,
     )

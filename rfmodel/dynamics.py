@@ -14,7 +14,8 @@ Two implementations share the step above:
   states. It is the test oracle.
 - :func:`loss_curve` (default): the same forward pass, with a hand-written adjoint (costate)
   recursion as a ``jax.custom_vjp``. The backward pass re-runs the forward recursion in blocks
-  from checkpoints, so memory is O((T/B + B)·N) rather than O(T·N), and costs ≈ 3 forward passes.
+  from √T-spaced checkpoints, so memory is O((T/B + B)·N) rather than O(T·N), and costs about
+  three forward passes.
 
 Divergence is explicit: once L(t) overflows, it and every later entry is ``inf`` (never NaN).
 Use :func:`diverged` to test a curve.
@@ -30,6 +31,8 @@ True
 
 from __future__ import annotations
 
+import functools
+import math
 from functools import partial
 
 import jax
@@ -54,19 +57,23 @@ __all__ = [
 Array = jax.Array
 
 
-def problem_arrays(problem: Problem) -> tuple[Array, Array, Array, Array]:
-    """(λ, C(0), w·λ, σ²) of a problem as float64 device arrays (made once per problem)."""
-    cached = problem.__dict__.get("_device_arrays")
+def _device_cache(problem: Problem, key: str, make) -> tuple[Array, ...]:
+    """float64 device copies of ``make()``'s arrays, made once and kept on the problem."""
+    cached = problem.__dict__.get(key)
     if cached is None:
         with jax.ensure_compile_time_eval():  # concrete even when first called under jit
-            cached = (
-                jnp.asarray(problem.lam, jnp.float64),
-                jnp.asarray(problem.c0, jnp.float64),
-                jnp.asarray(problem.weight * problem.lam, jnp.float64),
-                jnp.asarray(problem.label_noise**2, jnp.float64),
-            )
-        object.__setattr__(problem, "_device_arrays", cached)  # Problem is frozen, arrays too
+            cached = tuple(jax.device_put(np.asarray(x, np.float64)) for x in make())
+        object.__setattr__(problem, key, cached)  # Problem is frozen, its arrays too
     return cached
+
+
+def problem_arrays(problem: Problem) -> tuple[Array, Array, Array, Array]:
+    """(λ, C(0), w·λ, σ²) of a problem as float64 device arrays (made once per problem)."""
+    return _device_cache(
+        problem,
+        "_device_arrays",
+        lambda: (problem.lam, problem.c0, problem.weight * problem.lam, problem.label_noise**2),
+    )
 
 
 def _is_concrete(x) -> bool:
@@ -102,12 +109,18 @@ def check_schedule(etas, batches=None, *, name: str = "etas") -> None:
             raise ValueError(f"batches must be finite and >= 1; got min {np.nanmin(m)}")
 
 
+def _as_f64(x):
+    # numpy for concrete values: jnp.asarray/jnp.full would each compile a tiny kernel (~50 ms
+    # of a cold solve).
+    return np.asarray(x, np.float64) if _is_concrete(x) else jnp.asarray(x, jnp.float64)
+
+
 def _prepare(problem: Problem, etas, batches):
     check_schedule(etas, batches)
-    etas = jnp.asarray(etas, jnp.float64)
+    etas = _as_f64(etas)
     if batches is None:
-        batches = jnp.full(etas.shape, problem.batch, jnp.float64)
-    return etas, jnp.asarray(batches, jnp.float64)
+        return etas, np.full(etas.shape, problem.batch, np.float64)
+    return etas, _as_f64(batches)
 
 
 def _coeffs(lam: Array, eta: Array, m: Array) -> tuple[Array, Array]:
@@ -157,9 +170,12 @@ def loss_curve_reference(problem: Problem, etas, batches=None) -> Array:
 #   kernels and is ~2x faster; modes are zero-padded (λ = C = w = 0: inert) to a size that halves
 #   cleanly.
 # - The per-step scalars (2η, (1+1/m)η², η²/m) are precomputed for the whole schedule.
-# - The backward block re-run needs no reductions (L(t) is saved). The costate step does only
-#   q = Σλp; r1 = Σλ C p and r2 = Σλ² C p are reduced for the whole block at once afterwards
-#   (reading C(t) row by row inside the step loop compiles to slow dynamic-slice fusions).
+# - The costate step reduces only q = Σλp; r1 = Σλ C p and r2 = Σλ² C p are reduced afterwards
+#   for many steps at once (reading C(t) row by row inside the step loop compiles to slow
+#   dynamic-slice fusions).
+# - Keeping every state instead of checkpoints (one loop each way, ~30% less compile time) was
+#   measured slower end to end even at N = 500, T = 1000: the (T, N) arrays fall out of cache
+#   (3.5 vs 2 ms per loss-plus-gradient evaluation; 0.88 vs 0.72 s for a cold P2 solve).
 # - Larger scan unrolls make XLA fuse chains of steps and recompute them: keep unroll small.
 _RED_WIDTH = 16
 _UNROLL = 8  # granularity of the checkpoint spacing
@@ -189,9 +205,18 @@ def _rsum(x: Array) -> Array:
     return jnp.sum(x, axis=-1)
 
 
-def _pad_to(x: Array, n: int, fill=0.0) -> Array:
-    pad = n - x.shape[0]
-    return jnp.concatenate([x, jnp.full((pad,), fill, x.dtype)]) if pad else x
+def _padded(problem: Problem) -> tuple[Array, Array, Array, Array, Array]:
+    """(λ, λ², C(0), w·λ, σ²) zero-padded to :func:`_padded_modes` (made once per problem)."""
+
+    def make():
+        n = _padded_modes(problem.lam.shape[0])
+        lam, c0, wlam = (
+            np.pad(np.asarray(x, np.float64), (0, n - x.shape[0]))
+            for x in (problem.lam, problem.c0, problem.weight * problem.lam)
+        )
+        return lam, lam * lam, c0, wlam, problem.label_noise**2
+
+    return _device_cache(problem, "_padded_arrays", make)
 
 
 def _step_coeffs(etas: Array, batches: Array) -> Array:
@@ -201,12 +226,6 @@ def _step_coeffs(etas: Array, batches: Array) -> Array:
     return jnp.stack([2.0 * etas, (1.0 + inv_m) * e2, e2 * inv_m], axis=1)
 
 
-def _padded_arrays(lam, c0, wlam):
-    n = _padded_modes(lam.shape[0])
-    lam, c0, wlam = (_pad_to(x, n) for x in (lam, c0, wlam))
-    return lam, lam * lam, c0, wlam
-
-
 def _fstep(lam, lam2, wlam, s2, carry, coef):
     c, loss = carry
     c = (1.0 - coef[0] * lam + coef[1] * lam2) * c + (coef[2] * (loss + s2)) * lam
@@ -214,48 +233,41 @@ def _fstep(lam, lam2, wlam, s2, carry, coef):
     return (c, loss), loss
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(6,))
-def _fast(lam, c0, wlam, s2, etas, batches, block):
-    lam, lam2, c0, wlam = _padded_arrays(lam, c0, wlam)
+def _primal(lam, lam2, c0, wlam, s2, coef):
+    """L(0..T), keeping nothing for the adjoint."""
     loss0 = _guard(_rsum(wlam * c0))
-    _, losses = jax.lax.scan(
-        partial(_fstep, lam, lam2, wlam, s2),
-        (c0, loss0),
-        _step_coeffs(etas, batches),
-        unroll=_U_FWD,
-    )
+    _, losses = jax.lax.scan(partial(_fstep, lam, lam2, wlam, s2), (c0, loss0), coef, unroll=_U_FWD)
     return jnp.concatenate([loss0[None], losses])
 
 
-def _fast_fwd(lam, c0, wlam, s2, etas, batches, block):
-    t = etas.shape[0]
+def _forward(lam, lam2, c0, wlam, s2, coef, block):
+    """L(0..T) and the checkpoints C(0), C(B), C(2B), … for the adjoint (the schedule is padded
+    to whole blocks with η = 0 steps, which are inert)."""
+    t = coef.shape[0]
     nb = -(-t // block)
-    lamp, lam2, c0p, wlamp = _padded_arrays(lam, c0, wlam)
-    # Padding steps have all coefficients 0 (η = 0): they leave C and L unchanged, so the true
-    # outputs are a prefix.
-    coef = jnp.concatenate([_step_coeffs(etas, batches), jnp.zeros((nb * block - t, 3))])
-    loss0 = _guard(_rsum(wlamp * c0p))
+    coef = jnp.concatenate([coef, jnp.zeros((nb * block - t, 3))])
+    step = partial(_fstep, lam, lam2, wlam, s2)
+    loss0 = _guard(_rsum(wlam * c0))
 
     def block_fn(carry, cf):
-        carry_out, ls = jax.lax.scan(
-            partial(_fstep, lamp, lam2, wlamp, s2), carry, cf, unroll=_U_FWD
-        )
-        return carry_out, (carry[0], ls)
+        carry_out, losses = jax.lax.scan(step, carry, cf, unroll=_U_FWD)
+        return carry_out, (carry[0], losses)
 
-    _, (checkpoints, ls) = jax.lax.scan(block_fn, (c0p, loss0), coef.reshape(nb, block, 3))
-    curve = jnp.concatenate([loss0[None], ls.reshape(-1)])
-    return curve[: t + 1], (lam, wlam, s2, etas, batches, checkpoints, curve)
+    _, (checkpoints, losses) = jax.lax.scan(block_fn, (c0, loss0), coef.reshape(nb, block, 3))
+    return jnp.concatenate([loss0[None], losses.reshape(-1)])[: t + 1], checkpoints
 
 
-def _fast_bwd(block, res, ubar):
-    lam, wlam, s2, etas, batches, checkpoints, curve = res
-    n, t = lam.shape[0], etas.shape[0]
+def _backward(lam, lam2, wlam, s2, coef, curve, checkpoints, ubar, block):
+    """The costate recursion for cotangents ū of L(0..T) (THEORY.md section 6): with
+    p(T) = ū_T wλ and p(t) = d_t p(t+1) + (g_t q_t + ū_t) wλ, q_t = Σ_k λ_k p_k(t+1), returns
+    p(0) and the per-step sums (q_t, r1_t, r2_t), shape (T, 3), r_i = Σ_k λ_k^i C_k(t) p_k(t+1)."""
+    t = coef.shape[0]
     nb = checkpoints.shape[0]
     tp = nb * block
-    lamp, lam2, _, wlamp = _padded_arrays(lam, jnp.zeros_like(lam), wlam)
-    coef = jnp.concatenate([_step_coeffs(etas, batches), jnp.zeros((tp - t, 3))])
-    gam = coef[:, 2] * (curve[:-1] + s2)  # η²/m·(L(t) + σ²): the forced term of step t
+    coef = jnp.concatenate([coef, jnp.zeros((tp - t, 3))])
+    gam = _pad_to(coef[:t, 2] * (curve[:-1] + s2), tp)  # η²/m·(L(t) + σ²): forcing of step t
     u = _pad_to(ubar, tp + 1)  # cotangents of L(0..T), zero on padded outputs
+    p_end = u[tp] * wlam
 
     def block_back(p, inp):
         # p = ∂J/∂C(t+1) at the block's end, including ū_{t+1}.
@@ -264,25 +276,24 @@ def _fast_bwd(block, res, ubar):
         # Re-run the block forward from its checkpoint with the saved L(t): elementwise only.
         def refwd(c, x):
             a, b, g = x
-            return (1.0 - a * lamp + b * lam2) * c + g * lamp, c
+            return (1.0 - a * lam + b * lam2) * c + g * lam, c
 
         _, cs = jax.lax.scan(refwd, c_start, (cf[:, 0], cf[:, 1], gb), unroll=_U_RE)
 
         def back_step(p, x):
-            # p = ∂J/∂C(t+1) → ∂J/∂C(t), with q = Σλp; p is kept for the batched r1, r2.
             a, b, g, un = x
-            q = _rsum(lamp * p)
-            return (1.0 - a * lamp + b * lam2) * p + (g * q + un) * wlamp, (q, p)
+            q = _rsum(lam * p)
+            return (1.0 - a * lam + b * lam2) * p + (g * q + un) * wlam, (q, p)
 
         p, (q, ps) = jax.lax.scan(
             back_step, p, (cf[:, 0], cf[:, 1], cf[:, 2], ub), reverse=True, unroll=_U_BACK
         )
-        x = cs * ps * lamp
-        return p, jnp.stack([q, _rsum(x), _rsum(x * lamp)], axis=1)
+        x = cs * ps * lam
+        return p, jnp.stack([q, _rsum(x), _rsum(x * lam)], axis=1)
 
     p0, s = jax.lax.scan(
         block_back,
-        u[tp] * wlamp,
+        p_end,
         (
             checkpoints,
             coef.reshape(nb, block, 3),
@@ -291,20 +302,56 @@ def _fast_bwd(block, res, ubar):
         ),
         reverse=True,
     )
-    q, r1, r2 = (s.reshape(tp, 3)[:t, i] for i in range(3))
-    noise = curve[:t] + s2
+    return p0, s.reshape(tp, 3)[:t]
+
+
+def _pad_to(x: Array, n: int) -> Array:
+    pad = n - x.shape[0]
+    return jnp.concatenate([x, jnp.zeros((pad,), x.dtype)]) if pad else x
+
+
+def _schedule_grads(etas, batches, curve, s2, s):
+    """∂J/∂η_t and ∂J/∂m_t from the costate sums: d_t and g_t = η_t²/m_t are the only places
+    η_t and m_t enter step t (∂d/∂η = −2λ + 2(1+1/m)ηλ², ∂g/∂η = 2η/m, …)."""
+    q, r1, r2 = s[:, 0], s[:, 1], s[:, 2]
+    noise = curve[:-1] + s2
     inv_m = 1.0 / batches
     g_eta = -2.0 * r1 + 2.0 * (1.0 + inv_m) * etas * r2 + 2.0 * etas * inv_m * noise * q
     g_m = -(etas * etas * inv_m * inv_m) * (r2 + noise * q)
-    return (jnp.zeros_like(lam), p0[:n], jnp.zeros_like(wlam), jnp.zeros_like(s2), g_eta, g_m)
+    return g_eta, g_m
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(7,))
+def _fast(lam, lam2, c0, wlam, s2, etas, batches, block):
+    return _primal(lam, lam2, c0, wlam, s2, _step_coeffs(etas, batches))
+
+
+def _fast_fwd(lam, lam2, c0, wlam, s2, etas, batches, block):
+    curve, checkpoints = _forward(lam, lam2, c0, wlam, s2, _step_coeffs(etas, batches), block)
+    return curve, (lam, lam2, wlam, s2, etas, batches, curve, checkpoints)
+
+
+def _fast_bwd(block, res, ubar):
+    lam, lam2, wlam, s2, etas, batches, curve, checkpoints = res
+    coef = _step_coeffs(etas, batches)
+    _, s = _backward(lam, lam2, wlam, s2, coef, curve, checkpoints, ubar, block)
+    zero = jnp.zeros_like(lam)  # the problem's arrays are constants: no gradient
+    return (
+        zero,
+        zero,
+        zero,
+        zero,
+        jnp.zeros_like(s2),
+        *_schedule_grads(etas, batches, curve, s2, s),
+    )
 
 
 _fast.defvjp(_fast_fwd, _fast_bwd)
 
 
 @partial(jax.jit, static_argnames=("block",))
-def _fast_jit(lam, c0, wlam, s2, etas, batches, block):
-    return _fast(lam, c0, wlam, s2, etas, batches, block)
+def _fast_jit(lam, lam2, c0, wlam, s2, etas, batches, block):
+    return _fast(lam, lam2, c0, wlam, s2, etas, batches, block)
 
 
 def loss_curve(problem: Problem, etas, batches=None) -> Array:
@@ -324,39 +371,66 @@ def loss_curve(problem: Problem, etas, batches=None) -> Array:
     spectrum are not provided (they are constants of a :class:`Problem`).
     """
     etas, batches = _prepare(problem, etas, batches)
-    return _fast_jit(*problem_arrays(problem), etas, batches, _block_size(etas.shape[0]))
+    return _fast_jit(*_padded(problem), etas, batches, _block_size(etas.shape[0]))
+
+
+# --------------------------------------------------------------------------- solver objective
+# The optimizers' objective is compiled ahead of time with XLA:CPU's classic fusion emitters.
+# Compilation is most of a cold solve of a small problem, and these loop programs compile about
+# twice as fast that way (measured 0.3 vs 0.6 s at N = 500, T = 1000) and run as fast (N = 2000,
+# T = 10^4: 61 vs 65 ms per evaluation). Should a jaxlib drop the option, the default is used.
+_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 
 
 @partial(jax.jit, static_argnames=("block",))
-def _log_final_vg(lam, c0, wlam, s2, etas, batches, block):
+def _log_final_vg(lam, lam2, c0, wlam, s2, etas, batches, block):
     def f(e):
-        curve = _fast(lam, c0, wlam, s2, e, batches, block)
+        curve = _fast(lam, lam2, c0, wlam, s2, e, batches, block)
         return jnp.log(curve[-1]), curve
 
-    return jax.value_and_grad(f, has_aux=True)(etas)
+    (v, curve), g = jax.value_and_grad(f, has_aux=True)(etas)
+    return v, g, curve
+
+
+@functools.lru_cache(maxsize=16)
+def _objective_executable(t: int, n: int, block: int):
+    """:func:`_log_final_vg` compiled for horizon t and n padded modes."""
+    f64 = partial(jax.ShapeDtypeStruct, dtype=jnp.float64)
+    vec, sched = f64((n,)), f64((t,))
+    lowered = _log_final_vg.lower(vec, vec, vec, vec, f64(()), sched, sched, block=block)
+    if jax.default_backend() == "cpu":
+        try:
+            return lowered.compile(_COMPILER_OPTIONS)
+        except jax.errors.JaxRuntimeError:
+            pass
+    return lowered.compile()
 
 
 def log_final_loss_and_grad(problem: Problem, etas, batches=None, *, with_curve: bool = False):
     """(log L(T), ∇_η log L(T)) as numpy (float, (T,)): the optimizers' objective.
 
-    One compiled function per horizon T, shared by :mod:`rfmodel.control` and
+    Compiled once per horizon T, shared by :mod:`rfmodel.control` and
     :func:`rfmodel.schedules.tune`. Returns (inf, NaN gradient) once the run diverges. With
-    ``with_curve`` also returns the loss curve L(0..T) of the same evaluation.
+    ``with_curve`` also returns the loss curve L(0..T).
     """
-    etas, batches = _prepare(problem, etas, batches)
-    (v, curve), g = _log_final_vg(
-        *problem_arrays(problem), etas, batches, _block_size(etas.shape[0])
-    )
-    out = (float(v), np.asarray(g, dtype=np.float64))
-    return (*out, np.asarray(curve)) if with_curve else out
+    etas = np.asarray(etas, np.float64)
+    check_schedule(etas, batches)
+    batches = np.full(etas.shape, problem.batch) if batches is None else batches
+    arrays = _padded(problem)
+    t, n = etas.shape[0], arrays[0].shape[0]
+    run = _objective_executable(t, n, _block_size(t))
+    v, g, curve = run(*arrays, etas, np.asarray(batches, np.float64))
+    v = float(v)
+    g = np.asarray(g, dtype=np.float64) if math.isfinite(v) else np.full(t, np.nan)
+    return (v, g, np.asarray(curve)) if with_curve else (v, g)
 
 
 _CHUNK = 64
 
 
-@partial(jax.jit, static_argnames=("block",))
-def _batched_final(lam, c0, wlam, s2, etas, batches, block):
-    return jax.vmap(lambda e: _fast(lam, c0, wlam, s2, e, batches, block)[-1])(etas)
+@jax.jit
+def _batched_final(lam, lam2, c0, wlam, s2, etas, batches):
+    return jax.vmap(lambda e: _primal(lam, lam2, c0, wlam, s2, _step_coeffs(e, batches))[-1])(etas)
 
 
 def final_losses(problem: Problem, etas) -> np.ndarray:
@@ -367,15 +441,14 @@ def final_losses(problem: Problem, etas) -> np.ndarray:
     etas = np.asarray(etas, np.float64)
     if etas.ndim != 2:
         raise ValueError(f"etas must be a 2-D array (schedules, T); got shape {etas.shape}")
-    arrays = problem_arrays(problem)
-    m = jnp.full(etas.shape[1], problem.batch, jnp.float64)
-    block = _block_size(etas.shape[1])
+    arrays = _padded(problem)
+    m = np.full(etas.shape[1], problem.batch, np.float64)
     out = []
     for s in range(0, etas.shape[0], _CHUNK):
         rows = etas[s : s + _CHUNK]
         pad = _CHUNK - rows.shape[0]
         rows = np.concatenate([rows, np.repeat(rows[-1:], pad, axis=0)])
-        out.append(np.asarray(_batched_final(*arrays, jnp.asarray(rows), m, block))[: _CHUNK - pad])
+        out.append(np.asarray(_batched_final(*arrays, rows, m))[: _CHUNK - pad])
     return np.concatenate(out)
 
 

@@ -8,11 +8,13 @@ import pytest
 from rfmodel import Problem, loss_curve
 from rfmodel.control import (
     ScheduleResult,
+    best_constant_rate,
     optimize_schedule,
     optimize_schedules,
     projected_gradient,
     segment_index,
 )
+from rfmodel.dynamics import final_losses
 from rfmodel.schedules import FAMILIES, tune
 
 
@@ -41,6 +43,29 @@ def test_first_order_optimality(a, b, parameterization):
     for _ in range(5):
         u = np.clip(res.controls + 1e-4 * rng.standard_normal(40), 0, res.config["eta_max"])
         assert float(loss_curve(p, u[segment_index(400, 40)])[-1]) >= res.loss * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("a,b", [(2.5, 1.2), (1.5, 2.5)])
+def test_best_constant_rate(a, b):
+    """The solver's start beats every rate of a fine log grid (the 1-D loss is smooth)."""
+    p = Problem(a=a, b=b, sigma=0.5, n_modes=200, batch=4)
+    T = 300
+    eta = best_constant_rate(p, T)
+    grid = np.geomspace(1e-4, 1.0, 241) * p.eta_mode_bound()
+    losses = final_losses(p, np.repeat(grid[:, None], T, axis=1))
+    best = float(loss_curve(p, np.full(T, eta))[-1])
+    assert best <= np.nanmin(losses) * (1 + 1e-6)
+    assert 0 < eta <= p.eta_mode_bound()
+    # the default start of optimize_schedule
+    res = optimize_schedule(p, T, controls=1)
+    assert math.isclose(res.controls[0], eta, rel_tol=1e-3)
+
+
+def test_warns_when_not_a_first_order_optimum():
+    p = Problem(a=1.5, b=2.5, sigma=0.5, n_modes=50, batch=2)
+    with pytest.warns(RuntimeWarning, match="not a first-order optimum"):
+        res = optimize_schedule(p, 100, maxiter=2)
+    assert res.projected_gradient > 1e-4
 
 
 def test_projected_gradient_definition():

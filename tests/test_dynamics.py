@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from rfmodel import Problem
-from rfmodel.dynamics import diverged, loss_curve, loss_curve_reference
+from rfmodel.dynamics import (
+    diverged,
+    log_final_loss_and_grad,
+    loss_curve,
+    loss_curve_reference,
+)
 
 
 def test_gradient_descent_limit():
@@ -56,6 +61,26 @@ def test_fast_matches_reference(T):
     g_ref = jax.grad(objective(loss_curve_reference), argnums=(0, 1))(etas, m)
     for gf, gr in zip(g_fast, g_ref, strict=True):
         np.testing.assert_allclose(gf, gr, rtol=1e-10, atol=1e-14 * float(np.max(np.abs(gr))))
+
+
+@pytest.mark.parametrize("T", [1, 50, 333])
+def test_solver_objective_matches_reference(T):
+    """The solver's ahead-of-time compiled objective: log L(T), its η-gradient and L(0..T)."""
+    p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=120, batch=3)
+    etas = 0.4 * (1 - np.arange(T) / T) + 0.05
+    m = 3.0 + np.cos(np.arange(T))
+    v, g, curve = log_final_loss_and_grad(p, etas, m, with_curve=True)
+    ref = loss_curve_reference(p, etas, m)
+    g_ref = jax.grad(lambda e: jnp.log(loss_curve_reference(p, e, m)[-1]))(etas)
+    np.testing.assert_allclose(curve, ref, rtol=1e-13)
+    assert math.isclose(v, math.log(float(ref[-1])), rel_tol=1e-13)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-14 * float(np.max(np.abs(g_ref))))
+
+
+def test_solver_objective_divergence():
+    p = Problem(a=2.0, b=1.5, sigma=0.5, n_modes=50, batch=1)
+    v, g = log_final_loss_and_grad(p, np.full(2000, 1.5 * p.eta_mode_bound()))
+    assert v == math.inf and np.all(np.isnan(g))
 
 
 def test_gradient_matches_finite_differences():
