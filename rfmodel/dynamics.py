@@ -413,13 +413,11 @@ def log_final_loss_and_grad(problem: Problem, etas, batches=None, *, with_curve:
     :func:`rfmodel.schedules.tune`. Returns (inf, NaN gradient) once the run diverges. With
     ``with_curve`` also returns the loss curve L(0..T).
     """
-    etas = np.asarray(etas, np.float64)
-    check_schedule(etas, batches)
-    batches = np.full(etas.shape, problem.batch) if batches is None else batches
+    etas, batches = _prepare(problem, etas, batches)
     arrays = _padded(problem)
     t, n = etas.shape[0], arrays[0].shape[0]
     run = _objective_executable(t, n, _block_size(t))
-    v, g, curve = run(*arrays, etas, np.asarray(batches, np.float64))
+    v, g, curve = run(*arrays, etas, batches)
     v = float(v)
     g = np.asarray(g, dtype=np.float64) if math.isfinite(v) else np.full(t, np.nan)
     return (v, g, np.asarray(curve)) if with_curve else (v, g)
