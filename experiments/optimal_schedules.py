@@ -372,6 +372,25 @@ def _trange(fit: dict[str, Any] | None) -> str:
     return f"{fit['x_min']:.0f}–{fit['x_max']:.0f} ({fit['n']} T)" if fit else "—"
 
 
+def _within_fit(predicted: float, tol: float, note: str = ""):
+    """Verdict for a fit: its exponent against ``predicted`` within ``tol`` (+ a note)."""
+    return lambda fit: _within(fit["exponent"], predicted, tol) + note
+
+
+def _fit_row(chain, key, quantity, setting, predicted, verdict) -> dict[str, Any]:
+    """A table row for the top-range exponent fit ``chain[key]``; ``verdict(fit) -> str``."""
+    fit = chain[key]["top"]
+    return {
+        "quantity": quantity,
+        "setting": setting,
+        "measured": fmt_fit(fit),
+        "T_range": _trange(fit),
+        "drift": _sliding(chain, key),
+        "predicted": predicted,
+        "verdict": verdict(fit),
+    }
+
+
 def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of the measured-vs-predicted table for the optimal schedules."""
     rows = []
@@ -379,30 +398,25 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     if easy and easy.get("loss_fit"):
         th = easy["theory"]
         lab = f"easy a={easy['setting']['a']:g}, b={easy['setting']['b']:g}"
-        xi = easy["xi_fit"]["top"]
         rows.append(
-            {
-                "quantity": "ξ: η*(t = 0.2T) ~ T^−ξ",
-                "setting": lab,
-                "measured": fmt_fit(xi),
-                "T_range": _trange(xi),
-                "drift": _sliding(easy, "xi_fit"),
-                "predicted": f"{th['xi']:.3f} (1 − b/a)",
-                "verdict": _within(xi["exponent"], th["xi"], 0.05),
-            }
+            _fit_row(
+                easy,
+                "xi_fit",
+                "ξ: η*(t = 0.2T) ~ T^−ξ",
+                lab,
+                f"{th['xi']:.3f} (1 − b/a)",
+                _within_fit(th["xi"], 0.05),
+            )
         )
-        xp = easy["xi_peak_fit"]["top"]
         rows.append(
-            {
-                "quantity": "ξ from the peak max_t η*(t)",
-                "setting": lab,
-                "measured": fmt_fit(xp),
-                "T_range": _trange(xp),
-                "drift": _sliding(easy, "xi_peak_fit"),
-                "predicted": f"{th['xi']:.3f}",
-                "verdict": _within(xp["exponent"], th["xi"], 0.05)
-                + "; biased low: the peak moves to t/T → 0",
-            }
+            _fit_row(
+                easy,
+                "xi_peak_fit",
+                "ξ from the peak max_t η*(t)",
+                lab,
+                f"{th['xi']:.3f}",
+                _within_fit(th["xi"], 0.05, "; biased low: the peak moves to t/T → 0"),
+            )
         )
         st = easy["stats"]
         d_last = st[-1]["delta"]
@@ -423,44 +437,31 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{th['delta'] - d_last['exponent']:.2f} below theory",
             }
         )
-        lf = easy["loss_fit"]["top"]
         rows.append(
-            {
-                "quantity": "optimal loss L*(T) ~ T^−r",
-                "setting": lab,
-                "measured": fmt_fit(lf),
-                "T_range": _trange(lf),
-                "drift": _sliding(easy, "loss_fit"),
-                "predicted": f"{th['optimal_loss']:.3f} ((a−1)/a)",
-                "verdict": _within(lf["exponent"], th["optimal_loss"], 0.02),
-            }
+            _fit_row(
+                easy,
+                "loss_fit",
+                "optimal loss L*(T) ~ T^−r",
+                lab,
+                f"{th['optimal_loss']:.3f} ((a−1)/a)",
+                _within_fit(th["optimal_loss"], 0.02),
+            )
         )
     if hard and hard.get("loss_fit"):
         th = hard["theory"]
         lab = f"hard a={hard['setting']['a']:g}, b={hard['setting']['b']:g}"
-        lf = hard["loss_fit"]["top"]
         rows.append(
-            {
-                "quantity": "optimal loss L*(T) ~ T^−r",
-                "setting": lab,
-                "measured": fmt_fit(lf),
-                "T_range": _trange(lf),
-                "drift": _sliding(hard, "loss_fit"),
-                "predicted": f"{th['optimal_loss']:.3f} ((a−1)/b)",
-                "verdict": _within(lf["exponent"], th["optimal_loss"], 0.02),
-            }
+            _fit_row(
+                hard,
+                "loss_fit",
+                "optimal loss L*(T) ~ T^−r",
+                lab,
+                f"{th['optimal_loss']:.3f} ((a−1)/b)",
+                _within_fit(th["optimal_loss"], 0.02),
+            )
         )
-        xi = hard["xi_fit"]["top"]
         rows.append(
-            {
-                "quantity": "ξ: η*(t = 0.2T) ~ T^−ξ",
-                "setting": lab,
-                "measured": fmt_fit(xi),
-                "T_range": _trange(xi),
-                "drift": _sliding(hard, "xi_fit"),
-                "predicted": "0",
-                "verdict": _within(xi["exponent"], 0.0, 0.05),
-            }
+            _fit_row(hard, "xi_fit", "ξ: η*(t = 0.2T) ~ T^−ξ", lab, "0", _within_fit(0.0, 0.05))
         )
         st = hard["stats"]
         ec = hard["eta_critical"]
@@ -479,20 +480,20 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 else f"exceeds η_c (max {max(ratios):.3f})",
             }
         )
-        af = hard.get("anneal_fit", {}).get("top")
-        if af:
+        if hard.get("anneal_fit", {}).get("top"):
             fr = [s["anneal"] / s["T"] for s in st]
             rows.append(
-                {
-                    "quantity": "annealing length A(T) ~ T^α (steps after η* < plateau/2)",
-                    "setting": lab,
-                    "measured": fmt_fit(af),
-                    "T_range": _trange(af),
-                    "drift": _sliding(hard, "anneal_fit"),
-                    "predicted": "open question (fraction → 0 needs α < 1)",
-                    "verdict": f"fraction A/T: {fr[0]:.3f} (T={st[0]['T']}) → "
-                    f"{fr[-1]:.3f} (T={st[-1]['T']})",
-                }
+                _fit_row(
+                    hard,
+                    "anneal_fit",
+                    "annealing length A(T) ~ T^α (steps after η* < plateau/2)",
+                    lab,
+                    "open question (fraction → 0 needs α < 1)",
+                    lambda _: (
+                        f"fraction A/T: {fr[0]:.3f} (T={st[0]['T']}) → "
+                        f"{fr[-1]:.3f} (T={st[-1]['T']})"
+                    ),
+                )
             )
     return rows
 
