@@ -219,6 +219,7 @@ class Family:
 
 
 _ETA = Param("eta0", 1e-3, 1.0, log=True, scale="eta", grid=24)
+_WARMUP = Param("warmup", 1e-3, 0.3, grid=5)  # one range for every family with a warmup
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in [
@@ -231,12 +232,12 @@ FAMILIES: dict[str, Family] = {
         Family(
             "cosine",
             lambda T, m, eta0, warmup: cosine(eta0, T, warmup),
-            (_ETA, Param("warmup", 1e-3, 0.3, grid=5)),
+            (_ETA, _WARMUP),
         ),
         Family(
             "linear",
             lambda T, m, eta0, warmup: linear(eta0, T, warmup),
-            (_ETA, Param("warmup", 1e-3, 0.3, grid=5)),
+            (_ETA, _WARMUP),
         ),
         Family(
             "polynomial",
