@@ -1,11 +1,11 @@
 """CasADi + IPOPT direct-transcription baseline for the learning-rate optimal-control problem.
 
-This is the reference method: the whole T-step expected-loss recursion (THEORY.md section 2) is
+This is the reference method: the whole T-step expected-loss recursion (docs/theory.md §2) is
 unrolled symbolically into one CasADi expression graph, the K piecewise-constant learning rates
 are the decision variables, and IPOPT (MUMPS linear solver, limited-memory quasi-Newton Hessian)
 minimizes the final loss subject to ``0 <= eta <= eta_max``.
 
-Problem (THEORY.md sections 1, 2, 6)
+Problem (docs/theory.md §1, §2, §6)
 ------------------------------------
 Modes k = 1..N, lambda_k = k^(-b), C_k(0) = k^(b-a), label noise sigma, batch m::
 

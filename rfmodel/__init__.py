@@ -1,15 +1,12 @@
 """rfmodel: optimal learning-rate schedules for power-law random-feature models.
 
-The exact dynamics run in float64: importing rfmodel enables ``jax_enable_x64``.
+rfmodel computes in float64 inside its own calls and leaves JAX's global configuration alone:
+importing it does not enable ``jax_enable_x64`` (see :mod:`rfmodel._x64`).
 """
 
-import jax
-
-jax.config.update("jax_enable_x64", True)
-
-from . import dynamics  # noqa: E402
-from .dynamics import loss_curve  # noqa: E402
-from .problem import Problem, TheoryExponents  # noqa: E402
+from . import dynamics
+from .dynamics import loss_curve
+from .problem import Problem, TheoryExponents
 
 __all__ = ["Problem", "TheoryExponents", "dynamics", "loss_curve"]
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Optimal control of the learning-rate schedule (THEORY.md section 6).
+"""Optimal control of the learning-rate schedule (docs/theory.md §6).
 
 Minimize the final expected loss L(T) over η_0..η_{T−1} with 0 ≤ η_t ≤ η_max, by differentiating
 L(T) through the exact recursion (:func:`rfmodel.dynamics.loss_curve`, whose reverse pass is the
@@ -38,6 +38,8 @@ __all__ = [
     "segment_index",
     "projected_gradient",
     "best_constant_rate",
+    "horizon_keys",
+    "load_schedule",
 ]
 
 
@@ -59,9 +61,11 @@ class ScheduleResult:
         curve: L(0..T), shape ``(T+1,)``.
         iterations: L-BFGS-B iterations.
         evaluations: loss-plus-gradient evaluations, all included (the search for the default
-            start, the divergence check of the start, the final evaluation at the optimum).
-        converged: L-BFGS-B reported convergence.
-        message: the solver's message.
+            start, the check of the start, the final evaluation at the optimum).
+        converged: a first-order (KKT) point was reached: L-BFGS-B stopped on its tolerances
+            *and* the projected gradient is at most ``KKT_TOLERANCE`` (never True at a point
+            that is not first-order optimal for the bounded problem).
+        message: why it stopped, in words (L-BFGS-B's own message is in ``solver_message``).
         projected_gradient: ‖x − P(x − ∇ log L)‖_∞, the first-order optimality residual for the
             bound constraints (0 at a KKT point), on the log-loss objective.
         wall_time: seconds, compile included.
@@ -79,15 +83,20 @@ class ScheduleResult:
     projected_gradient: float = math.nan
     wall_time: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)
+    solver_message: str = ""
 
-    def save(self, path: str | Path) -> None:
-        """Write ``path`` (.npz arrays + a .json sidecar), atomically."""
+    def save(self, path: str | Path, *, key: dict[str, Any] | None = None) -> None:
+        """Write ``path`` (.npz arrays + a .json sidecar), atomically, with an integrity record.
+
+        ``key``: the configuration a cache looks the result up by (default ``self.config``).
+        """
         from .results import save_result
 
         save_result(
             path,
             {"etas": self.etas, "controls": self.controls, "curve": self.curve},
             self.metadata(),
+            config=self.config if key is None else key,
         )
 
     def metadata(self) -> dict[str, Any]:
@@ -100,31 +109,52 @@ class ScheduleResult:
             "projected_gradient": self.projected_gradient,
             "wall_time": self.wall_time,
             "config": self.config,
+            "solver_message": self.solver_message,
         }
 
     @classmethod
-    def load(cls, path: str | Path) -> ScheduleResult:
-        from .results import load_result
+    def load(cls, path: str | Path, *, key: dict[str, Any] | None = None) -> ScheduleResult:
+        """Load and validate a saved result (:func:`rfmodel.results.load_result`).
 
-        arrays, meta = load_result(path)
-        return cls(
-            etas=arrays["etas"],
-            controls=arrays["controls"],
-            curve=arrays["curve"],
-            **{
-                k: meta[k]
-                for k in (
-                    "loss",
-                    "iterations",
-                    "evaluations",
-                    "converged",
-                    "message",
-                    "projected_gradient",
-                    "wall_time",
-                    "config",
-                )
-            },
-        )
+        Raises :class:`rfmodel.results.ResultError` (naming the file) when it is damaged, when
+        its arrays do not fit its horizon, or when ``key`` is given and differs from the
+        configuration it was saved under.
+        """
+        from .results import ResultError, load_result
+
+        arrays, meta = load_result(path) if key is None else load_result(path, config=key)
+        try:
+            res = cls(
+                etas=arrays["etas"],
+                controls=arrays["controls"],
+                curve=arrays["curve"],
+                **{k: meta[k] for k in _META_FIELDS},
+            )
+            T = int(res.config["T"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ResultError(path, f"not a schedule result ({type(e).__name__}: {e})") from None
+        K = T if res.config.get("controls") is None else int(res.config["controls"])
+        if res.etas.shape != (T,) or res.curve.shape != (T + 1,) or res.controls.ndim != 1:
+            raise ResultError(
+                path,
+                f"arrays do not fit T={T}: etas {res.etas.shape}, curve {res.curve.shape}",
+            )
+        if res.controls.size != K:
+            raise ResultError(path, f"{res.controls.size} controls, expected K={K}")
+        return res
+
+
+_META_FIELDS = (
+    "loss",
+    "iterations",
+    "evaluations",
+    "converged",
+    "message",
+    "projected_gradient",
+    "wall_time",
+    "config",
+    "solver_message",
+)
 
 
 def lbfgsb(
@@ -163,7 +193,9 @@ def lbfgsb(
         )
 
 
-_KKT_WARNING = 1e-4  # converged solves measure 1e-10 … 3e-6
+#: Largest projected gradient (on log L(T), i.e. relative) of a result called converged.
+#: Converged solves measure 1e-10 … 3e-6.
+KKT_TOLERANCE = 1e-4
 
 
 def projected_gradient(x: np.ndarray, g: np.ndarray, lo: float, hi: float) -> float:
@@ -191,7 +223,12 @@ def _validate(problem: Problem, T: int, controls, eta_max, smoothness) -> tuple[
 
 
 def _initial(init, K: int) -> np.ndarray:
-    x = np.asarray(init, dtype=np.float64)
+    try:
+        x = np.asarray(init, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"init must be a number or a 1-D array of rates; got {init!r}") from None
+    if not np.all(np.isfinite(x)) or np.any(x < 0):
+        raise ValueError("init must be finite and >= 0 (learning rates)")
     if x.ndim == 0:
         return np.full(K, float(x))
     if x.shape == (K,):
@@ -237,11 +274,6 @@ def _solve(
             return 1e10, np.zeros_like(u)  # diverged: a wall the line search backs off
         return v, g
 
-    if fg(x0)[0] >= 1e10:
-        raise ValueError(
-            "the initial schedule diverges; pass a smaller init or eta_max "
-            f"(largest stable constant rate {problem.eta_critical():.4g})"
-        )
     if parameterization == "linear":
         res = lbfgsb(
             fg, x0, [(0.0, eta_max)] * len(x0), maxiter=maxiter, gtol=tol, callback=callback
@@ -264,9 +296,11 @@ def _solve(
 
 def _best_constant(problem: Problem, T: int, eta_max: float, batches) -> tuple[float, int]:
     x0 = np.array([min(0.5 * problem.eta_critical(), eta_max)])
+    seg = np.zeros(int(T), np.int64)
+    _check_start(problem, x0, seg, batches)
     u, res = _solve(
         problem,
-        np.zeros(int(T), np.int64),
+        seg,
         x0,
         eta_max,
         smoothness=0.0,
@@ -275,7 +309,7 @@ def _best_constant(problem: Problem, T: int, eta_max: float, batches) -> tuple[f
         tol=1e-6,
         parameterization="log",
     )
-    return float(u[0]), int(res.nfev) + 1  # + the divergence check of the start
+    return float(u[0]), int(res.nfev) + 1  # + the check of the start
 
 
 def best_constant_rate(
@@ -338,6 +372,10 @@ def optimize_schedule(
         raise ValueError(
             f"parameterization must be 'log' or 'linear'; got parameterization={parameterization!r}"
         )
+    if not isinstance(maxiter, int | np.integer) or maxiter < 1:
+        raise ValueError(f"maxiter must be an integer >= 1; got maxiter={maxiter!r}")
+    if not math.isfinite(float(tol)) or tol <= 0:
+        raise ValueError(f"tol must be a finite number > 0; got tol={tol!r}")
     seg = segment_index(T, K)
     start_evaluations = 0
     if init is None:
@@ -345,6 +383,8 @@ def optimize_schedule(
         x0 = np.full(K, eta0)
     else:
         x0 = np.clip(_initial(init, K), 0.0, eta_max)
+        _check_start(problem, x0, seg, batches)
+        start_evaluations = 1
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -374,11 +414,11 @@ def optimize_schedule(
     # One evaluation at the optimum: the loss curve and the KKT residual (on log L + penalty).
     _, g, curve = _controls_objective(problem, u, seg, smoothness, batches)
     pg = projected_gradient(u, g, 0.0, eta_max)
-    if pg > _KKT_WARNING:
+    converged, message = _stop_reason(res, pg, maxiter)
+    if not converged:
         warnings.warn(
-            f"optimize_schedule stopped ({res.message}) at a projected gradient of {pg:.2g} on "
-            "log L(T): not a first-order optimum. Try a larger maxiter, another init, or "
-            "parameterization='linear' with a strong smoothness penalty",
+            f"optimize_schedule: {message}: not a first-order optimum. Try a larger maxiter, "
+            "another init, or parameterization='linear' with a strong smoothness penalty",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -389,7 +429,10 @@ def optimize_schedule(
         "eta_max": eta_max,
         "smoothness": float(smoothness),
         "parameterization": parameterization,
-        "batches": None if batches is None else "per-step",
+        "batches": _describe(batches),
+        "init": _describe(init),
+        "maxiter": int(maxiter),
+        "tol": float(tol),
     }
     return ScheduleResult(
         etas=etas,
@@ -397,13 +440,102 @@ def optimize_schedule(
         loss=float(curve[-1]),
         curve=curve,
         iterations=int(res.nit),
-        evaluations=start_evaluations + int(res.nfev) + 2,
-        converged=bool(res.success),
-        message=str(res.message),
+        evaluations=start_evaluations + int(res.nfev) + 1,  # + the one at the optimum
+        converged=converged,
+        message=message,
         projected_gradient=pg,
         wall_time=time.perf_counter() - t0,
         config=config,
+        solver_message=str(res.message),
     )
+
+
+def _describe(x) -> Any:
+    """A JSON description of an init/batches argument for a result's configuration: None, the
+    number, or a fingerprint of the array (its length and a SHA-1 of its float64 bytes)."""
+    if x is None:
+        return None
+    a = np.asarray(x, np.float64)
+    if a.ndim == 0:
+        return float(a)
+    import hashlib
+
+    return {
+        "length": int(a.size),
+        "sha1": hashlib.sha1(np.ascontiguousarray(a).tobytes()).hexdigest(),
+    }
+
+
+def _check_start(problem: Problem, x0: np.ndarray, seg: np.ndarray, batches) -> None:
+    """Reject a start from which the solver cannot make honest progress: a diverging one, or
+    one no better than not training (η ≡ 0, or an unstable rate that has not overflowed yet).
+    In log coordinates η → 0 is a spurious stationary point, so such starts used to end at
+    L(T) = L(0) with L-BFGS-B reporting convergence."""
+    v, _, curve = log_final_loss_and_grad(problem, x0[seg], batches, with_curve=True)
+    if not math.isfinite(v):
+        raise ValueError(
+            "init: the initial schedule diverges; pass a smaller init or eta_max, or init=None for "
+            f"the best constant rate (largest stable constant rate {problem.eta_critical():.4g})"
+        )
+    if not curve[-1] < curve[0]:
+        raise ValueError(
+            f"init: the initial schedule does not lower the loss (L(T) = {curve[-1]:.4g} >= "
+            f"L(0) = {curve[0]:.4g}): zero rates, or rates above the largest stable constant "
+            f"rate {problem.eta_critical():.4g}; pass init=None for the best constant rate"
+        )
+
+
+def _stop_reason(res: optimize.OptimizeResult, pg: float, maxiter: int) -> tuple[bool, str]:
+    """(converged, why it stopped): converged only at a first-order point of the bounded problem."""
+    kkt = f"projected gradient {pg:.2g}"
+    if res.success and pg <= KKT_TOLERANCE:
+        return True, f"converged to a first-order point ({kkt} <= {KKT_TOLERANCE:g})"
+    if res.nit >= maxiter:
+        return False, f"stopped at the iteration cap maxiter={maxiter} ({kkt})"
+    if res.success:
+        return False, f"L-BFGS-B met its tolerances but the {kkt} is > {KKT_TOLERANCE:g}"
+    return False, f"L-BFGS-B stopped: {res.message} ({kkt})"
+
+
+_SOLVER_DEFAULTS = {
+    "eta_max": None,
+    "smoothness": 0.0,
+    "batches": None,
+    "maxiter": 5000,
+    "tol": 1e-10,
+    "parameterization": "log",
+}
+
+
+def horizon_keys(
+    problem: Problem, Ts: Sequence[int], *, controls=None, init=None, **kwargs: Any
+) -> dict[int, dict[str, Any]]:
+    """The cache key of each horizon of :func:`optimize_schedules` (same arguments).
+
+    A key holds every setting that changes the answer: the problem, T, the number of controls,
+    every solver setting with its default filled in, and how the horizon was started (``init``
+    for the first, a warm start from the previous horizon for the others).
+    """
+    Ts = list(Ts)
+    for T in Ts:
+        if not isinstance(T, int | np.integer) or isinstance(T, bool) or T < 1:
+            raise ValueError(f"Ts must be integers >= 1; got {T!r}")
+    unknown = set(kwargs) - set(_SOLVER_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unexpected solver arguments {sorted(unknown)}")
+    solver = {**_SOLVER_DEFAULTS, **kwargs}
+    solver["eta_max"] = _validate(problem, 1, None, solver["eta_max"], 0.0)[1]
+    solver["batches"] = _describe(solver["batches"])
+    out = {}
+    for i, T in enumerate(sorted(int(T) for T in Ts)):
+        out[T] = {
+            "problem": problem.config(),
+            "T": T,
+            "controls": controls(T) if callable(controls) else controls,
+            "solver": solver,
+            "start": "warm start from the previous horizon" if i else _describe(init),
+        }
+    return out
 
 
 def optimize_schedules(
@@ -417,41 +549,48 @@ def optimize_schedules(
     """Optimize for each horizon in ``Ts`` (ascending), warm-starting each from the previous.
 
     The previous optimum, resampled on the fraction t/T, initializes the next horizon. With
-    ``out_dir`` each result is saved as soon as it is done (``T{T}.npz`` + ``.json``) and a
-    rerun loads finished horizons instead of recomputing them (resume). ``kwargs`` go to
-    :func:`optimize_schedule`; ``controls`` may be an int or a callable ``T -> K``.
+    ``out_dir`` each result is saved as soon as it is done (``T{T}_<key>.npz`` + ``.json``) and
+    a rerun loads finished horizons instead of recomputing them (resume). The key
+    (:func:`horizon_keys`) covers every setting that changes the answer; a saved result is
+    validated on load, and a damaged or mismatched one is moved aside with a warning and
+    recomputed. ``kwargs`` go to :func:`optimize_schedule`; ``controls`` may be an int or a
+    callable ``T -> K``.
     """
     from .results import config_key
 
-    Ts = sorted(int(t) for t in Ts)
-    out = {}
+    keys = horizon_keys(problem, Ts, **kwargs)
     prev = kwargs.pop("init", None)
-    controls = kwargs.pop("controls", None)
-    it = Ts
+    kwargs.pop("controls", None)  # in each horizon's key
+    out = {}
+    it = list(keys)
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(Ts, desc="optimal schedules", unit="T")
+        it = tqdm(it, desc="optimal schedules", unit="T")
     for T in it:
-        K = controls(T) if callable(controls) else controls
-        path = None
-        if out_dir is not None:
-            key = config_key(
-                {
-                    "problem": problem.config(),
-                    "T": T,
-                    "controls": K,
-                    **{k: v for k, v in kwargs.items() if k != "maxiter"},
-                }
-            )
-            path = Path(out_dir) / f"T{T}_{key}"
-            if path.with_suffix(".json").exists():
-                out[T] = prev_res = ScheduleResult.load(path)
-                prev = prev_res.etas
-                continue
-        res = optimize_schedule(problem, T, controls=K, init=prev, **kwargs)
-        if path is not None:
-            res.save(path)
-        out[T] = res
-        prev = res.etas
+        key = keys[T]
+        path = None if out_dir is None else Path(out_dir) / f"T{T}_{config_key(key)}"
+        saved = None if path is None else load_schedule(path, key)
+        if saved is not None:
+            out[T] = saved
+        else:
+            out[T] = optimize_schedule(problem, T, controls=key["controls"], init=prev, **kwargs)
+            if path is not None:
+                out[T].save(path, key=key)
+        prev = out[T].etas
     return out
+
+
+def load_schedule(path: str | Path, key: dict[str, Any]) -> ScheduleResult | None:
+    """The valid result saved at ``path`` under ``key``, or ``None`` (missing, or damaged and
+    moved aside with a warning: :func:`rfmodel.results.load_valid`)."""
+    from .results import ResultError, quarantine
+
+    path = Path(path)
+    if not path.with_suffix(".json").exists() and not path.with_suffix(".npz").exists():
+        return None
+    try:
+        return ScheduleResult.load(path, key=key)
+    except ResultError as e:
+        quarantine(path, e.reason)
+        return None

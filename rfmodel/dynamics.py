@@ -1,4 +1,4 @@
-"""Exact expected-loss dynamics of SGD on a power-law problem (THEORY.md section 2).
+"""Exact expected-loss dynamics of SGD on a power-law problem (docs/theory.md §2).
 
 For Gaussian data the per-mode second moments close exactly::
 
@@ -39,9 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._x64 import float64, host
 from .problem import Problem
-
-jax.config.update("jax_enable_x64", True)
 
 __all__ = [
     "loss_curve",
@@ -67,6 +66,7 @@ def _device_cache(problem: Problem, key: str, make) -> tuple[Array, ...]:
     return cached
 
 
+@float64
 def problem_arrays(problem: Problem) -> tuple[Array, Array, Array, Array]:
     """(λ, C(0), w·λ, σ²) of a problem as float64 device arrays (made once per problem)."""
     return _device_cache(
@@ -124,7 +124,7 @@ def _prepare(problem: Problem, etas, batches):
 
 
 def _coeffs(lam: Array, eta: Array, m: Array) -> tuple[Array, Array]:
-    """d_k = 1 − 2ηλ_k + ((m+1)/m)η²λ_k² and g = η²/m (THEORY.md eq. of section 2)."""
+    """d_k = 1 − 2ηλ_k + ((m+1)/m)η²λ_k² and g = η²/m (docs/theory.md §2)."""
     d = 1.0 - 2.0 * eta * lam + (1.0 + 1.0 / m) * (eta * lam) ** 2
     return d, eta * eta / m
 
@@ -156,10 +156,11 @@ def _reference(lam, c0, wlam, s2, etas, batches, unroll=1):
     return _scan_curve(lam, c0, wlam, s2, etas, batches, unroll)
 
 
-def loss_curve_reference(problem: Problem, etas, batches=None) -> Array:
+@float64
+def loss_curve_reference(problem: Problem, etas, batches=None) -> Array | np.ndarray:
     """L(0..T) by a plain ``lax.scan`` (autodiff keeps every state): the test oracle."""
     etas, batches = _prepare(problem, etas, batches)
-    return _reference(*problem_arrays(problem), etas, batches)
+    return host(_reference(*problem_arrays(problem), etas, batches))
 
 
 # --------------------------------------------------------------------------- fast adjoint
@@ -258,7 +259,7 @@ def _forward(lam, lam2, c0, wlam, s2, coef, block):
 
 
 def _backward(lam, lam2, wlam, s2, coef, curve, checkpoints, ubar, block):
-    """The costate recursion for cotangents ū of L(0..T) (THEORY.md section 6): with
+    """The costate recursion for cotangents ū of L(0..T) (docs/theory.md §2): with
     p(T) = ū_T wλ and p(t) = d_t p(t+1) + (g_t q_t + ū_t) wλ, q_t = Σ_k λ_k p_k(t+1), returns
     p(0) and the per-step sums (q_t, r1_t, r2_t), shape (T, 3), r_i = Σ_k λ_k^i C_k(t) p_k(t+1)."""
     t = coef.shape[0]
@@ -331,6 +332,7 @@ def _fast_fwd(lam, lam2, c0, wlam, s2, etas, batches, block):
     return curve, (lam, lam2, wlam, s2, etas, batches, curve, checkpoints)
 
 
+@float64
 def _fast_bwd(block, res, ubar):
     lam, lam2, wlam, s2, etas, batches, curve, checkpoints = res
     coef = _step_coeffs(etas, batches)
@@ -354,8 +356,9 @@ def _fast_jit(lam, lam2, c0, wlam, s2, etas, batches, block):
     return _fast(lam, lam2, c0, wlam, s2, etas, batches, block)
 
 
-def loss_curve(problem: Problem, etas, batches=None) -> Array:
-    """Exact expected excess loss L(t) = Σ_k λ_k C_k(t), t = 0..T (THEORY.md section 2).
+@float64
+def loss_curve(problem: Problem, etas, batches=None) -> Array | np.ndarray:
+    """Exact expected excess loss L(t) = Σ_k λ_k C_k(t), t = 0..T (docs/theory.md §2).
 
     Args:
         problem: the :class:`~rfmodel.Problem`.
@@ -365,13 +368,15 @@ def loss_curve(problem: Problem, etas, batches=None) -> Array:
 
     Returns:
         float64 array of shape ``(T+1,)``; ``inf`` from the first step whose loss overflowed.
+        A NumPy array for concrete inputs (whatever JAX's global x64 setting), a JAX array
+        inside ``jit``/``grad``/``vmap``.
 
     Differentiable (``jax.grad``, ``jax.vjp``) with respect to ``etas`` and ``batches`` through a
     hand-written adjoint (see the module docstring). Gradients with respect to the problem's
     spectrum are not provided (they are constants of a :class:`Problem`).
     """
     etas, batches = _prepare(problem, etas, batches)
-    return _fast_jit(*_padded(problem), etas, batches, _block_size(etas.shape[0]))
+    return host(_fast_jit(*_padded(problem), etas, batches, _block_size(etas.shape[0])))
 
 
 # --------------------------------------------------------------------------- solver objective
@@ -406,6 +411,7 @@ def _objective_executable(t: int, n: int, block: int):
     return lowered.compile()
 
 
+@float64
 def log_final_loss_and_grad(problem: Problem, etas, batches=None, *, with_curve: bool = False):
     """(log L(T), ∇_η log L(T)) as numpy (float, (T,)): the optimizers' objective.
 
@@ -431,6 +437,7 @@ def _batched_final(lam, lam2, c0, wlam, s2, etas, batches):
     return jax.vmap(lambda e: _primal(lam, lam2, c0, wlam, s2, _step_coeffs(e, batches))[-1])(etas)
 
 
+@float64
 def final_losses(problem: Problem, etas) -> np.ndarray:
     """L(T) for every row of ``etas`` (G, T) as numpy (G,): many schedules in one ``vmap``.
 
@@ -450,6 +457,7 @@ def final_losses(problem: Problem, etas) -> np.ndarray:
     return np.concatenate(out)
 
 
+@float64
 def final_loss(problem: Problem, etas, batches=None) -> Array:
     """L(T), the loss after the last update."""
     return loss_curve(problem, etas, batches)[-1]
@@ -457,4 +465,4 @@ def final_loss(problem: Problem, etas, batches=None) -> Array:
 
 def diverged(curve) -> bool:
     """True if the loss overflowed anywhere on the curve (the recursion grew without bound)."""
-    return not bool(jnp.all(jnp.isfinite(curve)))
+    return not bool(np.all(np.isfinite(np.asarray(curve, np.float64))))

@@ -1,72 +1,34 @@
 """Regenerate every figure in ``figures/`` from saved results (``rfmodel figures``).
 
-The experiments live in ``experiments/*.py`` of the source checkout; each is a module with
+The experiments are the modules of :mod:`rfmodel.experiments`; each has
 
 - ``config(quick: bool) -> dict``: its full configuration (JSON-serializable);
-- ``tasks(cfg, results_dir) -> list[Task]``: the units of computation, each with ``done`` set
-  when its results are already saved under a key of the full configuration;
-- ``summarize(cfg, results_dir) -> dict``: the measured numbers (fits with intervals);
-- ``plot(cfg, summary, results_dir, out) -> list[Figure]``: writes its PNGs;
-- ``table_rows(summary) -> list[dict]`` (optional): rows of the measured-vs-predicted table.
+``config``, ``tasks``, ``summarize``, ``plot`` and optionally ``table_rows`` (the protocol is
+documented in :mod:`rfmodel.experiments`).
 
 :func:`regenerate` runs only the tasks that are missing (a changed configuration changes the
-keys, so stale results are never reused), in parallel worker processes with a progress bar,
-then summarizes, draws every figure, and writes ``OUT/README.md`` (the table and the list of
+keys, so stale results are never reused) on worker processes (:mod:`rfmodel.runner`), then
+summarizes, draws every figure, and writes ``OUT/README.md`` (the table and the list of
 figures, generated from the results) and ``OUT/data/summary.json``. Results are saved as soon as
 each unit finishes (atomically, :mod:`rfmodel.results`), so an interrupted run resumes.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
-import os
-import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "Task",
-    "Figure",
-    "regenerate",
-    "run_tasks",
-    "experiments_dir",
-    "load_experiment",
-    "EXPERIMENTS",
-    "default_workers",
-    "fmt_fit",
-]
+from .experiments import EXPERIMENTS, load_experiment
+from .runner import run_tasks
 
-#: Experiments in the order their figures appear in the README.
-EXPERIMENTS = ("optimal_schedules", "baselines", "phase_diagram", "long_step_pattern")
+__all__ = ["Figure", "regenerate", "fmt_fit"]
+
 _FULL_MARK = "<!-- rfmodel figures: full -->"
 _QUICK_MARK = "<!-- rfmodel figures: quick -->"
-
-
-@dataclass(frozen=True)
-class Task:
-    """One unit of computation of an experiment, runnable in a worker process.
-
-    Attributes:
-        experiment: module name in ``experiments/`` (e.g. ``"phase_diagram"``).
-        func: name of the module-level function to call.
-        kwargs: its keyword arguments (picklable: plain data and paths).
-        name: label for the progress bar.
-        cost: rough relative cost (kept-modes × steps × expected evaluations), used to start the
-            longest tasks first.
-        done: its results are already saved for this exact configuration.
-    """
-
-    experiment: str
-    func: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    name: str = ""
-    cost: float = 1.0
-    done: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,134 +38,6 @@ class Figure:
     file: str
     description: str
     command: str = "rfmodel figures"
-
-
-def experiments_dir() -> Path:
-    """``experiments/`` next to the ``rfmodel`` package (a source checkout is required)."""
-    d = Path(__file__).resolve().parent.parent / "experiments"
-    if not d.is_dir():
-        raise RuntimeError(
-            f"rfmodel figures needs the source checkout's experiments/ folder; not found at {d}"
-        )
-    return d
-
-
-def load_experiment(name: str):
-    """Import ``experiments/<name>.py`` (the folder is put on ``sys.path``)."""
-    d = str(experiments_dir())
-    if d not in sys.path:
-        sys.path.insert(0, d)
-    return importlib.import_module(name)
-
-
-def default_workers() -> int:
-    """Worker processes: the CPU cores available to this process, at most 2 by default
-    (override with the environment variable RFMODEL_WORKERS)."""
-    env = os.environ.get("RFMODEL_WORKERS")
-    if env:
-        n = int(env)
-        if n < 1:
-            raise ValueError(f"RFMODEL_WORKERS must be an integer >= 1; got {env!r}")
-        return n
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover (not Linux)
-        cores = os.cpu_count() or 1
-    return max(1, min(2, cores))
-
-
-def _worker_init() -> None:
-    # One compute thread per worker process: the workers are the parallelism.
-    os.environ.setdefault(
-        "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    )
-
-
-def _call(experiment: str, func: str, kwargs: dict[str, Any]) -> Any:
-    mod = load_experiment(experiment)
-    return getattr(mod, func)(**kwargs)
-
-
-def run_tasks(
-    tasks: Sequence[Task],
-    *,
-    workers: int | None = None,
-    progress: bool = True,
-    desc: str = "computing",
-) -> dict[str, Any]:
-    """Run the tasks not yet ``done``, longest first, on ``workers`` processes.
-
-    Args:
-        tasks: the tasks (done ones are skipped).
-        workers: worker processes (default :func:`default_workers`); 1 runs in this process.
-        progress: show a tqdm progress bar (weighted by task cost).
-        desc: progress-bar label.
-
-    Returns:
-        ``{"run": [names], "seconds": wall seconds, "results": {name: return value}}``.
-
-    Raises:
-        RuntimeError: after every other task finished, if any task raised (its traceback is
-        printed); finished tasks are saved regardless.
-    """
-    todo = sorted((t for t in tasks if not t.done), key=lambda t: -t.cost)
-    workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise ValueError(f"workers must be an integer >= 1; got workers={workers}")
-    t0 = time.perf_counter()
-    out: dict[str, Any] = {"run": [t.name for t in todo], "results": {}}
-    if not todo:
-        out["seconds"] = 0.0
-        return out
-    from tqdm.auto import tqdm
-
-    total = sum(t.cost for t in todo)
-    bar = tqdm(
-        total=total,
-        desc=desc,
-        unit="cost",
-        disable=not progress,
-        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}] {postfix}",
-    )
-    failed: list[str] = []
-
-    def finish(task: Task, fut_or_value: Any, error: BaseException | None) -> None:
-        if error is not None:
-            import traceback
-
-            failed.append(task.name)
-            traceback.print_exception(type(error), error, error.__traceback__)
-        else:
-            out["results"][task.name] = fut_or_value
-        bar.update(task.cost)
-        bar.set_postfix_str(f"done: {task.name}")
-
-    if workers == 1 or len(todo) == 1:
-        for task in todo:
-            bar.set_postfix_str(f"running: {task.name}")
-            try:
-                finish(task, _call(task.experiment, task.func, task.kwargs), None)
-            except Exception as e:  # noqa: BLE001 - reported after the others ran
-                finish(task, None, e)
-    else:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")  # JAX is not fork-safe
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_worker_init
-        ) as pool:
-            futs = {pool.submit(_call, t.experiment, t.func, t.kwargs): t for t in todo}
-            pending = set(futs)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    err = f.exception()
-                    finish(futs[f], None if err else f.result(), err)
-    bar.close()
-    out["seconds"] = time.perf_counter() - t0
-    if failed:
-        raise RuntimeError(f"{len(failed)} task(s) failed: {', '.join(failed)}")
-    return out
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -263,7 +97,7 @@ def _readme(
         ),
         "",
         "All exponent experiments use effectively infinite N: an exact head of modes plus a "
-        "geometrically binned tail (THEORY.md section 1), with N stated on each figure.",
+        "geometrically binned tail (docs/theory.md §1), with N stated on each figure.",
         "",
         "## Measured vs predicted",
         "",
@@ -284,10 +118,9 @@ def _readme(
         for f in figs:
             lines.append(f"| [{f.file}]({f.file}) | `{f.command}` | {f.description} |")
     for png in other_pngs:
-        stem = Path(png).stem
-        script = experiments_dir() / f"{stem}.py"
-        made = f"`python experiments/{stem}.py`" if script.exists() else "(not by this pipeline)"
-        lines.append(f"| [{png}]({png}) | {made} | not regenerated by `rfmodel figures` |")
+        lines.append(
+            f"| [{png}]({png}) | (not by this pipeline) | not regenerated by `rfmodel figures` |"
+        )
     lines += [
         "",
         f"Compute time of the saved results (sum over tasks, all workers): "

@@ -1,4 +1,4 @@
-"""The power-law linear-regression problem (THEORY.md section 1).
+"""The power-law linear-regression problem (docs/theory.md §1).
 
 A :class:`Problem` holds everything the exact dynamics need, as a list of *modes*: eigenvalues
 ``lam`` (λ_k), initial mode errors ``c0`` (C_k(0) = w*_k²) and multiplicities ``weight``. Plain
@@ -47,7 +47,7 @@ def _power_sum(s: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TheoryExponents:
-    """Predicted exponents of THEORY.md section 6-7 (predictions, to be measured)."""
+    """Predicted exponents of docs/theory.md §6–7 (predictions, to be measured)."""
 
     phase: str
     xi: float  # peak rate η* ~ T^(-xi)
@@ -198,7 +198,7 @@ class Problem:
 
         Inputs x ∈ R^M, covariance Λ = diag(k^-b); features ψ = F x, F_ij ~ N(0, 1/N); target
         y = w*·x + ε with λ_k w*_k² = k^-a. For the drawn F, ψ and y are jointly Gaussian, so
-        y = w_N·ψ + r with r independent of ψ (THEORY.md section 3). In the eigenbasis of
+        y = w_N·ψ + r with r independent of ψ (docs/theory.md §3). In the eigenbasis of
         Σ = F Λ Fᵀ = U diag(μ) Uᵀ this is the power-law recursion with spectrum μ, initial
         errors (Uᵀ w_N)², and label noise σ_eff² = σ² + L_approx. The returned problem keeps
         the draw (``features``) so that :mod:`rfmodel.simulate` can run SGD on real ψ = F x.
@@ -211,10 +211,11 @@ class Problem:
         base = cls(a=a, b=b, sigma=sigma, n_modes=n_inputs, batch=batch, n_exact=n_inputs)
         lam_x = base.lam
         w_star = np.sqrt(base.c0)
-        f = np.asarray(
-            jax.random.normal(key, (n_features, n_inputs), dtype=jax.numpy.float64),
-            dtype=np.float64,
-        ) / math.sqrt(n_features)
+        with jax.enable_x64(True):  # float64 draws, without touching the caller's JAX config
+            f = np.asarray(
+                jax.random.normal(key, (n_features, n_inputs), dtype=jax.numpy.float64),
+                dtype=np.float64,
+            ) / math.sqrt(n_features)
         cov = (f * lam_x) @ f.T
         mu, u = np.linalg.eigh(cov)
         cross = f @ (lam_x * w_star)  # E[ψ y] = F Λ w*
@@ -264,7 +265,7 @@ class Problem:
         return "easy" if self.a > self.b else "hard"
 
     def theory(self) -> TheoryExponents:
-        """Predicted exponents (THEORY.md sections 6 and 7)."""
+        """Predicted exponents (docs/theory.md §6–7)."""
         a, b = self.a, self.b
         easy = a >= b
         const = (a - 1) / (a - 1 + b)
@@ -281,7 +282,7 @@ class Problem:
         )
 
     def stability_sum(self, eta: float, batch: float | None = None) -> float:
-        """S(η) = Σ_k η λ_k / (2m − (m+1) η λ_k) (THEORY.md section 2); stable iff S < 1."""
+        """S(η) = Σ_k η λ_k / (2m − (m+1) η λ_k) (docs/theory.md §2); stable iff S < 1."""
         m = self.batch if batch is None else batch
         x = eta * self.lam
         den = 2 * m - (m + 1) * x

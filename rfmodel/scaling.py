@@ -244,7 +244,7 @@ def sliding_fits(x, y, *, window: int = 3, level: float = 0.95) -> list[PowerLaw
 
 
 def max_rule_loss_exponent(a: float, b: float) -> float:
-    """Predicted optimal-loss exponent r in L*(T) ~ T^(−r): (a−1)/max(a, b) (THEORY.md §6)."""
+    """Predicted optimal-loss exponent r in L*(T) ~ T^(−r): (a−1)/max(a, b) (docs/theory.md §6)."""
     if not a > 1 or not b > 1:
         raise ValueError(f"a and b must be > 1; got a={a}, b={b}")
     return (a - 1) / max(a, b)

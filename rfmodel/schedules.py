@@ -5,7 +5,7 @@ Step convention (optax's): ``schedule(t)`` is the rate used by update t, t = 0..
 ``schedule(0)`` is the first update. :func:`as_array` evaluates a schedule on ``0..T−1``, the
 per-step array :func:`rfmodel.dynamics.loss_curve` takes; :func:`to_optax` goes back.
 
-Every family is a function of a few parameters plus the horizon ``T`` (THEORY.md section 8):
+Every family is a function of a few parameters plus the horizon ``T`` (docs/theory.md §8):
 
 >>> import jax.numpy as jnp
 >>> s = cosine(1.0, T=100, warmup=0.1)
@@ -14,7 +14,7 @@ Every family is a function of a few parameters plus the horizon ``T`` (THEORY.md
 >>> float(as_array(wsd(0.5, T=10, decay=0.2), 10)[-1])
 0.25
 >>> sched = to_optax(jnp.array([0.3, 0.2, 0.1]))
->>> [float(sched(t)) for t in range(4)]
+>>> [round(float(sched(t)), 6) for t in range(4)]
 [0.3, 0.2, 0.1, 0.1]
 
 :func:`tune` finds each family's best parameters on the exact dynamics: a grid in transformed
@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ._x64 import float64, host
 from .control import lbfgsb
 from .dynamics import final_losses, log_final_loss_and_grad, loss_curve
 from .problem import Problem
@@ -64,7 +65,9 @@ Schedule = Callable[[Any], Any]
 
 
 def _t(step):
-    return jnp.asarray(step, jnp.float64)
+    # The default float type: float64 inside rfmodel's computations, float32 in a user's optax
+    # training loop that keeps JAX's default (no dtype warning either way).
+    return jnp.asarray(step, dtype=float)
 
 
 def _warm(step, warmup_steps):
@@ -176,7 +179,7 @@ def inverse_sqrt(eta0: float, tau: float) -> Schedule:
 
 def from_array(etas) -> Schedule:
     """Per-step rates as a schedule; steps past the end hold the last rate."""
-    arr = jnp.asarray(etas, jnp.float64)
+    arr = jnp.asarray(etas, dtype=float)
     if arr.ndim != 1 or arr.shape[0] == 0:
         raise ValueError(f"etas must be a non-empty 1-D array; got shape {arr.shape}")
     n = arr.shape[0]
@@ -190,9 +193,10 @@ def to_optax(schedule) -> optax.Schedule:
     return from_array(schedule)
 
 
-def as_array(schedule: Schedule, T: int) -> jax.Array:
-    """The per-step rates ``schedule(0..T−1)``, float64, shape ``(T,)``."""
-    return jnp.broadcast_to(jnp.asarray(schedule(jnp.arange(T)), jnp.float64), (T,))
+@float64
+def as_array(schedule: Schedule, T: int) -> jax.Array | np.ndarray:
+    """The per-step rates ``schedule(0..T−1)``, float64, shape ``(T,)`` (NumPy when concrete)."""
+    return host(jnp.broadcast_to(jnp.asarray(schedule(jnp.arange(T)), jnp.float64), (T,)))
 
 
 # ----------------------------------------------------------------------------- tuning
@@ -308,6 +312,7 @@ def _from_z(z, lohi, log):
     return lo * (hi / lo) ** z if log else lo + (hi - lo) * z
 
 
+@float64
 def tune(
     family: str | Family,
     problem: Problem,

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._x64 import float64
 from .dynamics import check_schedule
 from .problem import Problem
 
@@ -96,6 +97,7 @@ def _run_features(keys, proj, lam_x, w_star, sigma, etas, batch):
     return jax.vmap(one_seed)(keys)
 
 
+@float64
 def sgd(
     problem: Problem,
     etas,

@@ -132,7 +132,12 @@ def test_warm_starts_save_and_resume(tmp_path):
         (dict(T=10, eta_max=-1.0), "eta_max must be"),
         (dict(T=10, eta_max=float("nan")), "eta_max must be"),
         (dict(T=10, smoothness=-1.0), "smoothness must be"),
-        (dict(T=200, init=1e6, eta_max=1e7), "initial schedule diverges"),
+        (dict(T=200, init=1e6, eta_max=1e7), "init: the initial schedule diverges"),
+        (dict(T=200, init=0.0), "init: the initial schedule does not lower the loss"),
+        (dict(T=200, init=-0.1), "init must be finite and >= 0"),
+        (dict(T=200, init=[0.1, float("nan")]), "init must be finite"),
+        (dict(T=10, maxiter=0), "maxiter must be"),
+        (dict(T=10, tol=-1.0), "tol must be"),
         (dict(T=10, parameterization="sqrt"), "parameterization must be"),
     ],
 )

@@ -29,7 +29,7 @@ def test_gradient_descent_limit():
 
 @pytest.mark.parametrize("m", [1, 3, 16])
 def test_single_mode_fixed_point(m):
-    """One mode, constant η: C → C* = ησ²/(2m − (m+2)ηλ) (THEORY §2)."""
+    """One mode, constant η: C → C* = ησ²/(2m − (m+2)ηλ) (docs/theory.md §2)."""
     lam, sigma, eta = 0.8, 0.7, 0.5
     p = Problem.from_spectrum([lam], [2.0], sigma=sigma, batch=m)
     c_star = eta * sigma**2 / (2 * m - (m + 2) * eta * lam)
@@ -47,7 +47,7 @@ def test_one_step_by_hand():
 
 
 @pytest.mark.parametrize("T", [1, 7, 64, 997])
-def test_fast_matches_reference(T):
+def test_fast_matches_reference(T, x64):
     p = Problem(a=1.5, b=2.5, sigma=0.5, n_modes=300, batch=4)
     t = np.arange(T)
     etas = 1.1 * (1 - t / T) ** 0.5 + 0.01
@@ -64,7 +64,7 @@ def test_fast_matches_reference(T):
 
 
 @pytest.mark.parametrize("T", [1, 50, 333])
-def test_solver_objective_matches_reference(T):
+def test_solver_objective_matches_reference(T, x64):
     """The solver's ahead-of-time compiled objective: log L(T), its η-gradient and L(0..T)."""
     p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=120, batch=3)
     etas = 0.4 * (1 - np.arange(T) / T) + 0.05
@@ -83,7 +83,7 @@ def test_solver_objective_divergence():
     assert v == math.inf and np.all(np.isnan(g))
 
 
-def test_gradient_matches_finite_differences():
+def test_gradient_matches_finite_differences(x64):
     p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=200, batch=4)
     T = 200
     etas = np.linspace(0.6, 0.05, T)

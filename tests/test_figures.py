@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from rfmodel import cli
-from rfmodel.figures import Task, load_experiment, regenerate, run_tasks
+from rfmodel.experiments import load_experiment
+from rfmodel.figures import regenerate
+from rfmodel.runner import Task, run_tasks
 
 EXPECTED = {
     "optimal_schedules_easy.png",

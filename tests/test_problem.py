@@ -63,7 +63,7 @@ def test_large_n_is_cheap_and_matches_zeta():
 
 @pytest.mark.parametrize("a,b,sigma", [(2.5, 1.2, 0.5), (1.5, 2.5, 0.5), (1.3, 2.75, 0.0)])
 def test_binned_tail_matches_exact_run(a, b, sigma):
-    """Binned vs exact at N = 20 000 agree to 1e-4 relative over a whole run (THEORY §1)."""
+    """Binned vs exact at N = 20 000 agree to 1e-4 relative over a whole run (docs/theory.md §1)."""
     exact = Problem(a=a, b=b, sigma=sigma, n_modes=20_000, batch=4, n_exact=20_000)
     binned = Problem(a=a, b=b, sigma=sigma, n_modes=20_000, batch=4)  # default resolution
     assert binned.binned and binned.n_eff < 1200

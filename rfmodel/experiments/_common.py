@@ -1,12 +1,10 @@
 """Shared helpers of the experiments: problems, control rules, cached optimal-schedule chains.
 
-Not an experiment itself. The experiment scripts import it by name (``experiments/`` is on
-``sys.path`` when they run as scripts or through :mod:`rfmodel.figures`).
+Not an experiment itself.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -15,10 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from rfmodel import Problem
-from rfmodel.control import ScheduleResult, optimize_schedules, segment_index
-from rfmodel.figures import Task
-from rfmodel.results import config_key, write_json
+from .. import Problem
+from ..control import (
+    ScheduleResult,
+    horizon_keys,
+    load_schedule,
+    optimize_schedules,
+    segment_index,
+)
+from ..results import config_key, write_json
+from ..runner import Task
 
 #: Rough cost of one loss+gradient evaluation per (kept mode × step), in seconds.
 NS_PER_MODE_STEP = 15e-9
@@ -73,50 +77,39 @@ def _chain_kwargs(chain: dict[str, Any]) -> dict[str, Any]:
 
 def chain_dir(results_dir: Path, group: str, chain: dict[str, Any]) -> Path:
     """Folder of one chain of optimal schedules, keyed by its configuration less the horizons
-    and the iteration cap (each saved horizon carries its own full key, so extending ``Ts``
-    reuses the horizons already solved)."""
+    and the iteration cap (each saved horizon carries its own full key,
+    :func:`rfmodel.control.horizon_keys`, so extending ``Ts`` reuses the horizons solved)."""
     key = config_key({k: v for k, v in chain.items() if k not in ("Ts", "maxiter")})
     return Path(results_dir) / group / f"{chain['name']}_{key}"
 
 
-def _matching_files(results_dir: Path, group: str, chain: dict[str, Any]) -> dict[int, Path]:
-    """{T: JSON header} of the chain's saved horizons whose configuration matches exactly:
-    problem, T, number of controls and smoothness equal the chain's (arrays are not read)."""
-    d = chain_dir(results_dir, group, chain)
-    if not d.is_dir():
-        return {}
-    pconf = make_problem(chain["setting"]).config()
-    want = {int(T): controls_for(int(T), chain.get("rule")) for T in chain["Ts"]}
-    smooth = float(chain.get("smoothness", 0.0))
-    out: dict[int, Path] = {}
-    for js in sorted(d.glob("T*.json")):
-        try:
-            cfg = json.loads(js.read_text())["config"]
-        except (OSError, ValueError, KeyError):
-            continue
-        T = int(cfg.get("T", -1))
-        if (
-            T in want
-            and cfg.get("problem") == pconf
-            and cfg.get("controls") == want[T]
-            and float(cfg.get("smoothness", 0.0)) == smooth
-        ):
-            out[T] = js
-    return out
+def _horizon_keys(chain: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    rule = chain.get("rule")
+    return horizon_keys(
+        make_problem(chain["setting"]),
+        [int(T) for T in chain["Ts"]],
+        controls=lambda T: controls_for(T, rule),
+        **_chain_kwargs(chain),
+    )
 
 
 def find_chain(results_dir: Path, group: str, chain: dict[str, Any]) -> dict[int, ScheduleResult]:
-    """The saved optimal schedules of a chain whose configuration matches exactly.
+    """The saved, valid optimal schedules of a chain (damaged ones are moved aside).
 
     A chain is ``{"name", "setting", "Ts", "rule", "smoothness"?, "maxiter"?}``.
     """
-    files = _matching_files(results_dir, group, chain)
-    return {T: ScheduleResult.load(js.with_suffix("")) for T, js in files.items()}
+    d = chain_dir(Path(results_dir), group, chain)
+    out = {}
+    for T, key in _horizon_keys(chain).items():
+        res = load_schedule(d / f"T{T}_{config_key(key)}", key)
+        if res is not None:
+            out[T] = res
+    return out
 
 
 def chain_done(results_dir: Path, group: str, chain: dict[str, Any]) -> bool:
-    """Every horizon of the chain is saved (JSON headers only; arrays are not read)."""
-    return set(_matching_files(results_dir, group, chain)) == {int(T) for T in chain["Ts"]}
+    """Every horizon of the chain is saved and valid."""
+    return set(find_chain(results_dir, group, chain)) == {int(T) for T in chain["Ts"]}
 
 
 def run_chain(results_dir: str, group: str, chain: dict[str, Any]) -> dict[str, Any]:

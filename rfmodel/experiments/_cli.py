@@ -1,4 +1,5 @@
-"""Command line shared by the experiment scripts (``python experiments/<name>.py``)."""
+"""Command line shared by the experiments (``python experiments/<name>.py`` or
+``python -m rfmodel.experiments.<name>``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from rfmodel.figures import _TABLE_COLUMNS, _md_table, default_workers, load_experiment, run_tasks
+from ..figures import _TABLE_COLUMNS, _md_table
+from ..runner import default_workers, run_tasks
+from . import load_experiment
 
 #: Experiments whose results another one reads (their tasks run first, skipped when saved).
 DEPENDS = {"baselines": ("optimal_schedules",)}
