@@ -349,7 +349,8 @@ class _Monotone:
 def _best_constant(problem: Problem, T: int, eta_max: float, batches) -> tuple[float, int]:
     x0 = np.array([min(0.5 * problem.eta_critical(), eta_max)])
     seg = np.zeros(int(T), np.int64)
-    _check_start(problem, x0, seg, batches)
+    name = f"eta_max={eta_max:g} (the start is the constant rate min(eta_c/2, eta_max))"
+    _check_start(problem, x0, seg, batches, name=name)
     u, res = _solve(
         problem,
         seg,
@@ -537,7 +538,9 @@ def _describe(x) -> Any:
     }
 
 
-def _check_start(problem: Problem, x0: np.ndarray, seg: np.ndarray, batches) -> None:
+def _check_start(
+    problem: Problem, x0: np.ndarray, seg: np.ndarray, batches, name: str = "init"
+) -> None:
     """Reject a start from which the solver cannot make honest progress: a diverging one, or
     one no better than not training (η ≡ 0, or an unstable rate that has not overflowed yet).
     In log coordinates η → 0 is a spurious stationary point, so such starts used to end at
@@ -545,12 +548,13 @@ def _check_start(problem: Problem, x0: np.ndarray, seg: np.ndarray, batches) -> 
     v, _, curve = log_final_loss_and_grad(problem, x0[seg], batches, with_curve=True)
     if not math.isfinite(v):
         raise ValueError(
-            "init: the initial schedule diverges; pass a smaller init or eta_max, or init=None for "
-            f"the best constant rate (largest stable constant rate {problem.eta_critical():.4g})"
+            f"{name}: the initial schedule diverges; pass a smaller init or eta_max, or "
+            "init=None for the best constant rate (largest stable constant rate "
+            f"{problem.eta_critical():.4g})"
         )
     if not curve[-1] < curve[0]:
         raise ValueError(
-            f"init: the initial schedule does not lower the loss (L(T) = {curve[-1]:.4g} >= "
+            f"{name}: the initial schedule does not lower the loss (L(T) = {curve[-1]:.4g} >= "
             f"L(0) = {curve[0]:.4g}): zero rates, or rates above the largest stable constant "
             f"rate {problem.eta_critical():.4g}; pass init=None for the best constant rate"
         )
