@@ -262,16 +262,17 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     solve = dict(eta_max=args.eta_max, smoothness=args.smoothness, progress=not args.quiet)
     main_res = optimize_schedule(problem, args.T, controls=K, **solve)
-    solved = [(f"optimal ({_k_label(K)})", main_res, K)]
+    solved = [(_k_label(K), main_res, K)]
     if compare:  # what the other choice costs (hard phase: per-step long steps vs smooth K)
         alt = optimize_schedule(problem, args.T, controls=alt_K, init=main_res.etas, **solve)
-        solved.append((f"optimal ({_k_label(alt_K)})", alt, alt_K))
+        solved.append((_k_label(alt_K), alt, alt_K))
     if args.monotone:  # non-increasing after the warmup (the part before the peak)
         mono = optimize_schedule(
             problem, args.T, controls=K, init=main_res.etas, monotone=True, **solve
         )
-        solved.insert(0, (f"optimal ({_k_label(K)}, monotone)", mono, K))
-    label, opt, _ = solved[0]  # the exported schedule
+        solved.insert(0, (f"{_k_label(K)}, monotone", mono, K))
+    label, opt, _ = solved[0]  # the exported schedule: the row "optimal"
+    label = f"optimal ({label})"
     say(
         f"{label}: L(T) = {opt.loss:.6g} ({opt.iterations} iterations, {opt.message}, "
         f"{opt.wall_time:.1f} s)"
@@ -290,13 +291,14 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
         tuned[name] = {"etas": r.etas, "curve": r.curve, "loss": r.loss, "params": r.params}
     rows = [
         {
-            "schedule": lab,
+            "schedule": "optimal" if i == 0 else f"optimal, {lab}",
+            "controls": lab,
             "loss": r.loss,
             "ratio_to_optimal": r.loss / opt.loss,
             "params": {},
             "seconds": r.wall_time,
             "note": (
-                "exported (optimal.npz)"
+                f"{lab}, exported (optimal.npz)"
                 if i == 0
                 else ("--per-step" if k is None else f"--controls {k}")
                 + f"; optimal_alternative{i}.npz"
