@@ -17,10 +17,25 @@ Every family is a function of a few parameters plus the horizon ``T`` (docs/theo
 >>> [round(float(sched(t)), 6) for t in range(4)]
 [0.3, 0.2, 0.1, 0.1]
 
+Warmup conventions. rfmodel's warmup over W steps is η_t = η₀ (t+1)/W for t < W: the first
+update already uses η₀/W, and update W−1 uses η₀. optax's warmups (``linear_schedule``,
+``warmup_cosine_decay_schedule(init_value, peak_value, warmup_steps, ...)``) go linearly from
+``init_value`` at count 0 to ``peak_value`` at count ``warmup_steps``: with ``init_value=0``
+the first update is wasted (η = 0) and the peak comes one update later. So, during the
+warmup, rfmodel's rate at t is optax's at t + 1:
+
+>>> ours = as_array(cosine(1.0, T=100, warmup=0.1), 12)
+>>> theirs = as_array(optax.warmup_cosine_decay_schedule(0.0, 1.0, 10, 100), 12)
+>>> [round(float(x), 2) for x in ours[:3]], [round(float(x), 2) for x in theirs[:4]]
+([0.1, 0.2, 0.3], [0.0, 0.1, 0.2, 0.3])
+
+Any optax schedule factory can be tuned as a family (:meth:`Family.from_optax`;
+:data:`OPTAX_FAMILIES` has four), with optax's own convention.
+
 :func:`tune` finds each family's best parameters on the exact dynamics: a grid in transformed
-(log or logit) coordinates, evaluated in one ``vmap``; then a bounded quasi-Newton refinement
-from the best grid points with ``jax.grad`` through the dynamics. Divergent settings are never
-returned.
+(log or logit) coordinates, evaluated in chunks of ``vmap``-ed schedules; then a bounded
+quasi-Newton refinement from the best grid points with ``jax.grad`` through the dynamics.
+Divergent settings are never returned.
 """
 
 from __future__ import annotations
