@@ -214,11 +214,14 @@ def _say(args: argparse.Namespace) -> Callable[[str], None]:
 # ----------------------------------------------------------------------------- optimize
 #: Controls of the default hard-phase schedule: K = min(T, this) piecewise-constant rates.
 HARD_DEFAULT_CONTROLS = 100
+#: Easy phase: one control per step up to this T, then this many (the solver's L-BFGS-B keeps
+#: 2 × 50 vectors of K numbers: 0.8 GB for K = 10^6 per-step controls, 3 MB for K = 4096).
+EASY_MAX_CONTROLS = 4096
 
 
 def _controls(args: argparse.Namespace, phase: str) -> int | None:
     """K (None: one control per step): --per-step / --controls 0 → per step; --controls K;
-    default: K = min(T, 100) in the hard phase (smooth), per step otherwise."""
+    default: K = min(T, 100) in the hard phase (smooth), per step otherwise (at most 4096)."""
     if args.per_step:
         return None
     if args.controls is not None:
@@ -227,7 +230,9 @@ def _controls(args: argparse.Namespace, phase: str) -> int | None:
                 f"--controls must be an integer in [0, T={args.T}]; got {args.controls}"
             )
         return None if args.controls in (0, args.T) else args.controls
-    return min(args.T, HARD_DEFAULT_CONTROLS) if phase == "hard" else None
+    if phase == "hard":
+        return min(args.T, HARD_DEFAULT_CONTROLS)
+    return None if args.T <= EASY_MAX_CONTROLS else EASY_MAX_CONTROLS
 
 
 def _k_label(K: int | None) -> str:
@@ -557,7 +562,8 @@ def _add_optimize(sub) -> None:
         default=None,
         help="K piecewise-constant controls in [1, T], or 0 for one per step (default: K = "
         f"min(T, {HARD_DEFAULT_CONTROLS}) in the hard phase, whose per-step optimum alternates "
-        "long and short steps; one per step in the easy phase, where it is smooth)",
+        "long and short steps; one per step in the easy phase, where it is smooth, up to "
+        f"K = {EASY_MAX_CONTROLS})",
     )
     p.add_argument(
         "--per-step",

@@ -174,6 +174,22 @@ def test_sigterm_stops_rfmodel_figures_and_a_rerun_resumes(tmp_path):
     assert (out / "long_step_pattern.png").stat().st_mode & 0o044 == 0o044  # readable by others
 
 
+def test_sigint_stops_rfmodel_optimize_within_seconds(tmp_path):
+    """A single-process command: Ctrl-C during the solve exits 130 with a message, no traceback."""
+    cmd = [sys.executable, "-m", "rfmodel.cli", "optimize", "--T", "20000", "--n-modes", "3000"]
+    cmd += ["--families", "constant", "--out", str(tmp_path / "o")]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().startswith("phase:")  # the solve starts right after
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert time.monotonic() - t0 < 10
+    assert "interrupted by SIGINT" in stderr and "Traceback" not in stderr
+
+
 # ----------------------------------------------------------------------------- damaged cache
 @pytest.fixture(scope="module")
 def solved(tmp_path_factory):
