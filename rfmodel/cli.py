@@ -132,44 +132,21 @@ def _problem_args(
 ) -> None:
     from .problem import N_MAX, SIGMA_MAX
 
-    p.add_argument(
-        "--a",
-        type=float_flag(1, lo_open=True),
-        default=a,
-        help="target exponent a > 1: target power λ_k w*_k² = k^-a" + _DFLT,
-    )
-    p.add_argument(
-        "--b",
-        type=float_flag(1, lo_open=True),
-        default=b,
-        help="spectral exponent b > 1: eigenvalues λ_k = k^-b (b < a: easy phase, b > a: "
-        "hard phase; b·log10(N) <= 300 so that λ_N is a float64 number)" + _DFLT,
-    )
-    p.add_argument(
-        "--sigma",
-        type=float_flag(0, SIGMA_MAX),
-        default=sigma,
-        help=f"label-noise standard deviation σ in [0, {SIGMA_MAX:g}]" + _DFLT,
-    )
-    p.add_argument(
-        "--batch",
-        type=int_flag(1, 10**9),
-        default=batch,
-        help="minibatch size m in [1, 1e9]" + _DFLT,
-    )
-    p.add_argument(
-        "--T",
-        type=int_flag(1, T_MAX),
-        default=T,
-        help=f"number of SGD steps in [1, {T_MAX:.0e}]" + _DFLT,
-    )
-    p.add_argument(
-        "--n-modes",
-        type=int_flag(1, N_MAX),
-        default=n_modes,
-        help=f"number of modes N in [1, {N_MAX:.0e}] (beyond 1000 the tail is binned, so large "
-        "N is cheap)" + _DFLT,
-    )
+    flags = [
+        ("--a", float_flag(1, lo_open=True), a, "target exponent a > 1: target power "
+         "λ_k w*_k² = k^-a"),
+        ("--b", float_flag(1, lo_open=True), b, "spectral exponent b > 1: eigenvalues "
+         "λ_k = k^-b (b < a: easy phase, b > a: hard phase; b·log10(N) <= 300 so that λ_N is a "
+         "float64 number)"),
+        ("--sigma", float_flag(0, SIGMA_MAX), sigma, "label-noise standard deviation σ in "
+         f"[0, {SIGMA_MAX:g}]"),
+        ("--batch", int_flag(1, 10**9), batch, "minibatch size m in [1, 1e9]"),
+        ("--T", int_flag(1, T_MAX), T, f"number of SGD steps in [1, {T_MAX:.0e}]"),
+        ("--n-modes", int_flag(1, N_MAX), n_modes, f"number of modes N in [1, {N_MAX:.0e}] "
+         "(beyond 1000 the tail is binned, so large N is cheap)"),
+    ]  # fmt: skip
+    for flag, kind, default, text in flags:
+        p.add_argument(flag, type=kind, default=default, help=text + _DFLT)
     p.add_argument(
         "--out",
         type=Path,
@@ -546,14 +523,23 @@ def cmd_figures(args: argparse.Namespace) -> None:
 
 
 # ----------------------------------------------------------------------------- parser
+def _command(sub, name: str, func, summary: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand's parser, running ``func(args)``."""
+    p = sub.add_parser(name, help=summary, description=description)
+    p.set_defaults(func=func)
+    return p
+
+
 def _add_optimize(sub) -> None:
     from .schedules import FAMILIES, OPTAX_FAMILIES
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "optimize",
-        help="optimal schedule vs tuned baselines (the main job)",
-        description="Solve for the schedule minimizing the final loss L(T), tune every baseline "
-        "family on the same dynamics, print the table, write the run folder.",
+        cmd_optimize,
+        "optimal schedule vs tuned baselines (the main job)",
+        "Solve for the schedule minimizing the final loss L(T), tune every baseline family on "
+        "the same dynamics, print the table, write the run folder.",
     )
     _problem_args(p)
     p.add_argument(
@@ -608,15 +594,16 @@ def _add_optimize(sub) -> None:
         + ") or a comma-separated list; also optax's own factories: "
         + ", ".join(OPTAX_FAMILIES),
     )
-    p.set_defaults(func=cmd_optimize)
 
 
 def _add_simulate(sub) -> None:
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "simulate",
-        help="exact recursion vs Monte-Carlo SGD",
-        description="Run minibatch SGD on sampled Gaussian data under a schedule and compare "
-        "the mean loss with the exact recursion (both written and plotted).",
+        cmd_simulate,
+        "exact recursion vs Monte-Carlo SGD",
+        "Run minibatch SGD on sampled Gaussian data under a schedule and compare the mean loss "
+        "with the exact recursion (both written and plotted).",
     )
     _problem_args(p, T=500, n_modes=200)
     p.add_argument(
@@ -650,18 +637,19 @@ def _add_simulate(sub) -> None:
         help="N random features of the n-modes-dimensional input, N in [1, --n-modes] (0: the "
         "plain model)" + _DFLT,
     )
-    p.set_defaults(func=cmd_simulate)
 
 
 def _add_figures(sub) -> None:
     from .experiments import EXPERIMENTS
     from .runner import default_workers
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "figures",
-        help="regenerate every figure from saved results",
-        description="Compute the missing results of every experiment (resuming what is saved), "
-        "then draw every figure and write OUT/README.md.",
+        cmd_figures,
+        "regenerate every figure from saved results",
+        "Compute the missing results of every experiment (resuming what is saved), then draw "
+        "every figure and write OUT/README.md.",
     )
     p.add_argument(
         "--quick",
@@ -700,7 +688,6 @@ def _add_figures(sub) -> None:
         "and results as the local run",
     )
     _common_args(p)
-    p.set_defaults(func=cmd_figures)
 
 
 def build_parser() -> argparse.ArgumentParser:

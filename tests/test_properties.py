@@ -16,6 +16,20 @@ from rfmodel.control import KKT_TOLERANCE, optimize_schedule
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 SLOW = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+#: The default suite runs few examples; ``-m slow`` runs many.
+PROFILES = [
+    pytest.param(FAST, id="fast"),
+    pytest.param(SLOW, id="many", marks=pytest.mark.slow),
+]
+
+
+def _with(fast, slow):
+    """PROFILES, each with one more parameter (its size)."""
+    return [
+        pytest.param(FAST, fast, id="fast"),
+        pytest.param(SLOW, slow, id="many", marks=pytest.mark.slow),
+    ]
+
 
 wild = st.floats(allow_nan=True, allow_infinity=True)
 
@@ -52,17 +66,9 @@ def check_problem(kw):
     assert 0 < eta_c <= p.eta_mode_bound() and math.isfinite(eta_c)
 
 
-@FAST
-@given(problem_kwargs)
-def test_problem_works_or_names_the_parameter(kw):
-    check_problem(kw)
-
-
-@pytest.mark.slow
-@SLOW
-@given(problem_kwargs)
-def test_problem_works_or_names_the_parameter_many(kw):
-    check_problem(kw)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_problem_works_or_names_the_parameter(profile):
+    profile(given(problem_kwargs)(check_problem))()
 
 
 # ----------------------------------------------------------------------------- loss_curve
@@ -89,25 +95,14 @@ def check_curve(p, etas, batches):
     assert curve[0] == pytest.approx(p.initial_loss, rel=1e-12)
 
 
-@FAST
-@given(
-    small_problem,
-    st.lists(rate, min_size=0, max_size=40),
-    st.one_of(st.none(), st.lists(st.one_of(st.floats(0, 100), wild), min_size=0, max_size=40)),
-)
-def test_loss_curve_is_never_nan(p, etas, batches):
-    check_curve(p, etas, batches)
+def _schedules(n):
+    batches = st.lists(st.one_of(st.floats(0, 100), wild), min_size=0, max_size=n)
+    return small_problem, st.lists(rate, min_size=0, max_size=n), st.one_of(st.none(), batches)
 
 
-@pytest.mark.slow
-@SLOW
-@given(
-    small_problem,
-    st.lists(rate, min_size=0, max_size=200),
-    st.one_of(st.none(), st.lists(st.one_of(st.floats(0, 100), wild), min_size=0, max_size=200)),
-)
-def test_loss_curve_is_never_nan_many(p, etas, batches):
-    check_curve(p, etas, batches)
+@pytest.mark.parametrize("profile,n", _with(40, 200))
+def test_loss_curve_is_never_nan(profile, n):
+    profile(given(*_schedules(n))(check_curve))()
 
 
 # ----------------------------------------------------------------------------- solver
@@ -143,17 +138,9 @@ def check_solver(p, kw):
         assert np.all(np.diff(u[int(np.argmax(u)) :]) <= 1e-12 * u.max())
 
 
-@FAST
-@given(small_problem, solver_kwargs)
-def test_optimize_schedule_works_or_names_the_parameter(p, kw):
-    check_solver(p, kw)
-
-
-@pytest.mark.slow
-@SLOW
-@given(small_problem, solver_kwargs)
-def test_optimize_schedule_works_or_names_the_parameter_many(p, kw):
-    check_solver(p, kw)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_optimize_schedule_works_or_names_the_parameter(profile):
+    profile(given(small_problem, solver_kwargs)(check_solver))()
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -190,14 +177,11 @@ def check_cli(flags, tmp_path, capsys):
         assert all(math.isfinite(r["loss"]) and r["loss"] > 0 for r in table)
 
 
-@settings(FAST, max_examples=6)
-@given(flags=st.dictionaries(st.sampled_from(FLAGS), flag_value, max_size=3))
-def test_cli_works_or_exits_2_naming_the_flag(flags, tmp_path_factory, capsys):
-    check_cli(flags, tmp_path_factory.mktemp("cli"), capsys)
+@pytest.mark.parametrize("profile,examples", _with(6, 80))
+def test_cli_works_or_exits_2_naming_the_flag(profile, examples, tmp_path_factory, capsys):
+    flags = st.dictionaries(st.sampled_from(FLAGS), flag_value, max_size=4)
 
+    def check(flags):
+        check_cli(flags, tmp_path_factory.mktemp("cli"), capsys)
 
-@pytest.mark.slow
-@settings(SLOW, max_examples=80)
-@given(flags=st.dictionaries(st.sampled_from(FLAGS), flag_value, max_size=4))
-def test_cli_works_or_exits_2_naming_the_flag_many(flags, tmp_path_factory, capsys):
-    check_cli(flags, tmp_path_factory.mktemp("cli"), capsys)
+    settings(profile, max_examples=examples)(given(flags)(check))()
