@@ -74,8 +74,20 @@ def main() -> None:
         default=1e6,
         help="largest T for tune('power_scheduler') (800 grid points: slow)",
     )
+    ap.add_argument(
+        "--cases",
+        nargs="+",
+        default=[
+            "loss_curve",
+            "loss+grad",
+            "optimize_schedule",
+            "tune:cosine",
+            "tune:power_scheduler",
+        ],
+        help="cases to run (default all)",
+    )
     args = ap.parse_args()
-    cases = ["loss_curve", "loss+grad", "optimize_schedule", "tune:cosine", "tune:power_scheduler"]
+    cases = args.cases
     print(f"{'case':24s} {'T':>9s} {'peak RSS':>10s} {'increase':>10s} {'8·T bytes':>10s}", end="")
     print(f" {'grid×T×8 (unchunked)':>21s} {'seconds':>8s}")
     for T in [int(t) for t in args.T]:
