@@ -200,9 +200,13 @@ def _worker_main(fd: int, parent_pid: int) -> None:
             name, experiment, func, kwargs = conn.recv()
         except (EOFError, OSError):
             return
+        except SystemExit as e:  # SIGTERM while idle
+            os._exit(e.code if isinstance(e.code, int) else 1)
         t0 = time.perf_counter()
         try:
             reply = ("ok", name, _call(experiment, func, kwargs))
+        except SystemExit as e:  # SIGTERM: the task unwound (temporary files removed); go now,
+            os._exit(e.code if isinstance(e.code, int) else 1)  # skipping the slow finalization
         except Exception:  # noqa: BLE001 - reported by the parent
             reply = ("error", name, traceback.format_exc())
         try:
