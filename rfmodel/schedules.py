@@ -520,20 +520,32 @@ def tune(
     zc_grid = np.array(list(itertools.product(*[grids[i] for i in free_i])), dtype=np.float64)
     traced = _traceable(fam, T, m, names, fixed_vals(zf_grid[0]))
 
-    def schedule_fn(zf):
-        fv = fixed_vals(zf)
+    compiled: dict[tuple, tuple] = {}
 
-        def etas_of(zc):
-            vals = {n: value(i, zc[k]) for k, (i, n) in enumerate(zip(free_i, names, strict=True))}
-            return as_array(fam.make(T, m, **fv, **vals), T)
+    def schedule_fn(zf) -> tuple:
+        """(etas_of, its compiled version, its compiled VJP) for fixed integer values ``zf``;
+        compiled once per call of tune (the refinement's starts share them)."""
+        if tuple(zf) not in compiled:
+            fv = fixed_vals(zf)
 
-        return etas_of
+            def etas_of(zc):
+                vals = {
+                    n: value(i, zc[k]) for k, (i, n) in enumerate(zip(free_i, names, strict=True))
+                }
+                return as_array(fam.make(T, m, **fv, **vals), T)
+
+            if traced:
+                vjp = jax.jit(lambda z, ct: jax.vjp(etas_of, z)[1](ct)[0])
+                compiled[tuple(zf)] = (etas_of, jax.jit(etas_of), vjp)
+            else:
+                compiled[tuple(zf)] = (etas_of, etas_of, None)
+        return compiled[tuple(zf)]
 
     # Grid: chunks of schedules through one compiled batched loss shared by every family.
     rows = max(1, min(len(zc_grid), _GRID_BUDGET // T))
     cands = []  # (log L(T), zf, zc)
     for zf in zf_grid:
-        etas_of = schedule_fn(zf)
+        etas_of = schedule_fn(zf)[0]
         many = jax.jit(jax.vmap(etas_of)) if traced else None
         for s in range(0, len(zc_grid), rows):
             zs = zc_grid[s : s + rows]
@@ -555,14 +567,13 @@ def tune(
         if not np.isfinite(f_all[i]):
             continue
         _, zf, z0 = cands[i]
-        fg = _refine_objective(problem, schedule_fn(zf), traced)
+        fg = _refine_objective(problem, *schedule_fn(zf))
         res = lbfgsb(fg, z0, [(0.0, 1.0)] * len(free_i), maxiter=maxiter, ftol=1e-13, maxcor=10)
         evals += int(res.nfev) * (1 if traced else 1 + len(free_i))
         if res.fun < best[0]:  # res.fun is fg(res.x): finite (the divergence wall is 1e3)
             best = (float(res.fun), zf, np.asarray(res.x))
     _, zf, zc = best
-    final = schedule_fn(zf)
-    etas = np.asarray(jax.jit(final)(jnp.asarray(zc)) if traced else final(zc))
+    etas = np.asarray(schedule_fn(zf)[1](jnp.asarray(zc) if traced else zc))
     curve = np.asarray(loss_curve(problem, etas))
     z_all = np.empty(len(fam.params))
     z_all[fixed_i], z_all[free_i] = zf, zc
@@ -578,12 +589,11 @@ def tune(
     )
 
 
-def _refine_objective(problem: Problem, etas_of, traced: bool):
+def _refine_objective(problem: Problem, etas_of, etas_jit, etas_vjp):
     """(log L(T), gradient in z) of a family's free parameters z ∈ [0, 1]^P: reverse mode
-    through the schedule when it can be traced, else forward differences (step 1e-7)."""
-    if traced:
-        etas_jit = jax.jit(etas_of)
-        etas_vjp = jax.jit(lambda z, ct: jax.vjp(etas_of, z)[1](ct)[0])
+    through the schedule when it can be traced (``etas_vjp`` given), else forward differences
+    (step 1e-7)."""
+    traced = etas_vjp is not None
 
     def fg(z):
         if traced:
