@@ -312,9 +312,9 @@ def test_out_is_checked_before_any_work(tmp_path, capsys):
 
 
 def test_baselines_respect_eta_max(tmp_path, capsys):
-    p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=80, batch=4)
+    p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=40, batch=4)
     cap = 0.25 * p.eta_critical()
-    argv = ["optimize", "--T", "80", "--n-modes", "80", "--eta-max", f"{cap!r}", "--quiet"]
+    argv = ["optimize", "--T", "60", "--n-modes", "40", "--eta-max", f"{cap!r}", "--quiet"]
     argv += ["--families", "constant,cosine", "--out", str(tmp_path)]
     assert main(argv) == 0
     arrays = load_result(tmp_path / "baselines")[0]
