@@ -3,38 +3,159 @@
 ``rfmodel optimize``  optimal schedule vs every tuned baseline (the main job)
 ``rfmodel simulate``  exact recursion vs Monte-Carlo SGD, figure and numbers
 ``rfmodel figures``   regenerate every figure in figures/ from saved results
+
+Every flag is checked before any work starts; a bad value exits with status 2 and a message
+naming the flag and its valid range. SIGINT (Ctrl-C) or SIGTERM stops a command within seconds
+(status 130 or 143), keeping every result already saved; rerunning resumes.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
+
+# ----------------------------------------------------------------------------- flag types
+# One parser per kind of flag. Each raises argparse.ArgumentTypeError, which argparse turns into
+# "rfmodel <cmd>: error: argument --flag: <message>" and exit status 2.
+
+
+def _range_text(lo: float, hi: float, lo_open: bool, hi_open: bool) -> str:
+    if math.isinf(hi):
+        return f"> {lo:g}" if lo_open else f">= {lo:g}"
+    return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+
+def int_flag(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """An integer in [lo, hi]; accepts integral float spellings such as ``1e6``."""
+    rng = f"in [{lo}, {hi:.4g}]" if hi is not None else f">= {lo}"
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            try:
+                f = float(text)
+            except ValueError:
+                f = math.nan
+            if not (math.isfinite(f) and f.is_integer()):
+                raise argparse.ArgumentTypeError(
+                    f"must be an integer {rng}; got {text!r}"
+                ) from None
+            v = int(f)
+        if v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"must be an integer {rng}; got {text}")
+        return v
+
+    return parse
+
+
+def float_flag(
+    lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = False, hi_open: bool = False
+) -> Callable[[str], float]:
+    """A finite number in the range [lo, hi] (ends open or closed)."""
+    rng = _range_text(lo, hi, lo_open, hi_open)
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        ok = (
+            math.isfinite(v)
+            and (v > lo if lo_open else v >= lo)
+            and (v < hi if hi_open else v <= hi)
+        )
+        if not ok:
+            raise argparse.ArgumentTypeError(f"must be a finite number {rng}; got {text!r}")
+        return v
+
+    return parse
+
+
+def names_flag(known: list[str], *, all_: list[str] | None = None) -> Callable[[str], list[str]]:
+    """A comma-separated list of names from ``known`` (``all``: the list ``all_``)."""
+
+    def parse(text: str) -> list[str]:
+        if all_ is not None and text == "all":
+            return list(all_)
+        names = [t.strip() for t in text.split(",") if t.strip()]
+        unknown = [n for n in names if n not in known]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"must be {'all or ' if all_ is not None else ''}comma-separated names from "
+                f"{', '.join(known)}; got {text!r}"
+            )
+        return names
+
+    return parse
+
+
+def writable_dir(path: Path, flag: str = "--out") -> Path:
+    """Create ``path`` if needed and prove it writable, before any work (ValueError if not)."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag}: {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".rfmodel-write-check-"):
+            pass
+    except OSError as e:
+        raise ValueError(f"{flag}: cannot write to {path} ({e.strerror or e})") from None
+    return path
+
+
+# ----------------------------------------------------------------------------- shared flags
+T_MAX = 10**8
+_DFLT = " (default %(default)s)"
+
+
+def _common_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars or status lines; the result and errors are still printed",
+    )
 
 
 def _problem_args(
     p: argparse.ArgumentParser, *, a=2.5, b=1.2, sigma=0.5, batch=4, T=1000, n_modes=1000
 ) -> None:
-    dflt = " (default %(default)s)"
-    p.add_argument("--a", type=float, default=a, help="target exponent a > 1" + dflt)
-    p.add_argument("--b", type=float, default=b, help="spectral exponent b > 1" + dflt)
-    p.add_argument("--sigma", type=float, default=sigma, help="label-noise std" + dflt)
-    p.add_argument("--batch", type=int, default=batch, help="batch size m" + dflt)
-    p.add_argument("--T", type=int, default=T, help="number of SGD steps" + dflt)
+    from .problem import N_MAX, SIGMA_MAX
+
+    flags = [
+        ("--a", float_flag(1, lo_open=True), a, "target exponent a > 1: target power "
+         "λ_k w*_k² = k^-a"),
+        ("--b", float_flag(1, lo_open=True), b, "spectral exponent b > 1: eigenvalues "
+         "λ_k = k^-b (b < a: easy phase, b > a: hard phase; b·log10(N) <= 300 so that λ_N is a "
+         "float64 number)"),
+        ("--sigma", float_flag(0, SIGMA_MAX), sigma, "label-noise standard deviation σ in "
+         f"[0, {SIGMA_MAX:g}]"),
+        ("--batch", int_flag(1, 10**9), batch, "minibatch size m in [1, 1e9]"),
+        ("--T", int_flag(1, T_MAX), T, f"number of SGD steps in [1, {T_MAX:.0e}]"),
+        ("--n-modes", int_flag(1, N_MAX), n_modes, f"number of modes N in [1, {N_MAX:.0e}] "
+         "(beyond 1000 the tail is binned, so large N is cheap)"),
+    ]  # fmt: skip
+    for flag, kind, default, text in flags:
+        p.add_argument(flag, type=kind, default=default, help=text + _DFLT)
     p.add_argument(
-        "--n-modes",
-        type=int,
-        default=n_modes,
-        help="number of modes N (default %(default)s; large N uses a binned tail)",
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: runs/<command>_<phase>_a.._b.._T.._<key>, the key a hash "
+        "of every flag that changes the result, so runs never overwrite each other); checked "
+        "writable before any work",
     )
-    p.add_argument("--out", type=Path, default=None, help="output folder")
+    _common_args(p)
 
 
 def _theory_lines(problem) -> list[str]:
@@ -53,61 +174,137 @@ def _theory_lines(problem) -> list[str]:
     return lines
 
 
-def _check_T(T: int) -> None:
-    if T < 1:
-        raise ValueError(f"T must be an integer >= 1; got T={T}")
+def _run_dir(command: str, problem, args: argparse.Namespace, config: dict[str, Any]) -> Path:
+    """``--out``, or ``runs/<command>_<phase>_a<a>_b<b>_T<T>_<key of the full configuration>``."""
+    from .results import config_key
+
+    if args.out is not None:
+        return args.out
+    name = f"{command}_{problem.phase}_a{args.a:g}_b{args.b:g}_T{args.T}_{config_key(config)}"
+    return Path("runs") / name
+
+
+def _say(args: argparse.Namespace) -> Callable[[str], None]:
+    return (lambda s: None) if args.quiet else print
+
+
+# ----------------------------------------------------------------------------- optimize
+#: Controls of the default hard-phase schedule: K = min(T, this) piecewise-constant rates.
+HARD_DEFAULT_CONTROLS = 100
+#: Easy phase: one control per step up to this T, then this many (the solver's L-BFGS-B keeps
+#: 2 × 50 vectors of K numbers: 0.8 GB for K = 10^6 per-step controls, 3 MB for K = 4096).
+EASY_MAX_CONTROLS = 4096
+
+
+def _controls(args: argparse.Namespace, phase: str) -> int | None:
+    """K (None: one control per step): --per-step / --controls 0 → per step; --controls K;
+    default: K = min(T, 100) in the hard phase (smooth), per step otherwise (at most 4096)."""
+    if args.per_step:
+        return None
+    if args.controls is not None:
+        if args.controls > args.T:
+            raise ValueError(
+                f"--controls must be an integer in [0, T={args.T}]; got {args.controls}"
+            )
+        return None if args.controls in (0, args.T) else args.controls
+    if phase == "hard":
+        return min(args.T, HARD_DEFAULT_CONTROLS)
+    return None if args.T <= EASY_MAX_CONTROLS else EASY_MAX_CONTROLS
+
+
+def _k_label(K: int | None) -> str:
+    return "per step" if K is None else f"K={K}"
 
 
 def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
     from . import Problem, plotting, results
     from .control import optimize_schedule
-    from .schedules import FAMILIES, tune
+    from .schedules import tune
 
-    _check_T(args.T)
+    say = _say(args)
     problem = Problem(a=args.a, b=args.b, sigma=args.sigma, n_modes=args.n_modes, batch=args.batch)
-    out = args.out or Path("runs") / f"optimize_a{args.a:g}_b{args.b:g}_T{args.T}"
+    K = _controls(args, problem.phase)
+    compare = args.compare if args.compare is not None else problem.phase == "hard"
+    alt_K = (min(args.T, HARD_DEFAULT_CONTROLS) if K is None else None) if compare else "none"
+    config = {
+        "problem": problem.config(),
+        "T": args.T,
+        "controls": K,
+        "eta_max": args.eta_max,
+        "smoothness": args.smoothness,
+        "monotone": args.monotone,
+        "families": args.families,
+        "compare": alt_K,
+    }
+    out = writable_dir(_run_dir("optimize", problem, args, config))
     for line in _theory_lines(problem):
-        print(line)
-    families = list(FAMILIES) if args.families == "all" else args.families.split(",")
-    unknown = [f for f in families if f not in FAMILIES]
-    if unknown:
-        raise ValueError(
-            f"--families must be 'all' or names from {sorted(FAMILIES)}; got {unknown}"
-        )
+        say(line)
+    if args.eta_max is not None:
+        _check_eta_max(problem, args.T, args.eta_max)
     t0 = time.perf_counter()
-    opt = optimize_schedule(
-        problem,
-        args.T,
-        controls=args.controls,
-        eta_max=args.eta_max,
-        smoothness=args.smoothness,
-        progress=True,
-    )
-    print(
-        f"optimal schedule: L(T) = {opt.loss:.6g} ({opt.iterations} iterations, "
-        f"projected gradient {opt.projected_gradient:.1e}, {opt.wall_time:.1f} s)"
+    solve = dict(eta_max=args.eta_max, smoothness=args.smoothness, progress=not args.quiet)
+    main_res = optimize_schedule(problem, args.T, controls=K, **solve)
+    solved = [(_k_label(K), main_res, K)]
+    if compare:  # what the other choice costs (hard phase: per-step long steps vs smooth K)
+        alt = optimize_schedule(problem, args.T, controls=alt_K, init=main_res.etas, **solve)
+        solved.append((_k_label(alt_K), alt, alt_K))
+    if args.monotone:  # non-increasing after the warmup (the part before the peak)
+        mono = optimize_schedule(
+            problem, args.T, controls=K, init=main_res.etas, monotone=True, **solve
+        )
+        solved.insert(0, (f"{_k_label(K)}, monotone", mono, K))
+    label, opt, _ = solved[0]  # the exported schedule: the row "optimal"
+    label = f"optimal ({label})"
+    say(
+        f"{label}: L(T) = {opt.loss:.6g} ({opt.iterations} iterations, {opt.message}, "
+        f"{opt.wall_time:.1f} s)"
     )
     opt.save(out / "optimal")
+    for i, (_, r, _) in enumerate(solved[1:]):
+        r.save(out / f"optimal_alternative{i + 1}")
+
     from tqdm.auto import tqdm
 
     tuned = {}
-    for name in tqdm(families, desc="tuning baselines", unit="family"):
-        r = tune(name, problem, args.T)
+    bar = tqdm(args.families, desc="tuning baselines", unit="family", disable=args.quiet)
+    for name in bar:
+        bar.set_postfix_str(name)
+        r = tune(name, problem, args.T, eta_max=args.eta_max)
         tuned[name] = {"etas": r.etas, "curve": r.curve, "loss": r.loss, "params": r.params}
-    rows = [{"schedule": "optimal", "loss": opt.loss, "ratio_to_optimal": 1.0, "params": {}}]
+    rows = [
+        {
+            "schedule": "optimal" if i == 0 else f"optimal, {lab}",
+            "controls": lab,
+            "loss": r.loss,
+            "ratio_to_optimal": r.loss / opt.loss,
+            "params": {},
+            "seconds": r.wall_time,
+            "note": (
+                f"{lab}, exported (optimal.npz)"
+                if i == 0
+                else ("--per-step" if k is None else f"--controls {k}")
+                + f"; optimal_alternative{i}.npz"
+            ),
+        }
+        for i, (lab, r, k) in enumerate(solved)
+    ]
     rows += [
         {
             "schedule": n,
             "loss": r["loss"],
             "ratio_to_optimal": r["loss"] / opt.loss,
             "params": r["params"],
+            "seconds": None,
+            "note": "",
         }
         for n, r in sorted(tuned.items(), key=lambda kv: kv[1]["loss"])
     ]
-    print(f"\n{'schedule':18s} {'L(T)':>12s} {'ratio':>8s}  tuned parameters")
+    cap = "" if args.eta_max is None else f" (every schedule with η <= {args.eta_max:g})"
+    print(f"\n{'schedule':28s} {'L(T)':>12s} {'ratio':>8s}  tuned parameters / note{cap}")
     for r in rows:
         params = ", ".join(f"{k}={v:.4g}" for k, v in r["params"].items())
-        print(f"{r['schedule']:18s} {r['loss']:12.6g} {r['ratio_to_optimal']:8.4f}  {params}")
+        extra = params or f"{r['note']}, {r['seconds']:.1f} s"
+        print(f"{r['schedule']:28s} {r['loss']:12.6g} {r['ratio_to_optimal']:8.4f}  {extra}")
     csv = "schedule,loss,ratio_to_optimal,params\n" + "".join(
         f"{r['schedule']},{r['loss']:.10g},{r['ratio_to_optimal']:.6f},"
         f'"{";".join(f"{k}={v:.6g}" for k, v in r["params"].items())}"\n'
@@ -117,6 +314,7 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
     summary = {
         "problem": problem.config(),
         "T": args.T,
+        "config": config,
         "theory": vars(problem.theory()),
         "eta_critical": problem.eta_critical(),
         "table": rows,
@@ -141,12 +339,34 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def _check_eta_max(problem, T: int, eta_max: float) -> None:
+    """--eta-max must allow a rate that lowers the loss within T steps (the solver's start)."""
+    from .dynamics import loss_curve
+
+    eta = min(eta_max, 0.5 * problem.eta_critical())
+    curve = loss_curve(problem, np.full(T, eta))
+    if not curve[-1] < curve[0]:
+        raise ValueError(
+            f"--eta-max={eta_max:g} is too small: no constant rate η <= {eta_max:g} lowers the "
+            f"loss in T={T} steps (L(T) = L(0) = {curve[0]:.4g}); the useful range is up to the "
+            f"per-step stability bound {problem.eta_mode_bound():.4g}"
+        )
+
+
+# ----------------------------------------------------------------------------- simulate
+_SCHEDULES = {
+    "constant": "η_t = η",
+    "cosine": "cosine decay from η to 0 at T",
+    "linear": "linear decay from η to 0 at T",
+    "wsd": "warmup-stable-decay: η, then a linear decay over the last 20%%",
+    "power_law": "η (1 + t)^-0.5",
+}
+
+
 def _schedule_from_args(args, problem):
     from . import schedules as S
 
     eta = args.eta if args.eta is not None else 0.5 * problem.eta_critical()
-    if not math.isfinite(eta) or eta <= 0:
-        raise ValueError(f"--eta must be a finite number > 0; got {eta}")
     if eta >= problem.eta_mode_bound():
         raise ValueError(
             f"--eta={eta:g} is beyond the stability bound: every step must have "
@@ -163,6 +383,24 @@ def _schedule_from_args(args, problem):
     return np.asarray(S.as_array(makers[args.schedule](), args.T)), eta
 
 
+def _check_sampling_memory(args: argparse.Namespace, chunk: int) -> None:
+    """Monte-Carlo SGD draws chunk × batch samples of dimension M per step: refuse (naming the
+    flags) when that, or the problem's arrays, would not fit in half the memory."""
+    from .problem import _available_memory
+
+    m_dim = args.n_modes
+    per_step = 8 * chunk * args.batch * m_dim * 3  # the draws, scaled draws, residual products
+    arrays = 8 * m_dim * (8 + 2 * chunk + (args.features or 0) * 2)
+    need, have = per_step + arrays, _available_memory()
+    if need > have / 2:
+        raise ValueError(
+            f"--n-modes={m_dim:.4g} is too large for Monte-Carlo sampling: {chunk} seeds × "
+            f"batch {args.batch} × {m_dim:.4g} dimensions need ~{need / 2**30:.3g} GiB, more than "
+            f"half of this machine's {have / 2**30:.3g} GiB; sample fewer modes (the exact "
+            f"recursion needs no sampling: rfmodel optimize takes any N)"
+        )
+
+
 def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     import jax
 
@@ -170,7 +408,14 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     from .dynamics import diverged, loss_curve
     from .simulate import sgd, theory_excess
 
-    _check_T(args.T)
+    say = _say(args)
+    if args.features > args.n_modes:
+        raise ValueError(
+            f"--features must be an integer in [0, --n-modes={args.n_modes}] (N random features "
+            f"of an M-dimensional input need N <= M); got {args.features}"
+        )
+    chunk = max(2, min(args.seeds, 16))
+    _check_sampling_memory(args, chunk)
     if args.features:
         problem = Problem.from_random_features(
             args.a,
@@ -190,28 +435,34 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
             batch=args.batch,
             n_exact=args.n_modes,
         )
-    for line in _theory_lines(problem):
-        print(line)
     etas, eta = _schedule_from_args(args, problem)
+    config = {
+        "problem": problem.config(),
+        "T": args.T,
+        "schedule": args.schedule,
+        "eta": eta,
+        "features": args.features,
+        "seeds": args.seeds,
+        "seed": args.seed,
+    }
+    out = writable_dir(_run_dir("simulate", problem, args, config))
+    for line in _theory_lines(problem):
+        say(line)
     theory = theory_excess(problem, loss_curve(problem, etas))
     if diverged(theory):
         raise ValueError(
-            f"the schedule diverges (eta={eta:g}); the largest stable constant "
+            f"--eta={eta:g}: the schedule diverges; the largest stable constant "
             f"rate is {problem.eta_critical():.4g}"
         )
     t0 = time.perf_counter()
     mc = sgd(
-        problem,
-        etas,
-        jax.random.key(args.seed),
-        n_seeds=args.seeds,
-        chunk=max(2, min(args.seeds, 16)),
-        progress=True,
-    )
+        problem, etas, jax.random.key(args.seed), n_seeds=args.seeds, chunk=chunk,
+        progress=not args.quiet,
+    )  # fmt: skip
     z = (mc.mean - theory)[1:] / np.maximum(mc.sem[1:], 1e-300)
-    out = args.out or Path("runs") / f"simulate_a{args.a:g}_b{args.b:g}_T{args.T}"
     meta = {
         "problem": problem.config(),
+        "config": config,
         "T": args.T,
         "schedule": args.schedule,
         "eta": eta,
@@ -251,83 +502,234 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     return meta
 
 
+# ----------------------------------------------------------------------------- figures
 def cmd_figures(args: argparse.Namespace) -> None:
     from .figures import regenerate
 
-    regenerate(out=args.out, quick=args.quick, results_dir=args.results)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rfmodel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    writable_dir(args.out)
+    if args.results is not None:
+        writable_dir(args.results, "--results")
+    regenerate(
+        out=args.out,
+        quick=args.quick,
+        results_dir=args.results,
+        workers=args.workers,
+        progress=not args.quiet,
+        experiments=args.only,
+        backend="local" if args.ray is None else "ray",
+        address=args.ray or None,
+        log=None if args.quiet else print,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("optimize", help="optimal schedule vs tuned baselines (main job)")
+
+# ----------------------------------------------------------------------------- parser
+def _command(sub, name: str, func, summary: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand's parser, running ``func(args)``."""
+    p = sub.add_parser(name, help=summary, description=description)
+    p.set_defaults(func=func)
+    return p
+
+
+def _add_optimize(sub) -> None:
+    from .schedules import FAMILIES, OPTAX_FAMILIES
+
+    p = _command(
+        sub,
+        "optimize",
+        cmd_optimize,
+        "optimal schedule vs tuned baselines (the main job)",
+        "Solve for the schedule minimizing the final loss L(T), tune every baseline family on "
+        "the same dynamics, print the table, write the run folder.",
+    )
     _problem_args(p)
     p.add_argument(
         "--controls",
-        type=int,
+        type=int_flag(0, T_MAX),
         default=None,
-        help="K piecewise-constant controls (default: one per step)",
+        help="K piecewise-constant controls in [1, T], or 0 for one per step (default: K = "
+        f"min(T, {HARD_DEFAULT_CONTROLS}) in the hard phase, whose per-step optimum alternates "
+        "long and short steps; one per step in the easy phase, where it is smooth, up to "
+        f"K = {EASY_MAX_CONTROLS})",
+    )
+    p.add_argument(
+        "--per-step",
+        action="store_true",
+        help="one control per step (same as --controls 0): in the hard phase, the alternating "
+        "long-step optimum",
+    )
+    p.add_argument(
+        "--compare",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also solve the other control choice (per step vs K) and print what each costs "
+        "(default: on in the hard phase)",
+    )
+    p.add_argument(
+        "--monotone",
+        action="store_true",
+        help="export the best schedule that is non-increasing after its warmup (the part "
+        "before the peak of the unconstrained optimum); the table shows both",
     )
     p.add_argument(
         "--eta-max",
-        type=float,
+        type=float_flag(0, lo_open=True),
         default=None,
-        help="upper bound on η (default: per-step stability bound)",
+        help="upper bound on every rate η_t, for the optimum and the baselines alike "
+        "(default: the per-step stability bound 2m/((m+1)λ_max))",
     )
-    p.add_argument("--smoothness", type=float, default=0.0, help="penalty κ (default 0)")
-    p.add_argument("--families", default="all", help="comma-separated baseline families")
-    p.set_defaults(func=cmd_optimize)
+    p.add_argument(
+        "--smoothness",
+        type=float_flag(0),
+        default=0.0,
+        help="penalty κ >= 0 on Σ (u_{j+1} − u_j)² of the controls, added to log L(T)" + _DFLT,
+    )
+    known = [*FAMILIES, *OPTAX_FAMILIES]
+    p.add_argument(
+        "--families",
+        type=names_flag(known, all_=list(FAMILIES)),
+        default=list(FAMILIES),
+        metavar="all|NAME[,NAME...]",
+        help="baseline families to tune: 'all' (default: "
+        + ", ".join(FAMILIES)
+        + ") or a comma-separated list; also optax's own factories: "
+        + ", ".join(OPTAX_FAMILIES),
+    )
 
-    p = sub.add_parser("simulate", help="exact recursion vs Monte-Carlo SGD")
+
+def _add_simulate(sub) -> None:
+    p = _command(
+        sub,
+        "simulate",
+        cmd_simulate,
+        "exact recursion vs Monte-Carlo SGD",
+        "Run minibatch SGD on sampled Gaussian data under a schedule and compare the mean loss "
+        "with the exact recursion (both written and plotted).",
+    )
     _problem_args(p, T=500, n_modes=200)
     p.add_argument(
         "--schedule",
         default="constant",
-        choices=["constant", "cosine", "linear", "wsd", "power_law"],
+        choices=list(_SCHEDULES),
+        help="the schedule, with peak rate --eta: "
+        + "; ".join(f"{k}: {v}" for k, v in _SCHEDULES.items())
+        + _DFLT,
     )
     p.add_argument(
         "--eta",
-        type=float,
+        type=float_flag(0, lo_open=True),
         default=None,
-        help="peak learning rate (default: half the largest stable constant rate)",
+        help="peak learning rate > 0, below the per-step stability bound (default: half the "
+        "largest stable constant rate)",
     )
-    p.add_argument("--seeds", type=int, default=64, help="Monte-Carlo seeds (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    p.add_argument(
+        "--seeds", type=int_flag(2, 10**6), default=64, help="Monte-Carlo seeds in [2, 1e6]" + _DFLT
+    )
+    p.add_argument(
+        "--seed",
+        type=int_flag(0, 2**31 - 1),
+        default=0,
+        help="PRNG seed in [0, 2^31 − 1]" + _DFLT,
+    )
     p.add_argument(
         "--features",
-        type=int,
+        type=int_flag(0, 10**6),
         default=0,
-        help="N random features of the n-modes-dimensional input (0: plain model)",
+        help="N random features of the n-modes-dimensional input, N in [1, --n-modes] (0: the "
+        "plain model)" + _DFLT,
     )
-    p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("figures", help="regenerate every figure from saved results")
+
+def _add_figures(sub) -> None:
+    from .experiments import EXPERIMENTS
+    from .runner import default_workers
+
+    p = _command(
+        sub,
+        "figures",
+        cmd_figures,
+        "regenerate every figure from saved results",
+        "Compute the missing results of every experiment (resuming what is saved), then draw "
+        "every figure and write OUT/README.md.",
+    )
     p.add_argument(
         "--quick",
         action="store_true",
         help="small, fast version (CI); needs --out DIR other than the full figures",
     )
-    p.add_argument("--out", type=Path, default=Path("figures"), help="figure folder")
+    p.add_argument("--out", type=Path, default=Path("figures"), help="figure folder" + _DFLT)
     p.add_argument(
         "--results",
         type=Path,
         default=None,
         help="results cache (default: OUT/data, committed with the figures)",
     )
-    p.set_defaults(func=cmd_figures)
+    p.add_argument(
+        "--only",
+        type=names_flag(list(EXPERIMENTS)),
+        default=list(EXPERIMENTS),
+        metavar="NAME[,NAME...]",
+        help="run only these experiments: " + ", ".join(EXPERIMENTS) + " (default: all)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int_flag(1, 1024),
+        default=None,
+        help=f"local worker processes, one XLA thread each (default {default_workers()}: the "
+        "cores available, at most 2; env RFMODEL_WORKERS)",
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run the tasks on Ray (pip install 'rfmodel[ray]'): a new local Ray instance, or "
+        "the cluster at ADDRESS ('auto' for the running one, ray://host:10001); same cache "
+        "and results as the local run",
+    )
+    _common_args(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: one builder per subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="rfmodel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_optimize, _add_simulate, _add_figures):
+        add(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; exit status 0, 1 (tasks failed), 2 (bad input), 130/143 (interrupted)."""
+    from .runner import Interrupted, _stop_on_signals
+
     args = build_parser().parse_args(argv)
+    prog = f"rfmodel {args.command}"
     try:
-        args.func(args)
+        with _stop_on_signals():
+            args.func(args)
+    except KeyboardInterrupt as e:  # Interrupted (SIGINT/SIGTERM) or a plain Ctrl-C
+        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+        done = getattr(e, "finished", None)
+        kept = (
+            f"{len(done)} task(s) finished in this run are saved, {len(e.unfinished)} were not"
+            if isinstance(e, Interrupted) and (done or e.unfinished)
+            else "every result saved before it is kept"
+        )
+        print(
+            f"{prog}: interrupted by {signal.Signals(signum).name}: stopped; {kept}; "
+            "run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 128 + int(signum)
     except ValueError as e:
-        print(f"rfmodel {args.command}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -265,8 +265,11 @@ def _solve(
     tol: float,
     parameterization: str,
     callback=None,
+    monotone_from: int | None = None,
 ):
-    """L-BFGS-B on log L(T) (+ penalty) over the controls u (η_t = u[seg[t]]); returns (u, res)."""
+    """L-BFGS-B on log L(T) (+ penalty) over the controls u (η_t = u[seg[t]]); returns (u, res).
+
+    ``monotone_from``: keep u non-increasing from that control on (:class:`_Monotone`)."""
 
     def fg(u: np.ndarray) -> tuple[float, np.ndarray]:
         v, g, _ = _controls_objective(problem, u, seg, smoothness, batches)
@@ -287,6 +290,17 @@ def _solve(
 
     log_max = math.log(eta_max)
     lo = log_max - 30.0
+    if monotone_from is not None:
+        mono = _Monotone(monotone_from, lo, log_max)
+        res = lbfgsb(
+            lambda y: mono.value_and_grad(fg, y),
+            mono.y_of(np.clip(x0, math.exp(lo), eta_max)),
+            mono.bounds(len(x0)),
+            maxiter=maxiter,
+            gtol=tol,
+            callback=callback,
+        )
+        return mono.u_of(np.asarray(res.x)), res
     x_start = np.log(np.clip(x0, math.exp(lo), eta_max))
     res = lbfgsb(
         fg_log, x_start, [(lo, log_max)] * len(x0), maxiter=maxiter, gtol=tol, callback=callback
@@ -294,10 +308,49 @@ def _solve(
     return np.exp(np.asarray(res.x)), res
 
 
+class _Monotone:
+    """Controls non-increasing after the warmup: u_0..u_p free, then u_j = u_{j−1} e^{r_j} with
+    r_j ≤ 0 (j > p). L-BFGS-B works on y = (log u_0, …, log u_p, r_{p+1}, …, r_{K−1}), where the
+    constraint is a box; the peak index p is fixed (the warmup is the part before it)."""
+
+    def __init__(self, peak: int, lo: float, log_max: float) -> None:
+        self.p, self.lo, self.log_max = int(peak), lo, log_max
+
+    def y_of(self, u: np.ndarray) -> np.ndarray:
+        v = np.log(u)
+        return np.concatenate([v[: self.p + 1], np.diff(v[self.p :])])
+
+    def u_of(self, y: np.ndarray) -> np.ndarray:
+        p = self.p
+        return np.exp(np.concatenate([y[: p + 1], y[p] + np.cumsum(y[p + 1 :])]))
+
+    def bounds(self, k: int) -> list[tuple[float, float]]:
+        p = self.p
+        return [(self.lo, self.log_max)] * (p + 1) + [(self.lo - self.log_max, 0.0)] * (k - p - 1)
+
+    def grad_y(self, u: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """Chain rule from ∂f/∂u to ∂f/∂y: through u = e^v, then v_j = v_p + Σ_{i≤j} r_i."""
+        gv = g * u
+        tail = np.cumsum(gv[self.p :][::-1])[::-1]  # Σ_{j≥i} ∂f/∂v_j
+        return np.concatenate([gv[: self.p], tail])
+
+    def value_and_grad(self, fg, y: np.ndarray) -> tuple[float, np.ndarray]:
+        u = self.u_of(y)
+        v, g = fg(u)
+        return v, self.grad_y(u, g)
+
+    def projected_gradient(self, u: np.ndarray, g: np.ndarray) -> float:
+        """The KKT residual of the constrained problem, in y."""
+        y, gy = self.y_of(u), self.grad_y(u, g)
+        lo, hi = np.array(self.bounds(len(u))).T
+        return float(np.max(np.abs(y - np.clip(y - gy, lo, hi))))
+
+
 def _best_constant(problem: Problem, T: int, eta_max: float, batches) -> tuple[float, int]:
     x0 = np.array([min(0.5 * problem.eta_critical(), eta_max)])
     seg = np.zeros(int(T), np.int64)
-    _check_start(problem, x0, seg, batches)
+    name = f"eta_max={eta_max:g} (the start is the constant rate min(eta_c/2, eta_max))"
+    _check_start(problem, x0, seg, batches, name=name)
     u, res = _solve(
         problem,
         seg,
@@ -337,6 +390,7 @@ def optimize_schedule(
     tol: float = 1e-10,
     parameterization: str = "log",
     progress: bool = False,
+    monotone: bool = False,
 ) -> ScheduleResult:
     """The learning-rate schedule minimizing L(T), subject to 0 ≤ η_t ≤ η_max.
 
@@ -361,7 +415,11 @@ def optimize_schedule(
             one is better conditioned in ``"linear"`` (per-step hard phase, κ = 1: 702 iterations
             to a KKT point, where log stalls at a projected gradient of 0.04).
         progress: show a progress bar over solver iterations with the current objective
-            (log L(T) + penalty).
+            (log L(T) + penalty); it counts iterations (no total: the cap is not an estimate).
+        monotone: keep the schedule non-increasing after its warmup, the controls before the
+            peak of the start (``init``; from the default constant start, none: the whole
+            schedule is non-increasing). Solved in log coordinates on the decrements
+            (:class:`_Monotone`); ``converged`` is the KKT test of that constrained problem.
 
     Returns:
         :class:`ScheduleResult`.
@@ -376,6 +434,10 @@ def optimize_schedule(
         raise ValueError(f"maxiter must be an integer >= 1; got maxiter={maxiter!r}")
     if not math.isfinite(float(tol)) or tol <= 0:
         raise ValueError(f"tol must be a finite number > 0; got tol={tol!r}")
+    if monotone not in (True, False):
+        raise ValueError(f"monotone must be True or False; got monotone={monotone!r}")
+    if monotone and parameterization != "log":
+        raise ValueError("monotone=True needs parameterization='log' (it solves on log-decrements)")
     seg = segment_index(T, K)
     start_evaluations = 0
     if init is None:
@@ -385,11 +447,15 @@ def optimize_schedule(
         x0 = np.clip(_initial(init, K), 0.0, eta_max)
         _check_start(problem, x0, seg, batches)
         start_evaluations = 1
+    peak = None
+    if monotone:  # the warmup ends at the start's peak; after it, the running minimum
+        peak = int(np.argmax(x0))
+        x0 = np.concatenate([x0[:peak], np.minimum.accumulate(x0[peak:])])
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=maxiter, desc=f"optimizing T={T}", unit="it", leave=False)
+        bar = tqdm(desc=f"optimizing T={T}", unit="it", leave=False)
 
     def callback(intermediate_result: optimize.OptimizeResult) -> None:
         if bar is not None:
@@ -407,13 +473,17 @@ def optimize_schedule(
         tol=tol,
         parameterization=parameterization,
         callback=callback,
+        monotone_from=peak,
     )
     if bar is not None:
         bar.close()
     etas = u[seg]
     # One evaluation at the optimum: the loss curve and the KKT residual (on log L + penalty).
     _, g, curve = _controls_objective(problem, u, seg, smoothness, batches)
-    pg = projected_gradient(u, g, 0.0, eta_max)
+    if peak is None:
+        pg = projected_gradient(u, g, 0.0, eta_max)
+    else:
+        pg = _Monotone(peak, math.log(eta_max) - 30.0, math.log(eta_max)).projected_gradient(u, g)
     converged, message = _stop_reason(res, pg, maxiter)
     if not converged:
         warnings.warn(
@@ -434,6 +504,8 @@ def optimize_schedule(
         "maxiter": int(maxiter),
         "tol": float(tol),
     }
+    if monotone:  # only when set: the keys of existing results stay valid
+        config["monotone"] = True
     return ScheduleResult(
         etas=etas,
         controls=u,
@@ -466,7 +538,9 @@ def _describe(x) -> Any:
     }
 
 
-def _check_start(problem: Problem, x0: np.ndarray, seg: np.ndarray, batches) -> None:
+def _check_start(
+    problem: Problem, x0: np.ndarray, seg: np.ndarray, batches, name: str = "init"
+) -> None:
     """Reject a start from which the solver cannot make honest progress: a diverging one, or
     one no better than not training (η ≡ 0, or an unstable rate that has not overflowed yet).
     In log coordinates η → 0 is a spurious stationary point, so such starts used to end at
@@ -474,12 +548,13 @@ def _check_start(problem: Problem, x0: np.ndarray, seg: np.ndarray, batches) -> 
     v, _, curve = log_final_loss_and_grad(problem, x0[seg], batches, with_curve=True)
     if not math.isfinite(v):
         raise ValueError(
-            "init: the initial schedule diverges; pass a smaller init or eta_max, or init=None for "
-            f"the best constant rate (largest stable constant rate {problem.eta_critical():.4g})"
+            f"{name}: the initial schedule diverges; pass a smaller init or eta_max, or "
+            "init=None for the best constant rate (largest stable constant rate "
+            f"{problem.eta_critical():.4g})"
         )
     if not curve[-1] < curve[0]:
         raise ValueError(
-            f"init: the initial schedule does not lower the loss (L(T) = {curve[-1]:.4g} >= "
+            f"{name}: the initial schedule does not lower the loss (L(T) = {curve[-1]:.4g} >= "
             f"L(0) = {curve[0]:.4g}): zero rates, or rates above the largest stable constant "
             f"rate {problem.eta_critical():.4g}; pass init=None for the best constant rate"
         )

@@ -430,6 +430,15 @@ def log_final_loss_and_grad(problem: Problem, etas, batches=None, *, with_curve:
 
 
 _CHUNK = 64
+#: At most this many rates of a batch of schedules on the device at once (32 MB).
+_RATES_BUDGET = 1 << 22
+
+
+def _chunk_rows(t: int) -> int:
+    """Schedules per compiled batch: 64, fewer at long horizons (a power of two, so only a few
+    shapes are ever compiled), keeping rows × T within :data:`_RATES_BUDGET`."""
+    rows = max(1, min(_CHUNK, _RATES_BUDGET // max(t, 1)))
+    return 1 << (rows.bit_length() - 1)
 
 
 @jax.jit
@@ -441,19 +450,35 @@ def _batched_final(lam, lam2, c0, wlam, s2, etas, batches):
 def final_losses(problem: Problem, etas) -> np.ndarray:
     """L(T) for every row of ``etas`` (G, T) as numpy (G,): many schedules in one ``vmap``.
 
-    Rows go in fixed-size chunks (padded), so there is one compilation per horizon T.
+    Rows go in fixed-size chunks (padded; fewer rows per chunk at long horizons, so the device
+    holds at most ~4M rates and G·N_eff states are never all live), so there are few
+    compilations per horizon T. Every row is validated like a schedule (:func:`check_schedule`).
     """
-    etas = np.asarray(etas, np.float64)
-    if etas.ndim != 2:
-        raise ValueError(f"etas must be a 2-D array (schedules, T); got shape {etas.shape}")
+    try:
+        etas = np.asarray(etas, np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"etas must be a 2-D array of learning rates (schedules, T); got {type(etas).__name__}"
+        ) from None
+    if etas.ndim != 2 or etas.shape[0] == 0 or etas.shape[1] == 0:
+        raise ValueError(
+            f"etas must be a non-empty 2-D array (schedules, T); got shape {etas.shape}"
+        )
+    if not np.all(np.isfinite(etas)):
+        r, t = np.argwhere(~np.isfinite(etas))[0]
+        raise ValueError(f"etas must be finite; got {etas[r, t]} at row {r}, step {t}")
+    if np.any(etas < 0):
+        r, t = np.unravel_index(int(np.argmin(etas)), etas.shape)
+        raise ValueError(f"etas must be >= 0; got {etas[r, t]} at row {r}, step {t}")
     arrays = _padded(problem)
     m = np.full(etas.shape[1], problem.batch, np.float64)
+    chunk = _chunk_rows(etas.shape[1])
     out = []
-    for s in range(0, etas.shape[0], _CHUNK):
-        rows = etas[s : s + _CHUNK]
-        pad = _CHUNK - rows.shape[0]
+    for s in range(0, etas.shape[0], chunk):
+        rows = etas[s : s + chunk]
+        pad = chunk - rows.shape[0]
         rows = np.concatenate([rows, np.repeat(rows[-1:], pad, axis=0)])
-        out.append(np.asarray(_batched_final(*arrays, rows, m))[: _CHUNK - pad])
+        out.append(np.asarray(_batched_final(*arrays, rows, m))[: chunk - pad])
     return np.concatenate(out)
 
 

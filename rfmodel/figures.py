@@ -148,6 +148,8 @@ def regenerate(
     progress: bool = True,
     experiments: Sequence[str] = EXPERIMENTS,
     log: Callable[[str], None] | None = print,
+    backend: str = "local",
+    address: str | None = None,
 ) -> dict[str, Any]:
     """Regenerate every figure and ``OUT/README.md`` from saved results, computing what is missing.
 
@@ -159,8 +161,16 @@ def regenerate(
             fresh clone regenerates them without recomputing).
         workers: worker processes (default :func:`default_workers`).
         progress: show progress bars.
-        experiments: which experiments to run (default all, in README order).
+        experiments: which experiments to run (default all, in README order); with a subset,
+            only their figures are written (README.md and summary.json need all of them).
         log: where to print one-line status messages (``None``: silent).
+        backend: ``"local"`` (worker processes) or ``"ray"`` (:func:`rfmodel.runner.run_tasks`;
+            the tasks save into the same ``results_dir``, so the cache and resume are the same).
+        address: Ray's cluster address (``None``: a new local instance).
+
+    Raises:
+        rfmodel.runner.Interrupted: on SIGINT/SIGTERM, after every worker stopped; what finished
+            is saved, and the next call computes only the rest.
 
     Returns:
         ``{"computed": [task names], "compute_seconds": wall seconds of this call's computing,
@@ -172,7 +182,7 @@ def regenerate(
         results_dir = out / "data"
     results_dir = Path(results_dir)
     unknown = [e for e in experiments if e not in EXPERIMENTS]
-    if unknown:
+    if unknown or not experiments:
         raise ValueError(f"experiments must be names from {EXPERIMENTS}; got {unknown}")
     _guard_out(out, quick)
     say = log or (lambda s: None)
@@ -181,10 +191,18 @@ def regenerate(
     tasks = [t for name, mod in mods.items() for t in mod.tasks(cfgs[name], results_dir)]
     n_todo = sum(not t.done for t in tasks)
     say(
-        f"rfmodel figures{' --quick' if quick else ''}: {len(tasks)} tasks, {n_todo} to compute "
+        f"rfmodel figures{' --quick' if quick else ''}: {len(tasks)} tasks, {n_todo} to compute, "
+        f"~{sum(t.cost for t in tasks if not t.done) / 60:.1f} min of one core estimated "
         f"(results in {results_dir})"
     )
-    ran = run_tasks(tasks, workers=workers, progress=progress, desc="computing results")
+    ran = run_tasks(
+        tasks,
+        workers=workers,
+        progress=progress,
+        desc="computing results",
+        backend=backend,
+        address=address,
+    )
     summaries, sections, rows, files = {}, [], [], []
     for name, mod in mods.items():
         summary = mod.summarize(cfgs[name], results_dir)
@@ -199,11 +217,14 @@ def regenerate(
     others = sorted(p.name for p in out.glob("*.png") if p.name not in mine)
     from .results import write_json, write_text
 
-    write_text(out / "README.md", _readme(quick, sections, rows, others, compute))
-    write_json(
-        results_dir / "summary.json",
-        {"quick": quick, "experiments": {k: cfgs[k] for k in cfgs}, "summaries": summaries},
-    )
+    if set(experiments) == set(EXPERIMENTS):
+        write_text(out / "README.md", _readme(quick, sections, rows, others, compute))
+        write_json(
+            results_dir / "summary.json",
+            {"quick": quick, "experiments": {k: cfgs[k] for k in cfgs}, "summaries": summaries},
+        )
+    else:  # a subset: its figures only, the table of all experiments stays as it is
+        say(f"{out}/README.md not rewritten (only {', '.join(experiments)} regenerated)")
     wall = time.perf_counter() - t0
     say(
         f"wrote {len(files)} figures and README.md to {out} in {wall:.1f} s "

@@ -24,16 +24,12 @@ def _plt():
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """Save a figure as PNG atomically (temp file + rename) and close it."""
-    import os
-    import tempfile
+    """Save a figure as PNG atomically (temp file + rename; readable by others, like every
+    result: :func:`rfmodel.results.write_text`) and close it."""
+    from .results import _atomic_write
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=130, bbox_inches="tight")
-    os.replace(tmp, path)
+    _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=130, bbox_inches="tight"))
     _plt().close(fig)
     return path
 

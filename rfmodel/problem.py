@@ -21,6 +21,7 @@ ValueError: a must be a finite number > 1 (target power k^-a must be summable); 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +31,21 @@ from scipy import optimize, special
 __all__ = ["Problem", "TheoryExponents"]
 
 
+#: Largest label-noise std: σ² enters the recursion (with room for the loss on top of it).
+SIGMA_MAX = 1e100
+#: Largest number of modes (binned): mode indices stay exact integers in float64.
+N_MAX = 10**15
+#: Smallest eigenvalue kept representable (λ² may underflow harmlessly; λ itself must not).
+_LAM_MIN = 1e-300
+#: Bytes of memory per exact mode (the problem's arrays and the dynamics' padded copies).
+_BYTES_PER_MODE = 64
+
+
 def _finite(name: str, value: Any) -> float:
     try:
         v = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be a finite number; got {name}={value!r:.40}") from None
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a finite number; got {name}={value!r}") from None
     if not math.isfinite(v):
@@ -107,14 +120,20 @@ class Problem:
         if b <= 1:
             raise ValueError(f"b must be a finite number > 1 (spectrum k^-b); got b={b}")
         sigma = _finite("sigma", self.sigma)
-        if sigma < 0:
-            raise ValueError(f"sigma must be >= 0 (label-noise std); got sigma={sigma}")
+        if not 0 <= sigma <= SIGMA_MAX:
+            raise ValueError(
+                f"sigma must be in [0, {SIGMA_MAX:g}] (label-noise std; σ² enters the "
+                f"recursion); got sigma={sigma}"
+            )
         batch = _finite("batch", self.batch)
         if batch < 1:
             raise ValueError(f"batch must be >= 1; got batch={self.batch}")
         n = _finite("n_modes", self.n_modes)
-        if n < 1 or n != int(n):
-            raise ValueError(f"n_modes must be an integer >= 1; got n_modes={self.n_modes!r}")
+        if not 1 <= n <= N_MAX or n != int(n):
+            raise ValueError(
+                f"n_modes must be an integer in [1, {N_MAX:.0e}] (exact in float64); "
+                f"got n_modes={self.n_modes!r}"
+            )
         n_exact = _finite("n_exact", self.n_exact)
         if n_exact < 1 or n_exact != int(n_exact):
             raise ValueError(f"n_exact must be an integer >= 1; got n_exact={self.n_exact!r}")
@@ -127,7 +146,12 @@ class Problem:
         set_(self, "n_exact", int(n_exact))
         set_(self, "bins_per_decade", bpd)
         if self.lam is None:
-            lam, c0, weight = _power_law_modes(a, b, int(n), int(n_exact), bpd)
+            head = min(int(n), int(n_exact))
+            bins = bpd * math.log10(max(n / head, 1.0)) + 1
+            _check_memory("n_exact" if head >= bins else "bins_per_decade", int(head + bins))
+            with np.errstate(all="ignore"):  # overflow/underflow is diagnosed just below
+                lam, c0, weight = _power_law_modes(a, b, int(n), int(n_exact), bpd)
+            _check_representable(a, b, int(n), lam, c0, weight)
         else:
             lam, c0, weight = (
                 np.asarray(x, dtype=np.float64) for x in (self.lam, self.c0, self.weight)
@@ -206,8 +230,14 @@ class Problem:
         import jax  # local: problem.py stays importable without initializing jax
 
         for name, v in (("n_features", n_features), ("n_inputs", n_inputs)):
-            if not isinstance(v, int | np.integer) or v < 1:
+            if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1; got {name}={v!r}")
+        if n_features > n_inputs:
+            raise ValueError(
+                f"n_features must be in [1, n_inputs={n_inputs}] (the feature covariance "
+                f"F Λ Fᵀ has rank min(N, M)); got n_features={n_features}"
+            )
+        _check_memory("n_features × n_inputs", int(n_features) * int(n_inputs) // 4)
         base = cls(a=a, b=b, sigma=sigma, n_modes=n_inputs, batch=batch, n_exact=n_inputs)
         lam_x = base.lam
         w_star = np.sqrt(base.c0)
@@ -218,6 +248,11 @@ class Problem:
             ) / math.sqrt(n_features)
         cov = (f * lam_x) @ f.T
         mu, u = np.linalg.eigh(cov)
+        if not mu[0] > _LAM_MIN:
+            raise ValueError(
+                f"n_features={n_features}: the feature covariance F Λ Fᵀ is numerically singular "
+                f"(smallest eigenvalue {mu[0]:.3g} with b={b}); use fewer features or more inputs"
+            )
         cross = f @ (lam_x * w_star)  # E[ψ y] = F Λ w*
         w_n = u @ ((u.T @ cross) / mu)  # best linear fit in feature space
         v = u.T @ w_n
@@ -339,6 +374,45 @@ class Problem:
                 h.update(np.ascontiguousarray(x).tobytes())
             out["spectrum_sha1"] = h.hexdigest()
         return out
+
+
+def _available_memory() -> float:
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover (not POSIX)
+        return math.inf
+
+
+def _check_memory(name: str, n: int) -> None:
+    """Refuse, before allocating, arrays of ``n`` modes that would not fit in half the memory."""
+    need, have = n * _BYTES_PER_MODE, _available_memory()
+    if need > have / 2:
+        raise ValueError(
+            f"{name}: {n:.3g} exact modes need ~{need / 2**30:.3g} GiB "
+            f"({_BYTES_PER_MODE} bytes each), more than half of this machine's "
+            f"{have / 2**30:.3g} GiB; keep fewer exact modes (the tail beyond n_exact is binned)"
+        )
+
+
+def _check_representable(
+    a: float, b: float, n: int, lam: np.ndarray, c0: np.ndarray, weight: np.ndarray
+) -> None:
+    """λ_k = k^-b down to k = N, C_k(0) and L(0) must be float64 numbers (docs/theory.md §1)."""
+    ok = (
+        np.all(np.isfinite(lam))
+        and float(np.min(lam)) >= _LAM_MIN
+        and np.all(np.isfinite(c0))
+        and np.all(c0 >= 0)
+        and math.isfinite(float(np.sum(weight * lam * c0)))
+    )
+    if not ok:
+        digits = -math.log10(_LAM_MIN)
+        bmax = digits / math.log10(n) if n > 1 else math.inf
+        raise ValueError(
+            f"b={b:g} with n_modes={n:.4g}: the spectrum λ_k = k^-b falls to "
+            f"~1e-{b * math.log10(max(n, 1)):.0f} at k = N, not representable in float64; "
+            f"need b·log10(n_modes) <= {digits:.0f} (here b <= {bmax:.4g}), or fewer modes"
+        )
 
 
 @dataclass(frozen=True, eq=False)

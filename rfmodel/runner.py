@@ -1,20 +1,57 @@
-"""Run an experiment's tasks: only the missing ones, longest first, on worker processes.
+"""Run an experiment's tasks: only the missing ones, longest first, locally or on Ray.
 
 A :class:`Task` names a module-level function of an experiment module
-(``rfmodel.experiments.<name>``) and its keyword arguments, so any process that can import
-rfmodel can run it. :func:`run_tasks` runs the tasks not yet ``done``.
+(``rfmodel.experiments.<name>``, or any importable module given by its dotted path) and its
+keyword arguments, so any process that can import rfmodel can run it. A task saves its own
+results (atomically, :mod:`rfmodel.results`), so every backend shares one cache: what one run
+finished, the next one loads.
+
+:func:`run_tasks` runs the tasks that are not ``done``:
+
+- ``backend="local"`` (default): on worker processes of this machine (default 2, one XLA
+  thread each). Each worker is its own process group, fed one task at a time over a socket.
+- ``backend="ray"``: the same tasks as Ray remote functions (``ray.remote(num_cpus=1)``), on the
+  cluster at ``address`` (``None``: a new local Ray instance; ``"auto"``: the running one).
+  Needs ``pip install "rfmodel[ray]"``, rfmodel installed on every node, and a results folder
+  every node can write (a shared file system).
+
+Interrupts and faults (both backends):
+
+- SIGINT or SIGTERM in this process cancels the pending tasks and stops the running ones within
+  seconds (local workers: SIGTERM, then SIGKILL after :data:`GRACE_SECONDS`; Ray:
+  ``ray.cancel(force=True)``), then raises :class:`Interrupted`. Every task that finished is
+  saved; a rerun computes only the rest. The ``rfmodel`` command turns it into exit status 130
+  (SIGINT) or 143 (SIGTERM).
+- A local worker dies with its parent: it asks Linux for SIGKILL when the parent exits
+  (``PR_SET_PDEATHSIG``) and, on any system, a watchdog thread ends it once its parent is gone,
+  so a killed ``rfmodel`` (even ``kill -9``) leaves no worker behind.
+- A task that raises is reported with its traceback after all others ran; finished ones are
+  kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Task", "run_tasks", "default_workers"]
+__all__ = ["Task", "Interrupted", "run_tasks", "default_workers", "GRACE_SECONDS"]
+
+#: Seconds a stopped worker gets to exit on SIGTERM before it is killed (SIGKILL).
+GRACE_SECONDS = 2.0
+#: One compute thread per worker process: the workers are the parallelism.
+_WORKER_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
 @dataclass(frozen=True)
@@ -22,12 +59,13 @@ class Task:
     """One unit of computation of an experiment, runnable in a worker process.
 
     Attributes:
-        experiment: module name in :mod:`rfmodel.experiments` (e.g. ``"phase_diagram"``).
+        experiment: module name in :mod:`rfmodel.experiments` (e.g. ``"phase_diagram"``), or the
+            dotted path of any importable module.
         func: name of the module-level function to call.
         kwargs: its keyword arguments (picklable: plain data and paths).
-        name: label for the progress bar.
-        cost: rough relative cost (kept-modes × steps × expected evaluations), used to start the
-            longest tasks first.
+        name: label for the progress bar and the report.
+        cost: estimated wall seconds on one core (every experiment estimates in the same unit,
+            so the progress bar is honest); also used to start the longest tasks first.
         done: its results are already saved for this exact configuration.
     """
 
@@ -39,12 +77,40 @@ class Task:
     done: bool = False
 
 
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal; finished tasks are saved.
+
+    Attributes:
+        signum: the signal (``signal.SIGINT`` or ``signal.SIGTERM``).
+        finished: names of the tasks finished (and saved) before the stop.
+        unfinished: names of the tasks cancelled or stopped.
+    """
+
+    def __init__(self, signum: int, finished=(), unfinished=()) -> None:
+        self.signum = int(signum)
+        self.finished = list(finished)
+        self.unfinished = list(unfinished)
+        super().__init__(self.signal_name)
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_status(self) -> int:
+        """128 + the signal number: 130 for SIGINT, 143 for SIGTERM (the shell's convention)."""
+        return 128 + self.signum
+
+
 def default_workers() -> int:
     """Worker processes: the CPU cores available to this process, at most 2 by default
     (override with the environment variable RFMODEL_WORKERS)."""
     env = os.environ.get("RFMODEL_WORKERS")
     if env:
-        n = int(env)
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
         if n < 1:
             raise ValueError(f"RFMODEL_WORKERS must be an integer >= 1; got {env!r}")
         return n
@@ -55,45 +121,281 @@ def default_workers() -> int:
     return max(1, min(2, cores))
 
 
-def _worker_init() -> None:
-    # One compute thread per worker process: the workers are the parallelism.
-    os.environ.setdefault(
-        "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    )
-
-
 def _call(experiment: str, func: str, kwargs: dict[str, Any]) -> Any:
-    from .experiments import load_experiment
+    import importlib
 
-    return getattr(load_experiment(experiment), func)(**kwargs)
+    if "." in experiment:
+        mod = importlib.import_module(experiment)
+    else:
+        from .experiments import load_experiment
+
+        mod = load_experiment(experiment)
+    return getattr(mod, func)(**kwargs)
 
 
+# ----------------------------------------------------------------------------- signals
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` (once: a second signal during the cleanup
+    is ignored, so the cleanup finishes). Only in the main thread, where Python delivers
+    signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = []
+
+    def handler(signum, frame):
+        if fired:
+            return
+        fired.append(signum)
+        raise Interrupted(signum)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+# ----------------------------------------------------------------------------- local workers
+def _die_with_parent(parent_pid: int) -> None:
+    """End this process when ``parent_pid`` exits: PR_SET_PDEATHSIG on Linux, plus a watchdog
+    thread polling the parent pid (any system; also covers a parent gone before the prctl)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):  # pragma: no cover
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="rfmodel-parent-watchdog", daemon=True).start()
+
+
+def _worker_main(fd: int, parent_pid: int) -> None:
+    """A local worker: receive ``(name, experiment, func, kwargs)``, reply
+    ``(status, name, value, seconds)``, until the parent closes the socket."""
+    from multiprocessing.connection import Connection
+
+    _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it stops us with SIGTERM
+
+    def on_term(signum, frame):
+        raise SystemExit(128 + signum)  # unwinds (temporary files of atomic writes are removed)
+
+    signal.signal(signal.SIGTERM, on_term)
+    conn = Connection(fd)
+    while True:
+        try:
+            name, experiment, func, kwargs = conn.recv()
+        except (EOFError, OSError):
+            return
+        except SystemExit as e:  # SIGTERM while idle
+            os._exit(e.code if isinstance(e.code, int) else 1)
+        t0 = time.perf_counter()
+        try:
+            reply = ("ok", name, _call(experiment, func, kwargs))
+        except SystemExit as e:  # SIGTERM: the task unwound (temporary files removed); go now,
+            os._exit(e.code if isinstance(e.code, int) else 1)  # skipping the slow finalization
+        except Exception:  # noqa: BLE001 - reported by the parent
+            reply = ("error", name, traceback.format_exc())
+        try:
+            conn.send((*reply, time.perf_counter() - t0))
+        except (OSError, ValueError):
+            return
+        except Exception:  # noqa: BLE001 - an unpicklable return value
+            conn.send(("error", name, traceback.format_exc(), time.perf_counter() - t0))
+
+
+class _Worker:
+    """One worker process (its own session and process group) and its socket."""
+
+    def __init__(self) -> None:
+        from multiprocessing.connection import Connection
+
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env.setdefault("XLA_FLAGS", _WORKER_XLA_FLAGS)
+        # The worker imports the same rfmodel as this process, installed or not.
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [root, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
+        )
+        code = (
+            "import sys; from rfmodel.runner import _worker_main; "
+            "_worker_main(*map(int, sys.argv[1:]))"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(theirs.fileno()), str(os.getpid())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # Ctrl-C at a terminal reaches only the parent
+        )
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        self.task: Task | None = None
+        self.started = 0.0
+
+    def submit(self, task: Task) -> None:
+        self.task, self.started = task, time.perf_counter()
+        self.conn.send((task.name, task.experiment, task.func, task.kwargs))
+
+    def close(self) -> None:
+        """Let an idle worker exit (it sees the socket close)."""
+        with contextlib.suppress(OSError):
+            self.conn.close()
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+
+def _stop_workers(workers: list[_Worker], grace: float, *, terminate: bool = True) -> None:
+    """Close every worker's socket (an idle worker exits on it); with ``terminate`` also send
+    SIGTERM; SIGKILL those still alive after ``grace`` seconds; reap them all."""
+    for w in workers:
+        w.close()
+        if terminate and w.proc.poll() is None:
+            w.signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for w in workers:
+        try:
+            w.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            w.signal(signal.SIGKILL)
+            w.proc.wait()
+
+
+def _run_local(todo: list[Task], workers: int, finish, tick) -> None:
+    from multiprocessing.connection import wait
+
+    queue = deque(todo)
+    pool = [_Worker() for _ in range(min(workers, len(todo)))]
+    try:
+        for w in pool:
+            w.submit(queue.popleft())
+        while any(w.task is not None for w in pool):
+            busy = {w.conn: w for w in pool if w.task is not None}
+            for conn in wait(list(busy), timeout=1.0):
+                w = busy[conn]
+                task = w.task
+                try:
+                    status, _, value, _ = conn.recv()
+                except (EOFError, OSError):
+                    code = w.proc.wait()
+                    finish(task, None, f"worker process died (exit status {code}) running it")
+                    w.task = None
+                    w.close()
+                    pool.remove(w)
+                    if queue:  # replace it
+                        pool.append(_Worker())
+                        pool[-1].submit(queue.popleft())
+                    continue
+                w.task = None
+                finish(task, value if status == "ok" else None, None if status == "ok" else value)
+                if queue:
+                    w.submit(queue.popleft())
+            tick([(w.task, time.perf_counter() - w.started) for w in pool if w.task is not None])
+        _stop_workers(pool, grace=10.0, terminate=False)  # idle: they exit on the closed socket
+    except BaseException:
+        _stop_workers(pool, grace=GRACE_SECONDS)
+        raise
+
+
+# ----------------------------------------------------------------------------- Ray
+def _ray_call(experiment: str, func: str, kwargs: dict[str, Any]) -> Any:
+    if "jax" not in sys.modules:  # one XLA thread per task: the Ray workers are the parallelism
+        os.environ.setdefault("XLA_FLAGS", _WORKER_XLA_FLAGS)
+    return _call(experiment, func, kwargs)
+
+
+def _run_ray(todo: list[Task], address: str | None, workers: int | None, finish, tick) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError(
+            'backend="ray" needs Ray: pip install "rfmodel[ray]" (or pip install ray)'
+        ) from None
+    started = False
+    if not ray.is_initialized():
+        kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+        if address is None and workers is not None:
+            kw["num_cpus"] = int(workers)  # a new local instance: as many slots as workers
+        ray.init(address=address, **kw)
+        started = True
+    remote = ray.remote(num_cpus=1, max_retries=0)(_ray_call)
+    refs = {remote.remote(t.experiment, t.func, t.kwargs): t for t in todo}
+    pending = list(refs)
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+            for ref in done:
+                task = refs[ref]
+                try:
+                    finish(task, ray.get(ref), None)
+                except ray.exceptions.RayError as e:
+                    finish(task, None, str(e))
+            tick([])  # Ray does not say which pending task is running: finished ones only
+    except BaseException:
+        for ref in pending:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        raise
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# ----------------------------------------------------------------------------- the runner
 def run_tasks(
     tasks: Sequence[Task],
     *,
     workers: int | None = None,
     progress: bool = True,
     desc: str = "computing",
+    backend: str = "local",
+    address: str | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the tasks not yet ``done``, longest first, on ``workers`` processes.
+    """Run the tasks not yet ``done``, longest first.
 
     Args:
         tasks: the tasks (done ones are skipped).
-        workers: worker processes (default :func:`default_workers`); 1 runs in this process.
-        progress: show a tqdm progress bar (weighted by task cost).
+        workers: local worker processes (default :func:`default_workers`); 1 runs the tasks in
+            this process. With ``backend="ray"`` and a new local instance: its CPU slots.
+        progress: show a tqdm progress bar in estimated seconds (the tasks' ``cost``).
         desc: progress-bar label.
+        backend: ``"local"`` (worker processes) or ``"ray"``.
+        address: Ray only: the cluster address (``None``: start a local instance; ``"auto"``:
+            the running one; ``"ray://host:10001"``: a remote cluster).
+        log: where to print failed tasks' tracebacks (default: stderr).
 
     Returns:
         ``{"run": [names], "seconds": wall seconds, "results": {name: return value}}``.
 
     Raises:
+        Interrupted: on SIGINT/SIGTERM, after stopping every worker (finished tasks are saved).
         RuntimeError: after every other task finished, if any task raised (its traceback is
-        printed); finished tasks are saved regardless.
+            printed); finished tasks are saved regardless.
     """
+    if backend not in ("local", "ray"):
+        raise ValueError(f"backend must be 'local' or 'ray'; got backend={backend!r}")
+    if workers is not None and (
+        not isinstance(workers, int) or isinstance(workers, bool) or workers < 1
+    ):
+        raise ValueError(f"workers must be an integer >= 1; got workers={workers!r}")
     todo = sorted((t for t in tasks if not t.done), key=lambda t: -t.cost)
-    workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise ValueError(f"workers must be an integer >= 1; got workers={workers}")
     t0 = time.perf_counter()
     out: dict[str, Any] = {"run": [t.name for t in todo], "results": {}}
     if not todo:
@@ -101,48 +403,55 @@ def run_tasks(
         return out
     from tqdm.auto import tqdm
 
-    total = sum(t.cost for t in todo)
+    say = log or (lambda s: print(s, file=sys.stderr))
     bar = tqdm(
-        total=total,
+        total=sum(t.cost for t in todo),
         desc=desc,
-        unit="cost",
         disable=not progress,
-        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}] {postfix}",
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} est. s [{elapsed}<{remaining}] {postfix}",
     )
     failed: list[str] = []
+    finished: list[str] = []
+    done_cost = [0.0]
 
-    def finish(task: Task, fut_or_value: Any, error: BaseException | None) -> None:
+    def finish(task: Task, value: Any, error: Any) -> None:
         if error is not None:
-            import traceback
-
             failed.append(task.name)
-            traceback.print_exception(type(error), error, error.__traceback__)
+            say(f"task {task.name} failed:\n{error}")
         else:
-            out["results"][task.name] = fut_or_value
-        bar.update(task.cost)
-        bar.set_postfix_str(f"done: {task.name}")
+            out["results"][task.name] = value
+            finished.append(task.name)
+        done_cost[0] += task.cost
+        bar.set_postfix_str(f"done: {task.name}", refresh=False)
+        tick([])
 
-    if workers == 1 or len(todo) == 1:
-        for task in todo:
-            bar.set_postfix_str(f"running: {task.name}")
-            try:
-                finish(task, _call(task.experiment, task.func, task.kwargs), None)
-            except Exception as e:  # noqa: BLE001 - reported after the others ran
-                finish(task, None, e)
-    else:
-        import multiprocessing as mp
+    def tick(running: list[tuple[Task, float]]) -> None:
+        # Finished tasks count in full; running ones by their elapsed time, at most 90% of their
+        # estimate (an estimate, never more than the task's share).
+        partial = sum(min(el, 0.9 * t.cost) for t, el in running)
+        bar.n = min(done_cost[0] + partial, bar.total)
+        bar.refresh()
 
-        ctx = mp.get_context("spawn")  # JAX is not fork-safe
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_worker_init
-        ) as pool:
-            futs = {pool.submit(_call, t.experiment, t.func, t.kwargs): t for t in todo}
-            pending = set(futs)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    err = f.exception()
-                    finish(futs[f], None if err else f.result(), err)
+    try:
+        with _stop_on_signals():
+            if backend == "ray":
+                _run_ray(todo, address, workers, finish, tick)
+            elif (default_workers() if workers is None else workers) == 1 or len(todo) == 1:
+                for task in todo:
+                    bar.set_postfix_str(f"running: {task.name}")
+                    try:
+                        value = _call(task.experiment, task.func, task.kwargs)
+                    except Exception:  # noqa: BLE001 - reported after the others ran
+                        finish(task, None, traceback.format_exc())
+                    else:
+                        finish(task, value, None)
+            else:
+                _run_local(todo, default_workers() if workers is None else workers, finish, tick)
+    except Interrupted as e:
+        bar.close()
+        raise Interrupted(
+            e.signum, finished, [t.name for t in todo if t.name not in set(finished) | set(failed)]
+        ) from None
     bar.close()
     out["seconds"] = time.perf_counter() - t0
     if failed:

@@ -17,15 +17,31 @@ Every family is a function of a few parameters plus the horizon ``T`` (docs/theo
 >>> [round(float(sched(t)), 6) for t in range(4)]
 [0.3, 0.2, 0.1, 0.1]
 
+Warmup conventions. rfmodel's warmup over W steps is η_t = η₀ (t+1)/W for t < W: the first
+update already uses η₀/W, and update W−1 uses η₀. optax's warmups (``linear_schedule``,
+``warmup_cosine_decay_schedule(init_value, peak_value, warmup_steps, ...)``) go linearly from
+``init_value`` at count 0 to ``peak_value`` at count ``warmup_steps``: with ``init_value=0``
+the first update is wasted (η = 0) and the peak comes one update later. So, during the
+warmup, rfmodel's rate at t is optax's at t + 1:
+
+>>> ours = as_array(cosine(1.0, T=100, warmup=0.1), 12)
+>>> theirs = as_array(optax.warmup_cosine_decay_schedule(0.0, 1.0, 10, 100), 12)
+>>> [round(float(x), 2) for x in ours[:3]], [round(float(x), 2) for x in theirs[:4]]
+([0.1, 0.2, 0.3], [0.0, 0.1, 0.2, 0.3])
+
+Any optax schedule factory can be tuned as a family (:meth:`Family.from_optax`;
+:data:`OPTAX_FAMILIES` has four), with optax's own convention.
+
 :func:`tune` finds each family's best parameters on the exact dynamics: a grid in transformed
-(log or logit) coordinates, evaluated in one ``vmap``; then a bounded quasi-Newton refinement
-from the best grid points with ``jax.grad`` through the dynamics. Divergent settings are never
-returned.
+(log or logit) coordinates, evaluated in chunks of ``vmap``-ed schedules; then a bounded
+quasi-Newton refinement from the best grid points with ``jax.grad`` through the dynamics.
+Divergent settings are never returned.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -38,7 +54,7 @@ import optax
 
 from ._x64 import float64, host
 from .control import lbfgsb
-from .dynamics import final_losses, log_final_loss_and_grad, loss_curve
+from .dynamics import check_schedule, final_losses, log_final_loss_and_grad, loss_curve
 from .problem import Problem
 
 __all__ = [
@@ -55,6 +71,7 @@ __all__ = [
     "to_optax",
     "as_array",
     "FAMILIES",
+    "OPTAX_FAMILIES",
     "Family",
     "Param",
     "TuneResult",
@@ -178,12 +195,20 @@ def inverse_sqrt(eta0: float, tau: float) -> Schedule:
 
 
 def from_array(etas) -> Schedule:
-    """Per-step rates as a schedule; steps past the end hold the last rate."""
+    """Per-step rates as a schedule; steps past the end hold the last rate (any step count,
+    including beyond int32: it is clipped before the index cast)."""
+    check_schedule(etas)
     arr = jnp.asarray(etas, dtype=float)
-    if arr.ndim != 1 or arr.shape[0] == 0:
-        raise ValueError(f"etas must be a non-empty 1-D array; got shape {arr.shape}")
     n = arr.shape[0]
-    return lambda step: arr[jnp.clip(jnp.asarray(step, jnp.int32), 0, n - 1)]
+
+    def schedule(step):
+        if isinstance(step, int | np.integer) and not isinstance(step, bool):
+            return arr[min(max(int(step), 0), n - 1)]
+        if isinstance(step, np.ndarray | list | tuple):
+            step = np.clip(np.asarray(step), 0, n - 1)
+        return arr[jnp.clip(jnp.asarray(step), 0, n - 1).astype(jnp.int32)]
+
+    return schedule
 
 
 def to_optax(schedule) -> optax.Schedule:
@@ -202,15 +227,21 @@ def as_array(schedule: Schedule, T: int) -> jax.Array | np.ndarray:
 # ----------------------------------------------------------------------------- tuning
 @dataclass(frozen=True)
 class Param:
-    """A tunable parameter: range [lo, hi] (``scale`` "eta" means a multiple of the stability
-    bound η_mode = 2m/((m+1)λ_max)), searched in log or linear coordinates."""
+    """A tunable parameter: range [lo, hi], searched in log or linear coordinates.
+
+    ``scale`` "eta": the bounds are multiples of the stability bound η_mode = 2m/((m+1)λ_max)
+    (and capped by ``tune(eta_max=...)``); "T": fractions of the horizon. ``integer``: the value
+    is rounded to an int (e.g. optax's step counts); such parameters are searched on their grid
+    only, and held fixed during the refinement.
+    """
 
     name: str
     lo: float
     hi: float
     log: bool = True
-    scale: str = ""  # "eta": multiply bounds by the problem's per-step stability bound
+    scale: str = ""  # "eta": multiply bounds by the problem's per-step stability bound; "T": by T
     grid: int = 6
+    integer: bool = False
 
 
 @dataclass(frozen=True)
@@ -220,6 +251,41 @@ class Family:
     name: str
     make: Callable[..., Schedule]
     params: tuple[Param, ...]
+
+    @classmethod
+    def from_optax(
+        cls,
+        name: str,
+        factory: Callable[..., Schedule],
+        params: tuple[Param, ...] | list[Param],
+        fixed: dict[str, Any] | None = None,
+    ) -> Family:
+        """A family from any optax schedule factory: ``factory(**fixed, **tuned)``.
+
+        ``fixed`` holds the arguments that are not tuned; the strings ``"T"`` and ``"batch"``
+        stand for the horizon and the batch size. Parameters the factory uses in Python control
+        flow (e.g. ``peak_value == 0`` or ``transition_steps <= 0`` inside optax) cannot be
+        traced: :func:`tune` detects them and evaluates such a family with concrete values
+        (finite-difference gradients in the refinement); mark step counts ``integer=True``.
+
+        >>> fam = Family.from_optax(
+        ...     "warmup_cosine",
+        ...     optax.warmup_cosine_decay_schedule,
+        ...     [Param("peak_value", 1e-2, 1.0, scale="eta", grid=12),
+        ...      Param("warmup_steps", 0.01, 0.3, scale="T", grid=3, integer=True)],
+        ...     fixed={"init_value": 0.0, "decay_steps": "T"},
+        ... )
+        >>> r = tune(fam, Problem(a=2.5, b=1.2, sigma=0.5, n_modes=50, batch=4), 100)
+        >>> isinstance(r.params["warmup_steps"], int), bool(r.loss < 1)
+        (True, True)
+        """
+        fixed = dict(fixed or {})
+
+        def make(T, m, **vals):
+            kw = {k: T if v == "T" else m if v == "batch" else v for k, v in fixed.items()}
+            return factory(**kw, **vals)
+
+        return cls(name, make, tuple(params))
 
 
 _ETA = Param("eta0", 1e-3, 1.0, log=True, scale="eta", grid=24)
@@ -281,6 +347,40 @@ FAMILIES: dict[str, Family] = {
     ]
 }
 
+_PEAK = Param("peak_value", 1e-3, 1.0, scale="eta", grid=24)
+_STEPS = Param("warmup_steps", 1e-3, 0.3, scale="T", grid=5, integer=True)
+#: Families built from optax's own schedule factories (``rfmodel optimize --families
+#: optax_warmup_cosine,...``): optax's conventions (warmup from ``init_value`` = 0 at count 0).
+OPTAX_FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in [
+        Family.from_optax(
+            "optax_warmup_cosine",
+            optax.warmup_cosine_decay_schedule,
+            (_PEAK, _STEPS),
+            {"init_value": 0.0, "decay_steps": "T"},
+        ),
+        Family.from_optax(
+            "optax_warmup_exponential",
+            optax.warmup_exponential_decay_schedule,
+            (_PEAK, _STEPS, Param("decay_rate", 1e-4, 1.0, grid=6)),
+            {"init_value": 0.0, "transition_steps": "T"},
+        ),
+        Family.from_optax(
+            "optax_linear",
+            optax.linear_schedule,
+            (replace(_PEAK, name="init_value"),),
+            {"end_value": 0.0, "transition_steps": "T"},
+        ),
+        Family.from_optax(
+            "optax_cosine_decay",
+            optax.cosine_decay_schedule,
+            (replace(_PEAK, name="init_value"), Param("exponent", 0.25, 4.0, grid=6)),
+            {"decay_steps": "T"},
+        ),
+    ]
+}
+
 
 @dataclass(frozen=True)
 class TuneResult:
@@ -296,11 +396,19 @@ class TuneResult:
     at_bound: tuple[str, ...] = ()  # parameters that ended on an edge of their range
 
 
-def _bounds(family: Family, problem: Problem, T: int) -> list[tuple[float, float]]:
+def _bounds(
+    family: Family, problem: Problem, T: int, eta_max: float | None = None
+) -> list[tuple[float, float]]:
     eta = problem.eta_mode_bound()
     out = []
     for p in family.params:
-        lo, hi = (p.lo * eta, p.hi * eta) if p.scale == "eta" else (p.lo, p.hi)
+        lo, hi = p.lo, p.hi
+        if p.scale == "eta":
+            lo, hi = lo * eta, hi * eta
+            if eta_max is not None and hi > eta_max:  # the cap, keeping the range's ratio
+                lo, hi = lo * eta_max / hi, eta_max
+        elif p.scale == "T":
+            lo, hi = lo * T, hi * T
         if p.name == "tau":
             hi = max(10.0 * T, lo * 10)
         out.append((lo, hi))
@@ -312,6 +420,37 @@ def _from_z(z, lohi, log):
     return lo * (hi / lo) ** z if log else lo + (hi - lo) * z
 
 
+def _family(family: str | Family) -> Family:
+    if isinstance(family, Family):
+        return family
+    known = {**FAMILIES, **OPTAX_FAMILIES}
+    if not isinstance(family, str) or family not in known:
+        raise ValueError(f"family must be one of {sorted(known)} or a Family; got {family!r}")
+    return known[family]
+
+
+def _traceable(fam: Family, T: int, m: float, names: list[str], fixed: dict[str, Any]) -> bool:
+    """Whether the family's schedule can be traced in the parameters ``names`` (optax factories
+    branch in Python on some of theirs, e.g. ``if peak_value == 0``)."""
+    if not names:
+        return True
+    x = jax.ShapeDtypeStruct((), jnp.float64)
+
+    def f(*vals):
+        return fam.make(T, m, **fixed, **dict(zip(names, vals, strict=True)))(jnp.arange(T))
+
+    try:
+        jax.eval_shape(f, *[x] * len(names))
+        return True
+    except jax.errors.JAXTypeError:
+        return False
+
+
+#: Schedules of the grid evaluated at once: at most this many rates in memory (32 MB), so the
+#: memory of :func:`tune` does not grow with grid × T.
+_GRID_BUDGET = 1 << 22
+
+
 @float64
 def tune(
     family: str | Family,
@@ -320,69 +459,161 @@ def tune(
     *,
     maxiter: int = 200,
     n_starts: int = 3,
+    eta_max: float | None = None,
 ) -> TuneResult:
     """Best parameters of ``family`` for final loss L(T) on the exact dynamics.
 
     Search: every parameter is mapped to z ∈ [0, 1] (log coordinates for scale parameters);
-    a full grid is evaluated in one ``vmap`` (divergent settings score +inf); the best
-    ``n_starts`` grid points are refined with L-BFGS-B on log L(T) using ``jax.grad`` through the
-    dynamics. The best finite result wins, so a divergent setting is never returned.
+    a full grid is evaluated in chunks of schedules (divergent settings score +inf; memory
+    O(N_eff·chunk + T), not grid × T); the best ``n_starts`` grid points are refined with
+    L-BFGS-B on log L(T) using ``jax.grad`` through the dynamics. The best finite result wins,
+    so a divergent setting is never returned.
+
+    Args:
+        family: a name from :data:`FAMILIES` or :data:`OPTAX_FAMILIES`, or a :class:`Family`
+            (e.g. :meth:`Family.from_optax` around any optax schedule factory).
+        problem: the :class:`~rfmodel.Problem`.
+        T: horizon (integer ≥ 1).
+        maxiter: L-BFGS-B iterations per refinement (integer ≥ 0; 0: grid only).
+        n_starts: grid points refined (integer ≥ 1).
+        eta_max: cap on the η-scale parameters (``scale="eta"``: the peak rate of every
+            built-in family), e.g. the same bound as the optimal schedule's; default none
+            beyond the ranges (up to the per-step stability bound).
+
+    Integer parameters (``Param(integer=True)``) are searched on their grid and held fixed in the
+    refinement; parameters the schedule cannot be traced in are evaluated with concrete values
+    (gradients by finite differences).
     """
-    if isinstance(family, str) and family not in FAMILIES:
-        raise ValueError(f"family must be one of {sorted(FAMILIES)}; got {family!r}")
-    fam = FAMILIES[family] if isinstance(family, str) else family
-    if not isinstance(T, int | np.integer) or T < 1:
+    fam = _family(family)
+    if not isinstance(T, int | np.integer) or isinstance(T, bool) or T < 1:
         raise ValueError(f"T must be an integer >= 1; got T={T!r}")
+    if not isinstance(maxiter, int | np.integer) or isinstance(maxiter, bool) or maxiter < 0:
+        raise ValueError(f"maxiter must be an integer >= 0; got maxiter={maxiter!r}")
+    if not isinstance(n_starts, int | np.integer) or isinstance(n_starts, bool) or n_starts < 1:
+        raise ValueError(f"n_starts must be an integer >= 1; got n_starts={n_starts!r}")
+    if eta_max is not None:
+        try:
+            ok = math.isfinite(float(eta_max)) and float(eta_max) > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"eta_max must be a finite number > 0; got eta_max={eta_max!r}")
+        eta_max = float(eta_max)
+    T = int(T)
     t0 = time.perf_counter()
-    bounds = _bounds(fam, problem, T)
-    logs = [p.log for p in fam.params]
+    bounds = _bounds(fam, problem, T, eta_max)
     m = problem.batch
+    fixed_i = [i for i, p in enumerate(fam.params) if p.integer]
+    free_i = [i for i, p in enumerate(fam.params) if not p.integer]
 
-    @jax.jit
-    def etas_of(z):
-        vals = {p.name: _from_z(z[i], bounds[i], logs[i]) for i, p in enumerate(fam.params)}
-        return as_array(fam.make(T, m, **vals), T)
+    def value(i, z):
+        p = fam.params[i]
+        v = _from_z(z, bounds[i], p.log)
+        return int(round(float(v))) if p.integer else v
 
-    # The grid goes through one compiled batched loss shared by every family (rows padded to
-    # a fixed chunk), the refinement through the solver's compiled log L(T) and its gradient.
-    grid = np.array(list(itertools.product(*[np.linspace(0, 1, p.grid) for p in fam.params])))
-    f_grid = np.log(final_losses(problem, np.asarray(jax.vmap(etas_of)(jnp.asarray(grid)))))
-    f_grid = np.where(np.isfinite(f_grid), f_grid, np.inf)
-    evals = len(grid)
-    order = np.argsort(f_grid)
-    best_z, best_f = grid[order[0]], float(f_grid[order[0]])
-    if not np.isfinite(best_f):
+    def fixed_vals(zf) -> dict[str, Any]:
+        return {fam.params[i].name: value(i, z) for i, z in zip(fixed_i, zf, strict=True)}
+
+    names = [fam.params[i].name for i in free_i]
+    grids = [np.linspace(0, 1, p.grid) for p in fam.params]
+    zf_grid = list(itertools.product(*[grids[i] for i in fixed_i]))
+    zc_grid = np.array(list(itertools.product(*[grids[i] for i in free_i])), dtype=np.float64)
+    traced = _traceable(fam, T, m, names, fixed_vals(zf_grid[0]))
+
+    compiled: dict[tuple, tuple] = {}
+
+    def schedule_fn(zf) -> tuple:
+        """(etas_of, its compiled version, its compiled VJP) for fixed integer values ``zf``;
+        compiled once per call of tune (the refinement's starts share them)."""
+        if tuple(zf) not in compiled:
+            fv = fixed_vals(zf)
+
+            def etas_of(zc):
+                vals = {
+                    n: value(i, zc[k]) for k, (i, n) in enumerate(zip(free_i, names, strict=True))
+                }
+                return as_array(fam.make(T, m, **fv, **vals), T)
+
+            if traced:
+                vjp = jax.jit(lambda z, ct: jax.vjp(etas_of, z)[1](ct)[0])
+                compiled[tuple(zf)] = (etas_of, jax.jit(etas_of), vjp)
+            else:
+                compiled[tuple(zf)] = (etas_of, etas_of, None)
+        return compiled[tuple(zf)]
+
+    # Grid: chunks of schedules through one compiled batched loss shared by every family.
+    rows = max(1, min(len(zc_grid), _GRID_BUDGET // T))
+    cands = []  # (log L(T), zf, zc)
+    for zf in zf_grid:
+        etas_of = schedule_fn(zf)[0]
+        many = jax.jit(jax.vmap(etas_of)) if traced else None
+        for s in range(0, len(zc_grid), rows):
+            zs = zc_grid[s : s + rows]
+            if traced:
+                e = np.asarray(many(jnp.asarray(zs)))
+            else:
+                e = np.stack([np.asarray(etas_of(z)) for z in zs])
+            f = np.log(final_losses(problem, e))
+            cands += [(float(v), zf, z) for v, z in zip(f, zs, strict=True)]
+    evals = len(cands)
+    f_all = np.array([c[0] for c in cands])
+    f_all = np.where(np.isfinite(f_all), f_all, np.inf)
+    order = np.argsort(f_all)
+    best = cands[order[0]]
+    if not np.isfinite(f_all[order[0]]):
         raise ValueError(f"every grid setting of {fam.name} diverged for this problem at T={T}")
-    etas_vjp = jax.jit(lambda z, ct: jax.vjp(etas_of, z)[1](ct)[0])
 
-    def fg(z):
-        etas = etas_of(jnp.asarray(z))
-        v, g = log_final_loss_and_grad(problem, etas)
-        if np.isfinite(v) and np.all(np.isfinite(g)):
-            gz = np.asarray(etas_vjp(jnp.asarray(z), jnp.asarray(g)), dtype=np.float64)
-            if np.all(np.isfinite(gz)):
-                return v, gz
-        return 1e3, np.zeros_like(z)  # outside the stable region: push back
-
-    for i in order[:n_starts]:
-        if not np.isfinite(f_grid[i]):
+    for i in order[:n_starts] if free_i and maxiter > 0 else []:
+        if not np.isfinite(f_all[i]):
             continue
-        res = lbfgsb(
-            fg, grid[i], [(0.0, 1.0)] * len(fam.params), maxiter=maxiter, ftol=1e-13, maxcor=10
-        )
-        evals += int(res.nfev)
-        if res.fun < best_f:  # res.fun is fg(res.x): finite (the divergence wall is 1e3)
-            best_z, best_f = np.asarray(res.x), float(res.fun)
-    etas = np.asarray(etas_of(jnp.asarray(best_z)))
+        _, zf, z0 = cands[i]
+        fg = _refine_objective(problem, *schedule_fn(zf))
+        res = lbfgsb(fg, z0, [(0.0, 1.0)] * len(free_i), maxiter=maxiter, ftol=1e-13, maxcor=10)
+        evals += int(res.nfev) * (1 if traced else 1 + len(free_i))
+        if res.fun < best[0]:  # res.fun is fg(res.x): finite (the divergence wall is 1e3)
+            best = (float(res.fun), zf, np.asarray(res.x))
+    _, zf, zc = best
+    etas = np.asarray(schedule_fn(zf)[1](jnp.asarray(zc) if traced else zc))
     curve = np.asarray(loss_curve(problem, etas))
-    params = {
-        p.name: float(_from_z(best_z[i], bounds[i], logs[i])) for i, p in enumerate(fam.params)
-    }
+    z_all = np.empty(len(fam.params))
+    z_all[fixed_i], z_all[free_i] = zf, zc
+    params = {p.name: value(i, z_all[i]) for i, p in enumerate(fam.params)}
+    params = {k: v if isinstance(v, int) else float(v) for k, v in params.items()}
     edge = tuple(
         p.name
         for i, p in enumerate(fam.params)
-        if (best_z[i] < 1e-6 or best_z[i] > 1 - 1e-6) and p.grid > 1
+        if (z_all[i] < 1e-6 or z_all[i] > 1 - 1e-6) and p.grid > 1
     )
     return TuneResult(
         fam.name, params, float(curve[-1]), etas, curve, evals, time.perf_counter() - t0, edge
     )
+
+
+def _refine_objective(problem: Problem, etas_of, etas_jit, etas_vjp):
+    """(log L(T), gradient in z) of a family's free parameters z ∈ [0, 1]^P: reverse mode
+    through the schedule when it can be traced (``etas_vjp`` given), else forward differences
+    (step 1e-7)."""
+    traced = etas_vjp is not None
+
+    def fg(z):
+        if traced:
+            etas = etas_jit(jnp.asarray(z))
+            v, g = log_final_loss_and_grad(problem, etas)
+            if np.isfinite(v) and np.all(np.isfinite(g)):
+                gz = np.asarray(etas_vjp(jnp.asarray(z), jnp.asarray(g)), dtype=np.float64)
+                if np.all(np.isfinite(gz)):
+                    return v, gz
+            return 1e3, np.zeros_like(z)  # outside the stable region: push back
+        v = float(np.log(final_losses(problem, np.asarray(etas_of(z))[None])[0]))
+        if not np.isfinite(v):
+            return 1e3, np.zeros_like(z)
+        gz = np.zeros_like(z)
+        for k in range(z.size):
+            h = 1e-7 if z[k] < 1 - 1e-7 else -1e-7
+            zh = z.copy()
+            zh[k] += h
+            vh = float(np.log(final_losses(problem, np.asarray(etas_of(zh))[None])[0]))
+            gz[k] = (vh - v) / h if np.isfinite(vh) else 0.0
+        return v, gz
+
+    return fg

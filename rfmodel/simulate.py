@@ -97,6 +97,20 @@ def _run_features(keys, proj, lam_x, w_star, sigma, etas, batch):
     return jax.vmap(one_seed)(keys)
 
 
+def _check_sample_memory(problem: Problem, chunk: int) -> None:
+    """Refuse before allocating: one step draws chunk × batch samples of the input dimension."""
+    from .problem import _available_memory
+
+    dim = problem.features.lam_x.shape[0] if problem.features is not None else problem.n_eff
+    need = 8 * 3 * chunk * int(problem.batch) * dim
+    if need > _available_memory() / 2:
+        raise ValueError(
+            f"chunk={chunk} seeds × batch {int(problem.batch)} × {dim} dimensions need "
+            f"~{need / 2**30:.3g} GiB per step, more than half of this machine's memory: pass a "
+            "smaller chunk (or sample fewer modes)"
+        )
+
+
 @float64
 def sgd(
     problem: Problem,
@@ -137,6 +151,7 @@ def sgd(
     chunk = n_seeds if chunk is None else int(chunk)
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1; got chunk={chunk}")
+    _check_sample_memory(problem, min(chunk, n_seeds))
     etas = jnp.asarray(etas, jnp.float64)
     batch = int(problem.batch)
     keys = jax.random.split(key, n_seeds)

@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 from rfmodel.cli import main
 
 
@@ -66,10 +68,76 @@ def test_simulate(tmp_path, capsys):
     assert rc == 0 and (tmp_path / "rf" / "simulation.png").exists()
 
 
+def _run(argv, capsys):
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse: a malformed flag
+        rc = e.code
+    return rc, capsys.readouterr()
+
+
 def test_bad_input_is_a_clear_error(tmp_path, capsys):
-    assert main(["optimize", "--a", "0.9", "--out", str(tmp_path)]) == 2
-    assert "a must be a finite number > 1" in capsys.readouterr().err
-    assert main(["simulate", "--eta", "5.0", "--out", str(tmp_path)]) == 2
-    assert "beyond the stability bound" in capsys.readouterr().err
-    assert main(["optimize", "--families", "cosine,bogus", "--out", str(tmp_path)]) == 2
-    assert "--families" in capsys.readouterr().err
+    rc, cap = _run(["optimize", "--a", "0.9", "--out", str(tmp_path)], capsys)
+    assert rc == 2 and "argument --a: must be a finite number > 1" in cap.err
+    rc, cap = _run(["simulate", "--eta", "5.0", "--out", str(tmp_path)], capsys)
+    assert rc == 2 and "beyond the stability bound" in cap.err
+    rc, cap = _run(["optimize", "--families", "cosine,bogus", "--out", str(tmp_path)], capsys)
+    assert rc == 2 and "--families" in cap.err
+
+
+def test_every_flag_has_help_and_families_are_listed():
+    from rfmodel.cli import build_parser
+    from rfmodel.schedules import FAMILIES, OPTAX_FAMILIES
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            assert action.help, f"rfmodel {name} {action.option_strings} has no help"
+        text = p.format_help()
+        assert "--quiet" in text, name
+    text = sub.choices["optimize"].format_help().replace("\n", " ").replace(" ", "")
+    for fam in [*FAMILIES, *OPTAX_FAMILIES]:
+        assert fam.replace(" ", "") in text, fam
+    sim = sub.choices["simulate"].format_help()
+    for sched in ("constant", "cosine", "linear", "wsd", "power_law"):
+        assert f"{sched}:" in sim
+    figs = parser.parse_args(["figures", "--ray"])
+    assert figs.ray == "" and parser.parse_args(["figures", "--ray", "auto"]).ray == "auto"
+    assert parser.parse_args(["figures"]).ray is None
+
+
+def test_hard_phase_default_is_smooth_and_per_step_is_one_flag_away(tmp_path, capsys, monkeypatch):
+    """Hard phase: the default exports K = min(T, 100) controls (smooth); the table also shows
+    the per-step long-step optimum and what it costs; run folders never collide; --quiet."""
+    monkeypatch.chdir(tmp_path)
+    base = ["optimize", "--a", "1.5", "--b", "2.5", "--T", "150", "--n-modes", "60"]
+    base += ["--families", "constant", "--quiet"]
+    assert main(base) == 0
+    out = capsys.readouterr()
+    assert "K=100, exported" in out.out and "optimal, per step" in out.out
+    assert "--per-step" in out.out and "it/s" not in out.err  # quiet: no progress bars
+    assert main([*base, "--per-step", "--no-compare"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--sigma", "0.3", "--monotone"]) == 0
+    text = capsys.readouterr().out
+    assert "K=100, monotone, exported" in text and "optimal, K=100 " in text
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert len(runs) == 3 and all(r.name.startswith("optimize_hard_a1.5_b2.5_T150_") for r in runs)
+    by_cfg = {}
+    for r in runs:
+        summary = json.loads((r / "summary.json").read_text())
+        by_cfg[(summary["config"]["controls"], summary["config"]["monotone"])] = summary
+        summary["dir"] = r
+    default = by_cfg[(100, False)]
+    assert default["optimal"]["config"]["controls"] == 100
+    per_step = by_cfg[(None, False)]
+    assert per_step["optimal"]["config"]["controls"] is None
+    # the table states the cost of each choice: per step is a little better, K is smooth
+    rows = {r["schedule"]: r for r in default["table"]}
+    assert rows["optimal, per step"]["loss"] <= rows["optimal"]["loss"] * (1 + 1e-9)
+    u = np.load(by_cfg[(100, True)]["dir"] / "optimal.npz")["controls"]
+    assert np.all(np.diff(u[int(np.argmax(u)) :]) <= 1e-12 * u.max())  # non-increasing
+    for r in runs:
+        for f in r.iterdir():
+            assert f.stat().st_mode & 0o044 == 0o044, f  # readable by others

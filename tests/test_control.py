@@ -111,11 +111,21 @@ def test_smoothness_penalty_smooths():
     assert smooth.loss >= rough.loss * (1 - 1e-9)
 
 
-def test_warm_starts_save_and_resume(tmp_path):
+def test_warm_starts_save_and_resume(tmp_path, monkeypatch):
+    """A rerun reloads every saved horizon: it fails if anything is solved (or written) again."""
+    import rfmodel.control as control
+
     p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=100, batch=4)
     first = optimize_schedules(p, [100, 200], out_dir=tmp_path, controls=20, progress=False)
     assert len(list(tmp_path.glob("*.json"))) == 2
+    stamps = {f: f.stat().st_mtime_ns for f in tmp_path.iterdir()}
+
+    def solve_again(*args, **kwargs):
+        raise AssertionError("a saved horizon was recomputed instead of reloaded")
+
+    monkeypatch.setattr(control, "optimize_schedule", solve_again)
     again = optimize_schedules(p, [100, 200], out_dir=tmp_path, controls=20, progress=False)
+    assert {f: f.stat().st_mtime_ns for f in tmp_path.iterdir()} == stamps
     for T in (100, 200):
         assert again[T].loss == first[T].loss and again[T].iterations == first[T].iterations
         np.testing.assert_array_equal(again[T].etas, first[T].etas)

@@ -10,7 +10,6 @@ import pytest
 from rfmodel import cli
 from rfmodel.experiments import load_experiment
 from rfmodel.figures import regenerate
-from rfmodel.runner import Task, run_tasks
 
 EXPECTED = {
     "optimal_schedules_easy.png",
@@ -119,18 +118,6 @@ def test_quick_refuses_to_overwrite_full_figures(tmp_path):
         regenerate(out=tmp_path, quick=True, progress=False, log=None)
     with pytest.raises(ValueError, match="experiments"):
         regenerate(out=tmp_path / "x", quick=True, experiments=["nope"], log=None)
-
-
-def test_run_tasks_reports_failures_after_running_the_rest(tmp_path):
-    good = Task("phase_diagram", "config", {"quick": True}, name="good", cost=1.0)
-    bad = Task("phase_diagram", "config", {"quick": True, "nope": 1}, name="bad", cost=2.0)
-    done = Task("phase_diagram", "config", {"quick": True}, name="skipped", done=True)
-    with pytest.raises(RuntimeError, match="bad"):
-        run_tasks([good, bad, done], workers=1, progress=False)
-    res = run_tasks([good, done], workers=1, progress=False)
-    assert res["run"] == ["good"] and res["results"]["good"]["quick"] is True
-    with pytest.raises(ValueError, match="workers"):
-        run_tasks([good], workers=0, progress=False)
 
 
 def test_experiment_helpers():

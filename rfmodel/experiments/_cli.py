@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..figures import _TABLE_COLUMNS, _md_table
-from ..runner import default_workers, run_tasks
+from ..runner import Interrupted, default_workers, run_tasks
 from . import load_experiment
 
 #: Experiments whose results another one reads (their tasks run first, skipped when saved).
@@ -40,7 +41,15 @@ def run_experiment(name: str, doc: str | None, argv: Sequence[str] | None = None
         tasks += [t for t in dep.tasks(c, results) if "main" in t.name or dep is mod]
     cfg = mod.config(args.quick)
     tasks += mod.tasks(cfg, results)
-    run_tasks(tasks, workers=args.workers, desc=name)
+    try:
+        run_tasks(tasks, workers=args.workers, desc=name)
+    except Interrupted as e:  # every worker is stopped; finished results are saved
+        print(
+            f"{name}: interrupted by {e.signal_name}: {len(e.finished)} task(s) saved; "
+            "run it again to resume",
+            file=sys.stderr,
+        )
+        sys.exit(e.exit_status)
     summary = mod.summarize(cfg, results)
     figs = mod.plot(cfg, summary, results, args.out)
     if hasattr(mod, "table_rows"):

@@ -36,7 +36,7 @@ from ..scaling import (
     power_law_fit,
     theory_xi,
 )
-from ._common import NS_PER_MODE_STEP, controls_for, make_problem, plt, segment_centers
+from ._common import controls_for, make_problem, plt, segment_centers, solve_seconds
 
 __all__ = ["config", "tasks", "run_point", "summarize", "plot", "table_rows", "main"]
 
@@ -143,14 +143,13 @@ def tasks(cfg: dict[str, Any], results_dir: Path) -> list[Task]:
     out = []
     for a, b in _points(cfg):
         ch = _chain(cfg, a, b)
-        n_eff = make_problem(ch["setting"]).n_eff
         out.append(
             Task(
                 "phase_diagram",
                 "run_point",
                 {"results_dir": str(results_dir), "chain": ch},
                 name=f"phase a={a:g} b={b:g}",
-                cost=n_eff * sum(cfg["Ts"]) * 150 * NS_PER_MODE_STEP,
+                cost=solve_seconds(make_problem(ch["setting"]).n_eff, cfg["Ts"], 15),
                 done=_load_point(results_dir, ch) is not None,
             )
         )
