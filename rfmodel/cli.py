@@ -3,6 +3,8 @@
 ``rfmodel optimize``  optimal schedule vs every tuned baseline (the main job)
 ``rfmodel simulate``  exact recursion vs Monte-Carlo SGD, figure and numbers
 ``rfmodel figures``   regenerate every figure in figures/ from saved results
+``rfmodel fit``       fit the model to your logged loss curves (phase, a, b, scales)
+``rfmodel advise``    the schedule the fitted model recommends for T steps, vs tuned baselines
 """
 
 from __future__ import annotations
@@ -257,6 +259,40 @@ def cmd_figures(args: argparse.Namespace) -> None:
     regenerate(out=args.out, quick=args.quick, results_dir=args.results)
 
 
+def cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
+    from .fit import cli_fit
+
+    return cli_fit(args)
+
+
+def cmd_advise(args: argparse.Namespace) -> dict[str, Any]:
+    from .fit import cli_advise
+
+    return cli_advise(args)
+
+
+def _fit_parsers(sub) -> None:
+    """``rfmodel fit`` and ``rfmodel advise`` (implemented in :mod:`rfmodel.fit`)."""
+    curves = "CSV with columns run,step,lr,loss (optional batch), >= 2 runs, different schedules"
+    p = sub.add_parser("fit", help="fit the model to logged loss curves (phase, a, b)")
+    p.add_argument("curves", type=Path, help=curves)
+    p.add_argument("--json", type=Path, default=None, help="write the fitted parameters here")
+    p.add_argument("--no-floor", action="store_true", help="no irreducible loss (floor = 0)")
+    p.set_defaults(func=cmd_fit)
+    p = sub.add_parser("advise", help="recommended schedule for T steps from logged curves")
+    p.add_argument("curves", type=Path, help=curves)
+    p.add_argument("--T", type=int, required=True, help="number of steps of the new run")
+    p.add_argument(
+        "--out", type=Path, default=None, help="output folder (default runs/advise_T<T>)"
+    )
+    p.add_argument(
+        "--lr-max", type=float, default=None, help="cap on the rate (default: the largest logged)"
+    )
+    p.add_argument("--controls", type=int, default=None, help="piecewise controls (default 200)")
+    p.add_argument("--fit", type=Path, default=None, help="reuse a `rfmodel fit --json` file")
+    p.set_defaults(func=cmd_advise)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rfmodel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -318,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="results cache (default: OUT/data, committed with the figures)",
     )
     p.set_defaults(func=cmd_figures)
+    _fit_parsers(sub)
     return parser
 
 
