@@ -6,6 +6,9 @@ Two tasks, both on data that is always on disk (nothing is downloaded):
   (1797 images; the first 1500 train, pixels / 16). The logged loss is the cross-entropy on the
   whole training set: SGD samples minibatches from it with replacement, so this is the
   population loss of the distribution SGD sees.
+- ``digits_noisy``: the same with fresh Gaussian input noise (std ``input_noise``) on every
+  sampled image, and the loss on ``eval_copies`` fixed noisy copies of the training set: SGD on
+  a population with irreducible loss, the setting of docs/theory.md §1 (fresh samples, noise).
 - ``chars``: a character-level transformer (pre-LayerNorm, causal attention, learned positions)
   on the source of a fixed list of Python standard-library modules (``inspect.getsource``);
   characters outside printable ASCII map to one symbol. The logged loss is the cross-entropy
@@ -155,24 +158,35 @@ def _xent(logits, y):
 # ----------------------------------------------------------------------------- tasks
 def load_task(cfg: dict[str, Any]) -> dict[str, Any]:
     """``{"init", "sample", "loss", "eval", "data", "fingerprint"}`` of a task config."""
-    if cfg["task"] == "digits":
+    if cfg["task"] in ("digits", "digits_noisy"):
         data = _digits(int(cfg["n_train"]))
         width, batch = int(cfg["width"]), int(cfg["batch"])
+        noise = float(cfg.get("input_noise", 0.0))
+        if noise:  # fresh input noise every step; the loss on fixed noisy copies (population)
+            rng = np.random.default_rng(12345)
+            reps = int(cfg["eval_copies"])
+            ex = np.tile(data["x"], (reps, 1))
+            data["ex"] = (ex + noise * rng.standard_normal(ex.shape)).astype(np.float32)
+            data["ey"] = np.tile(data["y"], reps)
+        else:
+            data["ex"], data["ey"] = data["x"], data["y"]
 
         def init(key):
             return MLP(width, key)
 
         def sample(data, key):
-            i = jax.random.randint(key, (batch,), 0, data["x"].shape[0])
-            return data["x"][i], data["y"][i]
+            ki, kn = jax.random.split(key)
+            i = jax.random.randint(ki, (batch,), 0, data["x"].shape[0])
+            x = data["x"][i] + noise * jax.random.normal(kn, (batch, data["x"].shape[1]))
+            return x, data["y"][i]
 
         def loss(model, xy):
             return _xent(jax.vmap(model)(xy[0]), xy[1])
 
         def evaluate(model, data):
-            return loss(model, (data["x"], data["y"]))
+            return loss(model, (data["ex"], data["ey"]))
 
-        fp = hashlib.sha256(data["x"].tobytes() + data["y"].tobytes()).hexdigest()[:16]
+        fp = hashlib.sha256(data["ex"].tobytes() + data["ey"].tobytes()).hexdigest()[:16]
         return {
             "init": init,
             "sample": sample,
@@ -216,7 +230,7 @@ def load_task(cfg: dict[str, Any]) -> dict[str, Any]:
             "data": data,
             "fingerprint": sha,
         }
-    raise ValueError(f"task must be 'digits' or 'chars'; got {cfg['task']!r}")
+    raise ValueError(f"task must be 'digits', 'digits_noisy' or 'chars'; got {cfg['task']!r}")
 
 
 def train(task: dict[str, Any], lrs: np.ndarray, seeds, every: int) -> np.ndarray:

@@ -6,8 +6,8 @@ standard-library source; :mod:`rfmodel.experiments._nets`), trained with plain S
 1. constant-rate sweep run to the long horizon T, read at T/4, T/2 and T (does the best rate
    shift with T?), and cosine and WSD (linear decay over the last 20%) tuned over their peak
    rate at T (seed 0);
-2. two short runs of T/4 steps (the best constant rate of the sweep at T/4, and a cosine from
-   twice that rate): the curves a practitioner has after a short tuning run;
+2. two short runs of T/4 steps (the best constant rate of the sweep at T/4, and a cosine
+   decay from that rate): the curves a practitioner has after a short tuning run;
 3. ``rfmodel.fit.fit_curves`` on those two runs (phase, a, b with a profile interval), then
    ``rfmodel.fit.advise`` for T (rates capped at the largest rate of the short runs);
 4. the recommended schedule and the best constant/cosine/WSD trained with every seed (paired:
@@ -37,6 +37,7 @@ __all__ = ["config", "tasks", "run_net", "summarize", "plot", "table_rows"]
 
 GROUP = "networks"
 _FAMILIES = ("constant", "cosine", "wsd")
+_STAGES = ("sweep", "short_cosine", "finals")
 
 
 def config(quick: bool) -> dict[str, Any]:
@@ -77,12 +78,20 @@ def config(quick: bool) -> dict[str, Any]:
         "val_seqs": 16,
         "T": 800,
         "every": 40,
-        "const_lrs": [0.125, 0.25, 0.5, 1.0, 2.0],
-        "peak_lrs": [0.25, 0.5, 1.0, 2.0],
+        "const_lrs": [0.25, 0.5, 1.0, 2.0],
+        "peak_lrs": [0.5, 1.0, 2.0],
         "seeds": [0, 1, 2],
-        "group": 4,
+        "group": 5,
     }
-    return {"nets": [digits, chars], "quick": False}
+    noisy = {
+        **digits,
+        "task": "digits_noisy",
+        "input_noise": 0.5,
+        "eval_copies": 8,
+        "const_lrs": [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28],
+        "peak_lrs": [0.04, 0.08, 0.16, 0.32, 0.64, 1.28],
+    }
+    return {"nets": [digits, noisy, chars], "quick": False}
 
 
 def _lr_arrays(T: int, family: str, peak: float) -> np.ndarray:
@@ -104,7 +113,7 @@ def _fingerprint(net: dict[str, Any]) -> str:
         from ._nets import text_source
 
         return hashlib.sha256(text_source().encode()).hexdigest()[:16]
-    return "sklearn-digits"
+    return f"sklearn-{net['task']}"
 
 
 def _train(task, net, lrs: list[np.ndarray], seeds: list[int]) -> np.ndarray:
@@ -123,10 +132,15 @@ def _train(task, net, lrs: list[np.ndarray], seeds: list[int]) -> np.ndarray:
     return np.where(np.isfinite(res), res, np.inf)
 
 
-def _stage(results_dir, net, name, fp, compute):
+def _load_stage(results_dir, net, name, fp):
     path, key = _path(results_dir, net, name, fp)
-    got = load_valid(path, config=key)
+    return load_valid(path, config=key)
+
+
+def _stage(results_dir, net, name, fp, compute):
+    got = _load_stage(results_dir, net, name, fp)
     if got is None:
+        path, key = _path(results_dir, net, name, fp)
         arrays, meta = compute()
         save_result(path, arrays, meta, config=key)
         got = load_valid(path, config=key)
@@ -158,15 +172,15 @@ def run_net(results_dir: str, net: dict[str, Any]) -> dict[str, Any]:
     lr0 = float(net["const_lrs"][best_short])
 
     def short():
-        peak = 2 * lr0
-        for _ in range(6):  # halve the peak until the short cosine run does not diverge
+        peak = lr0
+        for _ in range(6):  # halve the peak until the short cosine run makes progress
             loss = _train(task, net, [_lr_arrays(Ts, "cosine", peak)], [seeds[0]])
-            if np.all(np.isfinite(loss)):
+            if np.all(np.isfinite(loss)) and loss[0, -1] < 0.5 * loss[0, 0]:
                 break
             peak /= 2
         return {"loss": loss[0]}, {"peak": peak}
 
-    sh, shm = _stage(results_dir, net, "short", fp, short)
+    sh, shm = _stage(results_dir, net, "short_cosine", fp, short)
     steps = np.arange(0, Ts + 1, every, dtype=np.float64)
     batch = np.full(steps.size, float(net["batch"]))
     const_loss = sw["loss"][best_short, : at[Ts] + 1]
@@ -237,10 +251,7 @@ def _load(cfg, results_dir) -> dict[str, Any]:
         fp = _fingerprint(net) if net["task"] != "chars" else _cached_fp(results_dir, net)
         if fp is None:
             continue
-        got = [
-            load_valid(_path(results_dir, net, s, fp)[0], config=_path(results_dir, net, s, fp)[1])
-            for s in ("sweep", "short", "finals")
-        ]
+        got = [_load_stage(results_dir, net, s, fp) for s in _STAGES]
         if all(g is not None for g in got):
             out[net["task"]] = {"net": net, "sweep": got[0], "short": got[1], "finals": got[2]}
     return out
