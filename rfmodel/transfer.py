@@ -86,13 +86,17 @@ def _plateau(e: np.ndarray) -> float:
 
 
 def _wsd_knots(e: np.ndarray) -> tuple[float, float]:
-    """(W, S): warmup end (first step at ≥ 90% of the plateau) and tail length (steps after the
-    last step at ≥ 90% of the plateau)."""
+    """(W, S): warmup end (first step at ≥ 90% of the plateau, moved on while the rate still
+    rises by > 1% per step) and tail length (steps after the last step at ≥ 90% of the
+    plateau)."""
     T = e.size
     hi = np.flatnonzero(e >= 0.9 * _plateau(e))
     if hi.size == 0:
         return 0.0, float(T)
-    return float(hi[0]), float(T - 1 - hi[-1])
+    w = int(hi[0])
+    while w + 1 < T and e[w + 1] > 1.01 * e[w]:  # the end of a steep warmup ramp
+        w += 1
+    return float(w), float(T - 1 - hi[-1])
 
 
 def warp_hard(etas, T_new: int, *, alpha: float = ANNEAL_ALPHA) -> np.ndarray:

@@ -178,3 +178,62 @@ def test_synthetic_recovery_many(a, b, seed):
     f = fit_curves(synthetic_runs(**{**TRUE, "a": a, "b": b}, steps=2000, seed=seed))
     assert abs(f.a - a) < 0.05 and abs(f.b - b) < 0.05, (f.a, f.b)
     assert f.phase == ("easy" if a > b else "hard")
+
+
+# ----------------------------------------------------------------------------- Problem.from_data
+def _gaussian_data(n, d, seed=0):
+    rng = np.random.default_rng(seed)
+    lam = np.arange(1, d + 1) ** -1.5
+    X = rng.standard_normal((n, d)) * np.sqrt(lam)
+    w = np.arange(1, d + 1) ** -0.5
+    return X, X @ w + 0.3 * rng.standard_normal(n)
+
+
+def test_from_data_spectrum_target_and_noise():
+    X, y = _gaussian_data(4000, 8)
+    p = Problem.from_data(X, y, batch=2)
+    w_ls = np.linalg.lstsq(X, y, rcond=None)[0]
+    cov = X.T @ X / 4000
+    assert p.kind == "data" and p.n_eff == 8 and p.batch == 2
+    np.testing.assert_allclose(np.sort(p.lam), np.linalg.eigvalsh(cov), rtol=1e-10)
+    assert p.initial_loss == pytest.approx(w_ls @ cov @ w_ls, rel=1e-10)  # L(0) = w*ᵀΣw*
+    assert p.sigma == pytest.approx(np.sqrt(np.mean((y - X @ w_ls) ** 2)), rel=1e-10)
+    assert 1.3 < p.b < 1.7  # labels fitted to the spectrum (true b = 1.5)
+    # n < d: rank-deficient, only the n data directions are kept.
+    q = Problem.from_data(X[:5], y[:5])
+    assert q.n_eff == 5 and q.sigma == pytest.approx(0.0, abs=1e-6)
+    for bad, msg in (
+        ((X[:, 0], y), "X must be a 2-D array"),
+        ((X, y[:-1]), "y must have shape"),
+        ((np.where(np.eye(4000, 8) > 0, np.nan, X), y), "X must be finite"),
+    ):
+        with pytest.raises(ValueError, match=msg):
+            Problem.from_data(*bad)
+
+
+def test_from_data_theory_matches_sgd_on_the_data():
+    """SGD that resamples rows of a Gaussian dataset follows loss_curve of from_data (the
+    empirical distribution of Gaussian rows, n ≫ d, is Gaussian to O(1/√n))."""
+    X, y = _gaussian_data(20000, 10, seed=1)
+    p = Problem.from_data(X, y, batch=4)
+    T, eta = 150, 0.5 * p.eta_critical()
+    theory = np.asarray(loss_curve(p, np.full(T, eta)))
+    cov = X.T @ X / X.shape[0]
+    w_star = np.linalg.lstsq(X, y, rcond=None)[0]
+    Xj, yj, cj, wj = (jnp.asarray(v, jnp.float32) for v in (X, y, cov, w_star))
+
+    def run(key):
+        def step(w, k):
+            i = jax.random.randint(k, (4,), 0, X.shape[0])
+            g = Xj[i].T @ (Xj[i] @ w - yj[i]) / 4
+            w = w - eta * g
+            e = w - wj
+            return w, e @ cj @ e
+
+        _, losses = jax.lax.scan(step, jnp.zeros(10), jax.random.split(key, T))
+        return losses
+
+    mc = np.asarray(jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(0), 512)), np.float64)
+    mean, se = mc.mean(0), mc.std(0) / np.sqrt(mc.shape[0])
+    z = np.abs(mean - theory[1:]) / np.sqrt(se**2 + (0.02 * theory[1:]) ** 2)
+    assert np.max(z) < 4, float(np.max(z))
