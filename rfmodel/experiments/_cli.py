@@ -12,7 +12,7 @@ from ..runner import default_workers, run_tasks
 from . import load_experiment
 
 #: Experiments whose results another one reads (their tasks run first, skipped when saved).
-DEPENDS = {"baselines": ("optimal_schedules",), "lr_transfer": ("optimal_schedules",)}
+DEPENDS = {"baselines": ("optimal_schedules",)}
 
 
 def run_experiment(name: str, doc: str | None, argv: Sequence[str] | None = None) -> dict:

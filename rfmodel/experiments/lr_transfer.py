@@ -11,8 +11,9 @@ Two measurements on the reference problems of :mod:`rfmodel.experiments.optimal_
    phase.
 2. **Horizon transfer of the optimal schedule.** The optimum solved at T, transferred to 2T and
    4T (:meth:`rfmodel.control.ScheduleResult.transfer`: stretch rule and fitted closed form),
-   against the optimum re-solved there (the saved chains of optimal_schedules), and against
-   holding the last rate past T (what an exported schedule used to do).
+   against the optimum re-solved there (chains of optimal schedules over T, solved with the
+   control rules of optimal_schedules and saved here), and against holding the last rate past
+   T (what an exported schedule used to do).
 
 Usage: ``python -m rfmodel.experiments.lr_transfer [--quick]`` (or
 ``experiments/lr_transfer.py``).
@@ -30,9 +31,9 @@ from ..figures import Figure, fmt_fit
 from ..plotting import save_figure
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
-from ._common import find_chain, make_problem, plt
+from ._common import chain_task, find_chain, make_problem, plt, run_chain
 
-__all__ = ["config", "tasks", "sweep", "summarize", "plot", "table_rows"]
+__all__ = ["config", "tasks", "sweep", "run_chain", "summarize", "plot", "table_rows"]
 
 GROUP = "lr_transfer"
 _SHAPES = ("constant", "linear", "wsd")
@@ -43,9 +44,22 @@ def config(quick: bool) -> dict[str, Any]:
     from . import optimal_schedules as opt
 
     oc = opt.config(quick)
-    settings = {c["phase"]: c["setting"] for c in oc["chains"] if c["role"] == "main"}
+    mains = [c for c in oc["chains"] if c["role"] == "main"]
+    settings = {c["phase"]: c["setting"] for c in mains}
+    chain_Ts = [100, 200, 400] if quick else [200 * 2**k for k in range(7)]
+    chains = [
+        {
+            "name": f"{c['phase']}_transfer",
+            "phase": c["phase"],
+            "setting": c["setting"],
+            "Ts": chain_Ts,
+            "rule": c["rule"],
+        }
+        for c in mains
+    ]
     return {
         "settings": settings,
+        "chains": chains,
         "Ts": [100, 400] if quick else [200, 800, 3200, 12800],
         "n_eta": 12 if quick else 48,
         "eta_range": [1e-3, 1.0],  # × the per-step stability bound
@@ -116,8 +130,9 @@ def sweep(results_dir: str, cfg: dict[str, Any], phase: str) -> dict[str, Any]:
 
 
 def tasks(cfg: dict[str, Any], results_dir: Path) -> list[Task]:
-    """One sweep per phase (the transfer part reads optimal_schedules' saved chains)."""
-    return [
+    """One sweep per phase, and one chain of optimal schedules per phase."""
+    chains = [chain_task(GROUP, results_dir, GROUP, c) for c in cfg["chains"]]
+    return chains + [
         Task(
             GROUP,
             "sweep",
@@ -150,18 +165,16 @@ def _predicted(shape: str, a: float, b: float) -> float:
 def _transfer(cfg, results_dir) -> dict[str, Any]:
     """Transferred vs re-solved optimal loss (cached, keyed by the chains' configuration)."""
     from ..dynamics import loss_curve
-    from . import optimal_schedules as opt
 
-    oc = opt.config(cfg["quick"])
-    chains = [c for c in oc["chains"] if c["role"] == "main"]
-    key = {"chains": chains, "factors": cfg["factors"], "version": 1}
+    chains = cfg["chains"]
+    key = {"chains": chains, "factors": cfg["factors"]}
     path = Path(results_dir) / GROUP / f"transfer_{config_key(key)}"
     got = load_valid(path, config=key)
     if got is not None:
         return got[1]
     out: dict[str, Any] = {}
     for c in chains:
-        res = find_chain(results_dir, opt.GROUP, c)
+        res = find_chain(results_dir, GROUP, c)
         if len(res) < len(c["Ts"]):
             return {}  # the chains are not computed yet
         p = make_problem(c["setting"])
