@@ -54,6 +54,9 @@ def config(quick: bool) -> dict[str, Any]:
             "peak_lrs": [0.4, 1.6],
             "seeds": [0, 1],
             "group": 4,
+            # fewer starts, no profile, one baseline: the CI version checks the pipeline only
+            "fit": {"starts": 1, "profile": False},
+            "advise": {"controls": 20, "families": ["cosine"]},
         }
         return {"nets": [digits], "quick": True}
     digits = {
@@ -70,12 +73,12 @@ def config(quick: bool) -> dict[str, Any]:
     }
     chars = {
         "task": "chars",
-        "ctx": 64,
+        "ctx": 32,
         "batch": 16,
-        "d": 64,
+        "d": 32,
         "layers": 2,
         "heads": 4,
-        "val_seqs": 16,
+        "val_seqs": 32,
         "T": 800,
         "every": 40,
         "const_lrs": [0.25, 0.5, 1.0, 2.0],
@@ -189,8 +192,8 @@ def run_net(results_dir: str, net: dict[str, Any]) -> dict[str, Any]:
         Run("constant", steps, np.full(steps.size, lr0), const_loss, batch),
         Run("cosine", steps, cos_lr, sh["loss"], batch),
     ]
-    fit = fit_curves(curves)
-    adv = advise(fit, T)
+    fit = fit_curves(curves, **net.get("fit", {}))
+    adv = advise(fit, T, **net.get("advise", {}))
     best = {}
     for fam in _FAMILIES:
         idx = [i for i, r in enumerate(runs) if r[0] == fam]
