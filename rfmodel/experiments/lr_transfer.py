@@ -89,7 +89,8 @@ def _grid(cfg, phase) -> np.ndarray:
 
 def _key(cfg, phase) -> dict[str, Any]:
     return {k: cfg[k] for k in ("Ts", "n_eta", "eta_range", "shapes")} | {
-        "problem": make_problem(cfg["settings"][phase]).config()
+        "problem": make_problem(cfg["settings"][phase]).config(),
+        "refine": "33 rates between the best grid point's neighbours",
     }
 
 
@@ -106,13 +107,15 @@ def sweep(results_dir: str, cfg: dict[str, Any], phase: str) -> dict[str, Any]:
     eta = _grid(cfg, phase)
     loss = np.array([[final_losses(p, _etas(s, T, eta)) for T in cfg["Ts"]] for s in cfg["shapes"]])
     loss = np.where(np.isfinite(loss), loss, np.inf)
-    # cross[s, i, j]: loss at horizon Ts[i] with the base rate best at Ts[j] (refined).
+    # η*(T): the grid's best point refined on a fine grid between its neighbours (a parabola
+    # misses the optimum next to the stability cliff of the hard phase).
     best = np.array(
         [
-            [_argmin_log(eta, loss[s, j]) for j in range(len(cfg["Ts"]))]
-            for s in range(len(cfg["shapes"]))
+            [_refine(p, sh, T, eta, loss[s, j]) for j, T in enumerate(cfg["Ts"])]
+            for s, sh in enumerate(cfg["shapes"])
         ]
     )
+    # cross[s, i, j]: loss at horizon Ts[i] with the base rate best at Ts[j].
     cross = np.array(
         [
             [final_losses(p, _etas(sh, T, best[s])) for T in cfg["Ts"]]
@@ -145,15 +148,16 @@ def tasks(cfg: dict[str, Any], results_dir: Path) -> list[Task]:
     ]
 
 
-def _argmin_log(eta: np.ndarray, loss: np.ndarray) -> float:
-    """The minimizer of log L over log η: the grid's best point refined by a parabola."""
+def _refine(problem, shape: str, T: int, eta: np.ndarray, loss: np.ndarray) -> float:
+    """The best base rate: the grid's best point, then the best of 33 rates spaced evenly in
+    log η between its two neighbours (one batched evaluation)."""
+    from ..dynamics import final_losses
+
     i = int(np.argmin(loss))
-    if 0 < i < len(eta) - 1 and np.all(np.isfinite(loss[i - 1 : i + 2])):
-        x, y = np.log(eta[i - 1 : i + 2]), np.log(loss[i - 1 : i + 2])
-        c = np.polyfit(x, y, 2)
-        if c[0] > 0:
-            return float(np.exp(np.clip(-c[1] / (2 * c[0]), x[0], x[2])))
-    return float(eta[i])
+    fine = np.geomspace(eta[max(i - 1, 0)], eta[min(i + 1, len(eta) - 1)], 33)
+    fl = final_losses(problem, _etas(shape, T, fine))
+    fl = np.where(np.isfinite(fl), fl, np.inf)
+    return float(fine[int(np.argmin(fl))]) if np.min(fl) < loss[i] else float(eta[i])
 
 
 def _predicted(shape: str, a: float, b: float) -> float:
@@ -227,6 +231,13 @@ def summarize(cfg: dict[str, Any], results_dir: Path) -> dict[str, Any]:
     return out
 
 
+def _cost(c: float) -> str:
+    """A relative loss increase: +x.x%, or ×N when large, or 'diverges'."""
+    if not np.isfinite(c) or c > 1e3:
+        return "diverges"
+    return f"{c:+.1%}" if c < 1 else f"×{1 + c:.3g}"
+
+
 def _worst(rows, key, factor):
     vals = [r[key] for r in rows if r["factor"] == factor]
     return max(vals) if vals else float("nan")
@@ -247,7 +258,7 @@ def _readme(cfg, s) -> str:
             etas = " → ".join(f"{e:.3g}" for e in v["eta_star"])
             lines.append(
                 f"| {ph} | {sh} | {etas} | {fmt_fit(v['fit'])} | {v['predicted']:.3f} | "
-                f"{v['untransferred_cost']:+.1%} |"
+                f"{_cost(v['untransferred_cost'])} |"
             )
     if s["transfer"]:
         lines += [
