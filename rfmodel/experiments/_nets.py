@@ -156,6 +156,26 @@ def _xent(logits, y):
 
 
 # ----------------------------------------------------------------------------- tasks
+def _task(init, sample, evaluated: tuple[str, str], data, fingerprint: str) -> dict[str, Any]:
+    """A task dict: mean cross-entropy of a minibatch (x, y) as the training loss, the same on
+    ``data[evaluated[0]], data[evaluated[1]]`` as the logged loss."""
+
+    def loss(model, xy):
+        return _xent(jax.vmap(model)(xy[0]), xy[1])
+
+    def evaluate(model, data):
+        return loss(model, (data[evaluated[0]], data[evaluated[1]]))
+
+    return {
+        "init": init,
+        "sample": sample,
+        "loss": loss,
+        "eval": evaluate,
+        "data": data,
+        "fingerprint": fingerprint,
+    }
+
+
 def load_task(cfg: dict[str, Any]) -> dict[str, Any]:
     """``{"init", "sample", "loss", "eval", "data", "fingerprint"}`` of a task config."""
     if cfg["task"] in ("digits", "digits_noisy"):
@@ -180,21 +200,8 @@ def load_task(cfg: dict[str, Any]) -> dict[str, Any]:
             x = data["x"][i] + noise * jax.random.normal(kn, (batch, data["x"].shape[1]))
             return x, data["y"][i]
 
-        def loss(model, xy):
-            return _xent(jax.vmap(model)(xy[0]), xy[1])
-
-        def evaluate(model, data):
-            return loss(model, (data["ex"], data["ey"]))
-
         fp = hashlib.sha256(data["ex"].tobytes() + data["ey"].tobytes()).hexdigest()[:16]
-        return {
-            "init": init,
-            "sample": sample,
-            "loss": loss,
-            "eval": evaluate,
-            "data": data,
-            "fingerprint": fp,
-        }
+        return _task(init, sample, ("ex", "ey"), data, fp)
     if cfg["task"] == "chars":
         data, sha = _chars()
         ctx, batch = int(cfg["ctx"]), int(cfg["batch"])
@@ -216,20 +223,7 @@ def load_task(cfg: dict[str, Any]) -> dict[str, Any]:
             seq = data["train"][idx]
             return seq[:, :-1], seq[:, 1:]
 
-        def loss(model, xy):
-            return _xent(jax.vmap(model)(xy[0]), xy[1])
-
-        def evaluate(model, data):
-            return loss(model, (data["vx"], data["vy"]))
-
-        return {
-            "init": init,
-            "sample": sample,
-            "loss": loss,
-            "eval": evaluate,
-            "data": data,
-            "fingerprint": sha,
-        }
+        return _task(init, sample, ("vx", "vy"), data, sha)
     raise ValueError(f"task must be 'digits', 'digits_noisy' or 'chars'; got {cfg['task']!r}")
 
 
