@@ -18,7 +18,7 @@ step (:func:`read_curves`); at least two runs with different schedules.
 
 >>> runs = synthetic_runs(a=2.2, b=1.4, steps=300, seed=0)
 >>> [r.name for r in runs], runs[0].step[:3].tolist()
-(['constant', 'cosine'], [0, 10, 20])
+(['constant', 'cosine'], [0.0, 10.0, 20.0])
 """
 
 from __future__ import annotations
@@ -754,7 +754,7 @@ class Advice:
     def python(self) -> str:
         """Source of ``schedule.py``: the exact recommended rates (read from schedule.csv next
         to it) as an optax schedule, and the fitted closed form as an alternative."""
-        rec = self.recipe.to_python(self.T, scale=1.0 / self.fit.lr_scale)
+        rec = self.recipe.to_python(self.T)  # fitted on the rates in your units
         rec = rec.replace("def schedule(count):", "def closed_form(count):")
         rec = rec.replace("import jax.numpy as jnp\n\n\n", "")
         return (
@@ -837,15 +837,19 @@ def advise(
             "params": conv,
             "lr": to_lr(r.etas),
         }
-    phase, xi = horizon_rule(fit.a, fit.b)
+    _, xi = horizon_rule(fit.a, fit.b)
     lr = to_lr(opt.etas)
+    # The closed form that describes this schedule best (a schedule held at the rate cap looks
+    # like WSD even in the easy phase): mean absolute error relative to the mean rate.
+    recipes = [fit_recipe(lr, phase=ph, xi=xi) for ph in ("easy", "hard")]
+    recipe = min(recipes, key=lambda r: float(np.mean(np.abs(r.as_array(T) - lr))))
     return Advice(
         T=int(T),
         lr=lr,
         predicted=fit.floor + fit.loss_scale * np.asarray(opt.curve),
         loss=fit.floor + fit.loss_scale * opt.loss,
         baselines=baselines,
-        recipe=fit_recipe(lr, phase=phase, xi=xi),
+        recipe=recipe,
         fit=fit,
         lr_max=lr_max,
     )
