@@ -3,6 +3,8 @@
 ``rfmodel optimize``  optimal schedule vs every tuned baseline (the main job)
 ``rfmodel simulate``  exact recursion vs Monte-Carlo SGD, figure and numbers
 ``rfmodel figures``   regenerate every figure in figures/ from saved results
+``rfmodel fit``       fit the model to your logged loss curves (phase, a, b, scales)
+``rfmodel advise``    the schedule the fitted model recommends for T steps, vs tuned baselines
 
 Every flag is checked before any work starts; a bad value exits with status 2 and a message
 naming the flag and its valid range. SIGINT (Ctrl-C) or SIGTERM stops a command within seconds
@@ -690,13 +692,81 @@ def _add_figures(sub) -> None:
     _common_args(p)
 
 
+def cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
+    from .fit import cli_fit
+
+    return cli_fit(args)
+
+
+def cmd_advise(args: argparse.Namespace) -> dict[str, Any]:
+    from .fit import cli_advise
+
+    return cli_advise(args)
+
+
+_CURVES_HELP = "CSV with columns run,step,lr,loss (optional batch); >= 2 runs, different schedules"
+
+
+def _add_fit(sub) -> None:
+    p = _command(
+        sub,
+        "fit",
+        cmd_fit,
+        "fit the model to logged loss curves (phase, a, b, scales)",
+        "Fit the power-law model (a, b, σ², a loss scale and a time scale) to logged loss "
+        "curves by least squares on log-loss through the exact dynamics; report the phase with "
+        "its uncertainty (docs/theory.md §9).",
+    )
+    p.add_argument("curves", type=Path, help=_CURVES_HELP)
+    p.add_argument(
+        "--json", type=Path, default=None, help="write the fitted parameters to this JSON file"
+    )
+    p.add_argument("--no-floor", action="store_true", help="no irreducible loss (floor = 0)")
+    _common_args(p)
+
+
+def _add_advise(sub) -> None:
+    p = _command(
+        sub,
+        "advise",
+        cmd_advise,
+        "the schedule the fitted model recommends for T steps, vs tuned baselines",
+        "Fit the model to logged loss curves (or reuse a `rfmodel fit --json` file), solve for "
+        "the optimal schedule at the new horizon, and write it as CSV and as an optax schedule "
+        "in Python, with its predicted loss against the tuned baselines.",
+    )
+    p.add_argument("curves", type=Path, help=_CURVES_HELP)
+    p.add_argument(
+        "--T", type=int_flag(2, T_MAX), required=True, help="number of steps of the new run"
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="output folder (default runs/advise_T<T>)"
+    )
+    p.add_argument(
+        "--lr-max",
+        type=float_flag(0.0, None, lo_open=True),
+        default=None,
+        help="cap on the learning rate (default: the largest logged rate)",
+    )
+    p.add_argument(
+        "--controls",
+        type=int_flag(1, 10**6),
+        default=None,
+        help="piecewise-constant controls of the schedule (default 200)",
+    )
+    p.add_argument(
+        "--fit", type=Path, default=None, help="reuse the parameters of a `rfmodel fit --json` file"
+    )
+    _common_args(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: one builder per subcommand."""
     parser = argparse.ArgumentParser(
         prog="rfmodel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_optimize, _add_simulate, _add_figures):
+    for add in (_add_optimize, _add_simulate, _add_figures, _add_fit, _add_advise):
         add(sub)
     return parser
 

@@ -112,6 +112,36 @@ class ScheduleResult:
             "solver_message": self.solver_message,
         }
 
+    def transfer(
+        self,
+        T_new: int,
+        *,
+        method: str = "stretch",
+        phase: str | None = None,
+        xi: float | None = None,
+        alpha: float | None = None,
+    ) -> np.ndarray:
+        """Per-step rates for another horizon ``T_new`` from this solved one (docs/theory.md §9).
+
+        ``method="stretch"``: the phase's rule on the solved array (easy: the shape in t/T,
+        level × (T'/T)^(−ξ), ξ = 1 − b/a; hard: plateau kept, annealing tail × (T'/T)^α);
+        ``"recipe"``: the fitted closed form (:func:`rfmodel.transfer.fit_recipe`) at ``T_new``.
+        ``phase``, ``xi`` and ``alpha`` default to the problem's (a, b) and the measured α.
+        Returns a float64 array of shape ``(T_new,)``.
+        """
+        from . import transfer as tr
+
+        if phase is None:
+            phase, xi_rule = tr.result_rule(self.config)
+            xi = xi_rule if xi is None else xi
+        alpha = tr.ANNEAL_ALPHA if alpha is None else alpha
+        if method == "stretch":
+            return tr.transfer(self.etas, T_new, phase=phase, xi=xi, alpha=alpha)
+        if method == "recipe":
+            rec = tr.fit_recipe(self.etas, phase=phase, xi=0.0 if xi is None else xi, alpha=alpha)
+            return rec.as_array(T_new)
+        raise ValueError(f"method must be 'stretch' or 'recipe'; got method={method!r}")
+
     @classmethod
     def load(cls, path: str | Path, *, key: dict[str, Any] | None = None) -> ScheduleResult:
         """Load and validate a saved result (:func:`rfmodel.results.load_result`).

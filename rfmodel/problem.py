@@ -272,6 +272,67 @@ class Problem:
             features=RandomFeatures(f, lam_x, w_star, u, w_n, base.sigma),
         )
 
+    @classmethod
+    def from_data(cls, X, y, *, batch: float = 1, rtol: float = 1e-10) -> Problem:
+        """The exact theory for SGD on your own linear-regression data (docs/theory.md §9).
+
+        The model is f(x) = w·x (no intercept: center X and y first if you want one), trained
+        from w = 0. With the empirical second moment Σ = XᵀX/n = U diag(λ) Uᵀ, the least-squares
+        weights w* (minimum norm when X is rank-deficient) and the residual mean square
+        σ² = ‖y − X w*‖²/n, this is the problem of docs/theory.md §1–2 in the eigenbasis:
+        spectrum λ_k, initial errors C_k(0) = (Uᵀ w*)_k², noise σ. The excess loss it predicts is
+        (w − w*)ᵀ Σ (w − w*), the loss on the data minus its floor σ².
+
+        What the theory assumes: each SGD sample is x ~ N(0, Σ) with y = w*·x + ε, ε ~ N(0, σ²)
+        independent of x. Resampling rows of a dataset matches it when the rows are close to
+        Gaussian (the recursion's fourth moments are Gaussian ones) and n ≫ d; heavy-tailed
+        features change the (m+1)/m and noise terms.
+
+        Args:
+            X: inputs, shape (n, d), finite; n < d is allowed (then at most n modes are kept).
+            y: targets, shape (n,), finite.
+            batch: SGD batch size m ≥ 1.
+            rtol: eigenvalues below rtol × the largest are dropped (directions with no data:
+                they never change the loss).
+
+        ``a`` and ``b`` are labels fitted to the spectrum (λ_k ≈ k^-b, λ_k C_k(0) ≈ k^-a, log-log
+        least squares, clipped to > 1); they only name the phase and the predicted exponents.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] < 1:
+            raise ValueError(f"X must be a 2-D array (n >= 2 samples, d >= 1); got {X.shape}")
+        if y.shape != (X.shape[0],):
+            raise ValueError(f"y must have shape (n,) = ({X.shape[0]},); got {y.shape}")
+        for name, v in (("X", X), ("y", y)):
+            bad = np.argwhere(~np.isfinite(v))
+            if bad.size:
+                raise ValueError(f"{name} must be finite; got {v[tuple(bad[0])]} at {bad[0]}")
+        if not 0 < rtol < 1:
+            raise ValueError(f"rtol must be in (0, 1); got rtol={rtol}")
+        n = X.shape[0]
+        lam, u = np.linalg.eigh(X.T @ X / n)
+        order = np.argsort(lam)[::-1]
+        lam, u = lam[order], u[:, order]
+        if not lam[0] > 0:
+            raise ValueError("X must not be all zeros")
+        keep = lam > rtol * lam[0]
+        lam, u = lam[keep], u[:, keep]
+        w_star = u @ ((u.T @ (X.T @ y) / n) / lam)  # minimum-norm least squares
+        c0 = (u.T @ w_star) ** 2
+        sigma = math.sqrt(max(float(np.mean((y - X @ w_star) ** 2)), 0.0))
+        k = np.arange(1, lam.size + 1, dtype=np.float64)
+        pos = lam * c0 > 0
+
+        def slope(v, sel):
+            if np.sum(sel) < 2:
+                return 2.0
+            return float(-np.polyfit(np.log(k[sel]), np.log(v[sel]), 1)[0])
+
+        b = max(slope(lam, np.ones_like(pos)), 1.0 + 1e-6)
+        a = max(slope(lam * c0, pos), 1.0 + 1e-6)
+        return cls.from_spectrum(lam, c0, sigma=sigma, batch=batch, a=a, b=b, kind="data")
+
     # ----------------------------------------------------------------- derived quantities
     @property
     def label_noise(self) -> float:

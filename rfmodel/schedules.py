@@ -14,8 +14,8 @@ Every family is a function of a few parameters plus the horizon ``T`` (docs/theo
 >>> float(as_array(wsd(0.5, T=10, decay=0.2), 10)[-1])
 0.25
 >>> sched = to_optax(jnp.array([0.3, 0.2, 0.1]))
->>> [round(float(sched(t)), 6) for t in range(4)]
-[0.3, 0.2, 0.1, 0.1]
+>>> [round(float(sched(t)), 6) for t in range(3)]
+[0.3, 0.2, 0.1]
 
 Warmup conventions. rfmodel's warmup over W steps is η_t = η₀ (t+1)/W for t < W: the first
 update already uses η₀/W, and update W−1 uses η₀. optax's warmups (``linear_schedule``,
@@ -211,11 +211,76 @@ def from_array(etas) -> Schedule:
     return schedule
 
 
-def to_optax(schedule) -> optax.Schedule:
-    """An ``optax.Schedule`` (count 0 = first update) from an array or a schedule function."""
-    if callable(schedule):
+def to_optax(schedule, *, T: int | None = None, peak: float | None = None) -> optax.Schedule:
+    """An ``optax.Schedule`` (count 0 = first update) from an array, a solved result, a recipe
+    or a schedule function.
+
+    Args:
+        schedule: per-step rates (array), a :class:`~rfmodel.control.ScheduleResult`, a
+            :class:`~rfmodel.transfer.Recipe`, or a callable ``step -> rate`` (returned as is).
+        T: horizon of the run the schedule is for (results and recipes only). For a result
+            solved at another horizon the schedule is transferred
+            (:meth:`ScheduleResult.transfer <rfmodel.control.ScheduleResult.transfer>`,
+            docs/theory.md §9); default: the solved horizon.
+        peak: rescale the rates so that the largest is ``peak`` (e.g. your network's rate).
+
+    A schedule made from rates (arrays, results) holds its last rate past its horizon, and
+    warns (a ``UserWarning``, once per schedule, also under ``jit``) the first time it is
+    evaluated there: a solved schedule is annealed for its horizon, and holding its last rate
+    stalls training (pass ``T=`` for the run's real length).
+    """
+    if callable(schedule) and not hasattr(schedule, "as_array"):
+        if T is not None or peak is not None:
+            raise ValueError("T and peak apply to arrays, results and recipes, not to callables")
         return schedule
-    return from_array(schedule)
+    if hasattr(schedule, "as_array"):  # a Recipe: closed form at any horizon
+        etas = np.asarray(schedule.as_array(T))
+    elif hasattr(schedule, "etas") and hasattr(schedule, "transfer"):  # a ScheduleResult
+        same = T is None or int(T) == len(schedule.etas)
+        etas = np.asarray(schedule.etas) if same else schedule.transfer(T)
+    else:
+        if T is not None:
+            raise ValueError(
+                "T: an array of rates has no phase to transfer by; pass a ScheduleResult or "
+                "a Recipe, or use rfmodel.transfer.transfer(etas, T, phase=..., xi=...)"
+            )
+        etas = schedule
+    if peak is not None:
+        etas = np.asarray(etas, np.float64)
+        if not np.isfinite(peak) or peak <= 0 or not np.max(etas) > 0:
+            raise ValueError(f"peak must be a finite number > 0; got peak={peak!r}")
+        etas = etas * (float(peak) / float(np.max(etas)))
+    return _past_horizon_warning(from_array(etas), int(np.shape(etas)[0]))
+
+
+def _past_horizon_warning(sched: Schedule, horizon: int) -> Schedule:
+    """``sched`` that warns once when evaluated at a step ≥ ``horizon`` (host callback under
+    ``jit``, taken only past the horizon)."""
+    import warnings
+
+    warned = [False]
+
+    def warn(step) -> None:
+        last = int(np.max(np.asarray(step)))
+        if not warned[0] and last >= horizon:
+            warned[0] = True
+            warnings.warn(
+                f"learning-rate schedule evaluated at step {last}, past its horizon of "
+                f"{horizon} steps: it holds its last rate there. Export it for the real run "
+                f"length with to_optax(result, T=...) (docs/theory.md §9)",
+                UserWarning,
+                stacklevel=2,
+            )
+
+    def f(step):
+        if isinstance(step, jax.core.Tracer):
+            s = jnp.max(jnp.asarray(step))
+            jax.lax.cond(s >= horizon, lambda x: jax.debug.callback(warn, x), lambda x: None, s)
+        else:
+            warn(step)
+        return sched(step)
+
+    return f
 
 
 @float64
