@@ -744,7 +744,7 @@ def _add_advise(sub) -> None:
     )
     p.add_argument(
         "--lr-max",
-        type=float_flag(0.0, None, lo_open=True),
+        type=float_flag(0.0, lo_open=True),
         default=None,
         help="cap on the learning rate (default: the largest logged rate)",
     )

@@ -92,8 +92,10 @@ def test_cli_bad_input_writes_nothing(tmp_path, capsys):
     assert err.startswith("rfmodel fit: error:") and "line 5" in err and "'loss'" in err
     assert not out.exists()
     good = _csv(tmp_path, GOOD)
-    assert main(["advise", str(good), "--T", "1", "--out", str(tmp_path / "adv")]) == 2
-    assert "--T must be an integer >= 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # argparse rejects the flag before any work
+        main(["advise", str(good), "--T", "1", "--out", str(tmp_path / "adv")])
+    assert e.value.code == 2
+    assert "--T: must be an integer" in capsys.readouterr().err
     assert not (tmp_path / "adv").exists()
 
 
