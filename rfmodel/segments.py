@@ -1,0 +1,503 @@
+"""Horizon-free exact dynamics: piecewise-constant schedules by segment propagation
+(docs/theory.md §5).
+
+Over a segment of n steps with constant rate η and batch m the recursion of docs/theory.md §2 is
+affine, C ← A C + q, with A = diag(d) + g λ (wλ)ᵀ (d_k = 1 − 2ηλ_k + ((m+1)/m)η²λ_k², g = η²/m)
+and q = g σ² λ. In the scaled state x = √w ⊙ C the map is symmetric,
+
+    x ← B x + g σ² u,      B = I − M,   M = diag(ε) − g u uᵀ,   ε = 1 − d,   u = √w λ,
+
+and the loss is L = u·x. M is a diagonal matrix minus a rank-one matrix: its eigenvalues ν_j are
+the roots of the secular equation g Σ_k u_k²/(ε_k − ν) = 1 (one below the smallest ε, one between
+consecutive ε's) and its eigenvectors are v_j ∝ u/(ε − ν_j). So n steps cost O(N²), whatever n:
+
+    x(n) = V [μⁿ ⊙ Vᵀx(0) + g σ² φ_n(ν) ⊙ Vᵀu],   μ = 1 − ν,  φ_n(ν) = (1 − μⁿ)/ν,
+
+with μⁿ = exp(n log1p(−ν)) and φ_n = −expm1(n log1p(−ν))/ν (no cancellation, no fixed point
+C* = (I − A)⁻¹q that would need the map to be stable; ν → 0 gives φ_n → n). Every d_k is
+≥ 1/(m+1) > 0, so every μ_j > 0: a growing mode (ν < 0) overflows to ``inf``, never NaN.
+
+Accuracy rests on the differences δ_kj = ε_k − ν_j, which the root finder computes relative to
+the nearest pole (ν_j = o_j + τ_j with o_j a pole or 0, δ_kj = (ε_k − o_j) − τ_j), so that the
+eigenvectors keep full relative accuracy in every component, also for the tail modes of a binned
+problem whose ε span thirty decades. The gradient with respect to the segment values (and
+batches) is reverse-mode autodiff through these explicit O(N²) formulas, with the roots
+differentiated by the implicit function theorem (dτ = −∂ψ/∂θ / ∂ψ/∂τ); the roots are found once
+per evaluation (they do not depend on the state) and every segment is rematerialized in the
+backward pass, so memory is O(K·N + N²).
+
+>>> from rfmodel import Problem
+>>> from rfmodel.dynamics import loss_curve
+>>> p = Problem(a=2.5, b=1.2, sigma=0.3, n_modes=200, batch=4)
+>>> L = segment_losses(p, [0.5, 0.2], [300, 700])
+>>> L.shape
+(3,)
+>>> bool(abs(L[-1] / loss_curve(p, [0.5] * 300 + [0.2] * 700)[-1] - 1) < 1e-11)
+True
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._x64 import float64, host
+from .problem import Problem
+
+__all__ = [
+    "segment_losses",
+    "log_final_loss_and_grad",
+    "check_segments",
+    "log_steps",
+    "uniform_lengths",
+    "log_lengths",
+]
+
+Array = jax.Array
+_EPS = float(np.finfo(np.float64).eps)
+_MAX_ITER = 60  # root-finder cap; converged roots need 3-8 iterations (measured)
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+# --------------------------------------------------------------------------- validation
+def check_segments(values, lengths, batches=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validate a piecewise-constant schedule; return (values, lengths, batches) as float64.
+
+    Raises ``ValueError`` naming the parameter: values finite and ≥ 0; lengths integers ≥ 1 of
+    the same length as values (the total horizon must fit in int64); batches finite and ≥ 1.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or v.size == 0:
+        raise ValueError(f"values must be a non-empty 1-D array of rates; got shape {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(
+            f"values must be finite; got NaN/Inf at segment {int(np.flatnonzero(~np.isfinite(v))[0])}"
+        )
+    if np.any(v < 0):
+        raise ValueError(f"values must be >= 0; got values[{int(np.argmin(v))}]={v.min()}")
+    try:
+        raw = np.asarray(lengths)
+        n = raw.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"lengths must be integers >= 1; got {lengths!r}") from None
+    if n.shape != v.shape:
+        raise ValueError(
+            f"lengths must have the shape of values {v.shape} (one length per segment); "
+            f"got {n.shape}"
+        )
+    if not np.all(np.isfinite(n)) or np.any(n < 1) or np.any(n != np.floor(n)):
+        bad = int(np.flatnonzero(~(np.isfinite(n) & (n >= 1) & (n == np.floor(n))))[0])
+        raise ValueError(f"lengths must be integers >= 1; got lengths[{bad}]={raw[bad]!r}")
+    total = sum(int(x) for x in raw.tolist()) if raw.dtype.kind in "iu" else int(np.sum(n))
+    if total > _INT64_MAX or np.any(n > 2.0**53):
+        raise ValueError(
+            f"lengths: the total horizon {total} overflows int64 (max {_INT64_MAX}); "
+            "use fewer or shorter segments"
+        )
+    b = None
+    if batches is not None:
+        b = np.asarray(batches, dtype=np.float64)
+        if b.shape != v.shape:
+            raise ValueError(f"batches must have the shape of values {v.shape}; got {b.shape}")
+        if not np.all(np.isfinite(b)) or np.any(b < 1):
+            raise ValueError(f"batches must be finite and >= 1; got min {np.nanmin(b)}")
+    return v, n, b
+
+
+# --------------------------------------------------------------------------- grids
+def uniform_lengths(T: int, K: int) -> np.ndarray:
+    """Lengths of K segments as equal as possible summing to T (the ⌊tK/T⌋ grid of
+    :func:`rfmodel.control.segment_index`), int64."""
+    if not 1 <= K <= T:
+        raise ValueError(f"K must be an integer in [1, T={T}]; got K={K}")
+    edges = -(-np.arange(K + 1, dtype=object) * T // K)  # ⌈jT/K⌉: first step of segment j
+    return np.diff(np.array(edges, dtype=np.int64))
+
+
+def log_lengths(T: int, K: int, *, ratio: float = 1.0) -> np.ndarray:
+    """K segment lengths summing to T, short at both ends and long in the middle.
+
+    Segment edges follow t(s) = T·(1 + tanh-free) ... a symmetric geometric grid: the first and
+    the last segments are ≈ ``ratio``-independent small, lengths grow geometrically towards t = T/2
+    (the optimum changes fastest near t = 0 and t = T, docs/theory.md §5). Every length ≥ 1.
+    """
+    if not isinstance(K, int | np.integer) or not 1 <= K <= T:
+        raise ValueError(f"K must be an integer in [1, T={T}]; got K={K!r}")
+    # edges in s ∈ [0, 1] mapped by a two-sided log map: dense near 0 and 1.
+    half = K // 2
+    lo = math.log(1.0)
+    hi = math.log(T / 2.0)
+    s = np.linspace(lo, hi, half + 1) if half else np.array([lo])
+    left = np.exp(s) - 1.0  # 0 … T/2 − 1
+    left = left * (T / 2.0) / left[-1] if half else left
+    right = T - left[::-1]
+    edges = np.concatenate([left, right[1:]]) if K % 2 == 0 else None
+    if edges is None:
+        mid = np.concatenate([left, [T / 2.0 + (T / 2.0 - left[-2]) / 2]]) if half else left
+        edges = np.concatenate([left, T - left[::-1]])
+        edges = np.unique(np.concatenate([left, [T / 2.0], T - left[::-1]]))
+        del mid
+    edges = np.round(edges).astype(np.int64)
+    edges[0], edges[-1] = 0, T
+    n = np.diff(edges)
+    return _fix_lengths(n, T, K)
+
+
+def _fix_lengths(n: np.ndarray, T: int, K: int) -> np.ndarray:
+    n = np.maximum(np.asarray(n, np.int64), 1)
+    if n.size != K:
+        n = np.resize(n, K)
+    excess = int(n.sum()) - T
+    while excess > 0:  # take steps from the longest segments
+        i = int(np.argmax(n))
+        take = min(excess, int(n[i]) - 1)
+        n[i] -= take
+        excess -= take
+    if excess < 0:
+        n[int(np.argmax(n))] -= excess
+    return n
+
+
+def log_steps(T: int, n: int) -> np.ndarray:
+    """About ``n`` distinct log-spaced steps in [0, T] (0 and T included), int64."""
+    if T < 1 or n < 2:
+        raise ValueError(f"log_steps needs T >= 1 and n >= 2; got T={T}, n={n}")
+    t = np.unique(np.round(np.geomspace(1, T, n - 1)).astype(np.int64))
+    return np.concatenate([[0], t])
+
+
+# --------------------------------------------------------------------------- secular roots
+def _poles(lam, eta, m):
+    """ε = 1 − d = ηλ(2 − (1 + 1/m)ηλ) and g = η²/m (docs/theory.md §2)."""
+    x = eta * lam
+    return x * (2.0 - (1.0 + 1.0 / m) * x), eta * eta / m
+
+
+def _roots(eps: Array, z: Array) -> tuple[Array, Array]:
+    """Roots of ψ(ν) = Σ_k z_k/(ε_k − ν) − 1 for ascending poles ε and weights z > 0.
+
+    Root j lies in (ε_{j−1}, ε_j) (root 0 below ε_0). Returns (origin index, τ) with
+    ν_j = o_j + τ_j, o_j the nearer end of the root's interval (pole j−1 or j; index −1 means
+    o = 0, for root 0 when 0 is nearer than ε_0), so that δ_kj = (ε_k − o_j) − τ_j is accurate
+    relative to its size. Safeguarded fixed-weight rational iteration (docs/theory.md §5): the
+    nearer pole's term is kept exactly, the rest of ψ is modelled by a constant plus one pole at
+    the interval's other end (value and slope matched); the model's root in the bracket is the
+    next iterate, bisection when it leaves the bracket. Arrays are laid out (root j, pole k).
+    """
+    n = eps.shape[0]
+    j = jnp.arange(n)
+    zsum = jnp.sum(z)
+    left = jnp.concatenate([jnp.zeros(1), eps[:-1]])
+    half = 0.5 * (eps - left)
+    pos0 = eps[0] > 0
+    psi_mid = jnp.sum(z[None, :] / ((eps[None, :] - left[:, None]) - half[:, None]), 1) - 1.0
+    use_left = (psi_mid > 0) & ((j > 0) | pos0)
+    origin = jnp.where(use_left, left, eps)
+    lo = jnp.where(use_left, 0.0, -half)
+    hi = jnp.where(use_left, half, 0.0)
+    # root 0: ν_0 ∈ [ε_0 − Σz, ε_0).
+    lo0 = jnp.where(use_left[0], eps[0] - zsum, jnp.where(pos0, -half[0], -zsum))
+    lo = lo.at[0].set(lo0 - 4 * _EPS * jnp.abs(lo0) - 1e-300)
+    delta_o = eps[None, :] - origin[:, None]  # Δ_jk = ε_k − o_j
+    il = jnp.maximum(j - 1, 0)
+    zl, zr_ = z[il], z  # weights of the left and right poles of each interval
+    dl0, dr0 = delta_o[j, il], delta_o[j, j]
+    first = j == 0
+
+    def body(state):
+        it, tau, lo, hi, done = state
+        r = 1.0 / (delta_o - tau[:, None])
+        zr = z[None, :] * r
+        psi = jnp.sum(zr, 1) - 1.0
+        dpsi = jnp.sum(zr * r, 1)
+        absum = jnp.sum(jnp.abs(zr), 1)
+        small = jnp.abs(psi) <= 8 * _EPS * (1.0 + absum)  # ψ at its rounding level
+        lo = jnp.where(psi < 0, tau, lo)
+        hi = jnp.where(psi > 0, tau, hi)
+        d1, d2 = dl0 - tau, dr0 - tau  # δ of the interval's left and right poles
+        # the nearer pole's term exact; the rest ≈ c + w/(d_other − h) (value and slope).
+        dn = jnp.where(use_left, d1, d2)
+        zn = jnp.where(use_left, zl, zr_)
+        rest = psi - zn / dn
+        drest = dpsi - zn / (dn * dn)
+        do = jnp.where(use_left, d2, d1)
+        w = do * do * drest
+        c = rest - do * drest
+        q = jnp.where(use_left, zn, w)  # weight on the left pole
+        s = jnp.where(use_left, w, zn)  # weight on the right pole
+        # c + q/(d1 − h) + s/(d2 − h) = 0 for h in (d1, d2): A h² + B h + C = 0.
+        b_ = -(c * (d1 + d2) + q + s)
+        c_ = c * d1 * d2 + q * d2 + s * d1
+        disc = jnp.sqrt(jnp.maximum(b_ * b_ - 4 * c * c_, 0.0))
+        big = jnp.where(b_ < 0, -b_ + disc, -b_ - disc)
+        h1 = jnp.where(big != 0, 2 * c_ / big, 0.0)
+        h2 = jnp.where(c != 0, big / (2 * c), jnp.inf)
+        h = jnp.where((h1 > d1) & (h1 < d2), h1, h2)
+        # root 0: ψ ≈ c0 + s0/(d2 − h) with s0, c0 matching the whole of ψ.
+        s0 = d2 * d2 * dpsi
+        c0 = psi - d2 * dpsi
+        h = jnp.where(first, jnp.where(c0 != 0, d2 + s0 / c0, -jnp.inf), h)
+        new = tau + h
+        ok = jnp.isfinite(new) & (new >= lo) & (new <= hi) & (new != 0)
+        conv = small | (jnp.abs(h) <= 4 * _EPS * jnp.abs(tau)) | (hi - lo <= 4 * _EPS * jnp.abs(tau))
+        new = jnp.where(ok, new, jnp.where(conv, tau, 0.5 * (lo + hi)))
+        tau = jnp.where(done, tau, new)
+        return it + 1, tau, lo, hi, done | conv
+
+    def cond(state):
+        it, _, _, _, done = state
+        return (it < _MAX_ITER) & ~jnp.all(done)
+
+    state = (0, 0.5 * (lo + hi), lo, hi, jnp.zeros(n, bool))
+    _, tau, _, _, _ = jax.lax.while_loop(cond, body, state)
+    return jnp.where(use_left, j - 1, j), tau
+
+
+# --------------------------------------------------------------------------- one segment
+def _separate(e: Array) -> Array:
+    """Ascending poles with exact ties (a user spectrum with repeated eigenvalues, or two modes
+    on either side of the top of ε(λ)) moved apart by a few ulps: a perturbation of the matrix at
+    the level of its rounding errors, which keeps the secular equation's intervals non-empty."""
+    for _ in range(3):  # runs of up to 4 equal poles
+        prev = jnp.concatenate([e[:1] - 1.0, e[:-1]])
+        e = jnp.maximum(e, prev + 4 * _EPS * jnp.abs(prev) + 1e-300)
+    return e
+
+
+def _sorted_poles(lam, u, eta, m, order):
+    eps, g = _poles(lam, eta, m)
+    us = u[order]
+    return _separate(eps[order]), g * us * us, us, g
+
+
+def _decompose(lam, u, eta, m):
+    """Sort order of the poles and the roots (origin index, τ) of one segment; no gradients."""
+    eps, _ = _poles(lam, eta, m)
+    order = jnp.argsort(eps)
+    e, z, _, _ = _sorted_poles(lam, u, eta, m, order)
+    oidx, tau = _roots(e, z)
+    return order, oidx, tau
+
+
+def _sg(x):
+    return jax.lax.stop_gradient(x)
+
+
+def _segment(lam, u, s2, x, eta, m, n, order, oidx, tau):
+    """One segment of n steps at (η, m) from the scaled state x (original mode order).
+
+    Returns the new state, and the spectral data (ν, a = û⊙x̂, b = gσ²û², one row each) from
+    which L at any step inside the segment follows in O(N). Differentiable in (x, η, m); the
+    roots (τ at fixed origin) enter through the implicit function theorem.
+    """
+    e, z, us, g = _sorted_poles(lam, u, eta, m, order)
+    xs = x[order]
+    origin = jnp.where(oidx < 0, 0.0, e[jnp.maximum(oidx, 0)])
+    delta_o = e[:, None] - origin[None, :]  # Δ_kj = ε_k − o_j (differentiable)
+    r0 = 1.0 / (_sg(delta_o) - tau[None, :])  # 1/δ at the converged roots (value)
+    zr0 = z[:, None] * r0
+    # ψ(τ) with its partial derivatives in (ε, z) at fixed τ; ψ' = ∂ψ/∂τ held fixed.
+    psi = jnp.sum(zr0 - zr0 * r0 * (delta_o - _sg(delta_o)), 0) - 1.0
+    dpsi = _sg(jnp.sum(zr0 * r0, 0))
+    tau_c = tau - psi / dpsi  # implicit function theorem: dτ = −∂ψ / ψ'
+    delta = delta_o - tau_c[None, :]
+    r = _sg(r0) - _sg(r0) ** 2 * (delta - _sg(delta))  # value 1/δ, derivative −dδ/δ²
+    nu = origin + tau_c
+    ur = us[:, None] * r  # unnormalized eigenvectors W_kj = u_k/δ_kj
+    nrm = jnp.sqrt(jnp.sum(ur * ur, 0))
+    both = (jnp.stack([xs, us]) @ ur) / nrm  # (Vᵀx, Vᵀu)
+    xh, uh = both[0], both[1]
+    lnmu = jnp.log1p(-nu)
+    pw = jnp.exp(n * lnmu)
+    safe = jnp.where(nu == 0, 1.0, nu)
+    phi = jnp.where(nu == 0, n, -jnp.expm1(n * lnmu) / safe)
+    yh = pw * xh + (g * s2) * phi * uh
+    xs_new = ur @ (yh / nrm)  # V ŷ
+    x_new = jnp.zeros_like(x).at[order].set(xs_new)
+    return x_new, (nu, uh * xh, (g * s2) * uh * uh)
+
+
+def _all_roots(lam, u, etas, ms):
+    """Roots of every segment (they do not depend on the state), one segment at a time."""
+    return jax.lax.map(lambda em: _decompose(lam, u, em[0], em[1]), (etas, ms))
+
+
+def _guard(loss):
+    return jnp.where(jnp.isfinite(loss), loss, jnp.inf)
+
+
+def _propagate(lam, u, x0, s2, etas, ms, ns, roots, with_spectra: bool):
+    """L at the K+1 boundaries (and each segment's spectral data if asked)."""
+    order, oidx, tau = roots
+    seg = jax.checkpoint(partial(_segment, lam, u, s2))
+
+    def step(carry, inp):
+        x, bad = carry
+        eta, m, n, o, oi, t = inp
+        x_new, spec = seg(x, eta, m, n, o, oi, t)
+        loss = u @ x_new
+        bad = bad | ~jnp.isfinite(loss)
+        loss = jnp.where(bad, jnp.inf, loss)
+        return (x_new, bad), (loss, spec) if with_spectra else loss
+
+    loss0 = u @ x0
+    _, out = jax.lax.scan(step, (x0, ~jnp.isfinite(loss0)), (etas, ms, ns, order, oidx, tau))
+    losses = out[0] if with_spectra else out
+    curve = jnp.concatenate([loss0[None], losses])
+    return (curve, out[1]) if with_spectra else curve
+
+
+# --------------------------------------------------------------------------- public API
+def _problem_arrays(problem: Problem):
+    """(λ, u = √w λ, x(0) = √w C(0), σ²) as float64 device arrays, made once per problem."""
+    from .dynamics import _device_cache
+
+    def make():
+        sw = np.sqrt(problem.weight)
+        return problem.lam, sw * problem.lam, sw * problem.c0, problem.label_noise**2
+
+    return _device_cache(problem, "_segment_arrays", make)
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _prepare(problem: Problem, values, lengths, batches):
+    if all(_is_concrete(v) for v in (values, lengths) + (() if batches is None else (batches,))):
+        v, n, b = check_segments(values, lengths, batches)
+        b = np.full(v.shape, problem.batch, np.float64) if b is None else b
+        return v, n, b
+    values = jnp.asarray(values, jnp.float64)
+    lengths = jnp.asarray(lengths, jnp.float64)
+    if batches is None:
+        batches = jnp.full(values.shape, problem.batch, jnp.float64)
+    return values, lengths, jnp.asarray(batches, jnp.float64)
+
+
+def _boundaries(lam, u, x0, s2, etas, ms, ns):
+    roots = _all_roots(lam, u, _sg(etas), _sg(ms))
+    return _propagate(lam, u, x0, s2, etas, ms, _sg(ns), roots, False)
+
+
+_boundaries_jit = jax.jit(_boundaries)
+
+
+def _at_steps(lam, u, x0, s2, etas, ms, ns, seg, off):
+    """L at the steps (segment seg, offset off in it) and at the boundaries."""
+    roots = _all_roots(lam, u, _sg(etas), _sg(ms))
+    curve, (nu, a, b) = _propagate(lam, u, x0, s2, etas, ms, _sg(ns), roots, True)
+    nu, a, b = nu[seg], a[seg], b[seg]
+    t = _sg(off)[:, None]
+    lnmu = jnp.log1p(-nu)
+    safe = jnp.where(nu == 0, 1.0, nu)
+    phi = jnp.where(nu == 0, t, -jnp.expm1(t * lnmu) / safe)
+    vals = jnp.sum(a * jnp.exp(t * lnmu) + b * phi, axis=1)
+    bad = ~jnp.isfinite(curve[seg])  # diverged before the segment started
+    vals = jnp.where(bad | ~jnp.isfinite(vals), jnp.inf, vals)
+    return curve, vals
+
+
+_at_steps_jit = jax.jit(_at_steps)
+
+
+def _locate(lengths: np.ndarray, steps) -> tuple[np.ndarray, np.ndarray]:
+    edges = np.concatenate([[0], np.cumsum(lengths.astype(np.int64))])
+    t = np.asarray(steps)
+    if t.ndim != 1 or t.size == 0 or not np.issubdtype(t.dtype, np.integer) and not np.all(
+        np.isfinite(t.astype(float)) & (t == np.round(t))
+    ):
+        raise ValueError(f"steps must be a non-empty 1-D array of integers; got {steps!r}")
+    t = t.astype(np.int64)
+    if t.min() < 0 or t.max() > edges[-1]:
+        raise ValueError(f"steps must lie in [0, T={int(edges[-1])}]; got {t.min()}..{t.max()}")
+    seg = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, lengths.size - 1)
+    return seg, (t - edges[seg]).astype(np.float64)
+
+
+@float64
+def segment_losses(problem: Problem, values, lengths, batches=None, *, steps=None):
+    """Exact L at the boundaries of a piecewise-constant schedule, whatever its horizon
+    (docs/theory.md §5).
+
+    Args:
+        problem: the :class:`~rfmodel.Problem`.
+        values: the rate η of each of the K segments, shape ``(K,)``.
+        lengths: the number of steps of each segment, integers ≥ 1, shape ``(K,)``; the horizon
+            is T = Σ lengths (any size that fits in int64: the cost is O(K·N²), not O(T·N)).
+        batches: optional batch size of each segment, shape ``(K,)`` (real, ≥ 1); default
+            ``problem.batch``.
+        steps: optional integer steps t ∈ [0, T] (e.g. :func:`log_steps`) at which L(t) is also
+            returned, at O(N) each.
+
+    Returns:
+        float64 array of shape ``(K+1,)``: L(0) and L after each segment (``inf`` from the first
+        segment whose loss overflowed, never NaN). With ``steps``, the pair (that array, L at
+        ``steps``). NumPy arrays for concrete inputs, JAX arrays inside ``jit``/``grad``.
+
+    Differentiable with ``jax.grad``/``jax.vjp`` with respect to ``values`` and ``batches`` (not
+    ``lengths``). Agrees with :func:`rfmodel.dynamics.loss_curve` at the same steps to ~1e-13
+    relative (tests/test_segments.py).
+    """
+    values, lengths, batches = _prepare(problem, values, lengths, batches)
+    arrays = _problem_arrays(problem)
+    if steps is None:
+        return host(_boundaries_jit(*arrays, values, batches, lengths))
+    if not _is_concrete(lengths):
+        raise ValueError("steps needs concrete lengths (not traced)")
+    seg, off = _locate(np.asarray(lengths), steps)
+    curve, vals = _at_steps_jit(*arrays, values, batches, lengths, seg, off)
+    return host(curve), host(vals)
+
+
+# --------------------------------------------------------------------------- solver objective
+@jax.jit
+def _log_final_vg(lam, u, x0, s2, etas, ms, ns):
+    def f(e):
+        curve = _boundaries(lam, u, x0, s2, e, ms, ns)
+        return jnp.log(curve[-1]), curve
+
+    (v, curve), g = jax.value_and_grad(f, has_aux=True)(etas)
+    return v, g, curve
+
+
+@functools.lru_cache(maxsize=16)
+def _objective_executable(k: int, n: int):
+    """:func:`_log_final_vg` compiled for K segments and N modes (any lengths)."""
+    from .dynamics import _COMPILER_OPTIONS
+
+    f64 = partial(jax.ShapeDtypeStruct, dtype=jnp.float64)
+    vec, seg = f64((n,)), f64((k,))
+    lowered = _log_final_vg.lower(vec, vec, vec, f64(()), seg, seg, seg)
+    if jax.default_backend() == "cpu":
+        try:
+            return lowered.compile(_COMPILER_OPTIONS)
+        except jax.errors.JaxRuntimeError:
+            pass
+    return lowered.compile()
+
+
+@float64
+def log_final_loss_and_grad(
+    problem: Problem, values, lengths, batches=None, *, with_curve: bool = False
+):
+    """(log L(T), ∇_values log L(T)) for a piecewise-constant schedule, as numpy (float, (K,)).
+
+    The segment counterpart of :func:`rfmodel.dynamics.log_final_loss_and_grad` (the solver's
+    objective), compiled once per (K, N). Returns (inf, NaN gradient) once the run diverges;
+    with ``with_curve`` also L at the K+1 boundaries.
+    """
+    values, lengths, batches = check_segments(values, lengths, batches)
+    if batches is None:
+        batches = np.full(values.shape, problem.batch, np.float64)
+    arrays = _problem_arrays(problem)
+    run = _objective_executable(values.shape[0], arrays[0].shape[0])
+    v, g, curve = run(*arrays, values, batches, lengths)
+    v = float(v)
+    g = np.asarray(g, np.float64) if math.isfinite(v) else np.full(values.shape, np.nan)
+    return (v, g, np.asarray(curve)) if with_curve else (v, g)
