@@ -51,6 +51,7 @@ from .problem import Problem
 
 __all__ = [
     "segment_losses",
+    "Piecewise",
     "log_final_loss_and_grad",
     "check_segments",
     "log_steps",
@@ -119,48 +120,88 @@ def uniform_lengths(T: int, K: int) -> np.ndarray:
     return np.diff(np.array(edges, dtype=np.int64))
 
 
-def log_lengths(T: int, K: int, *, ratio: float = 1.0) -> np.ndarray:
-    """K segment lengths summing to T, short at both ends and long in the middle.
+def log_lengths(T: int, K: int) -> np.ndarray:
+    """K segment lengths summing to T, short at both ends and geometrically longer towards the
+    middle (the optimum changes fastest near t = 0 and t = T, docs/theory.md §5), int64.
 
-    Segment edges follow t(s) = T·(1 + tanh-free) ... a symmetric geometric grid: the first and
-    the last segments are ≈ ``ratio``-independent small, lengths grow geometrically towards t = T/2
-    (the optimum changes fastest near t = 0 and t = T, docs/theory.md §5). Every length ≥ 1.
+    For even K = 2h the first half's edges are t_i = (T/2)·expm1(i·log(T/2)/h)/(T/2 − 1),
+    i = 0..h (the first segment about one step long, each later one a constant factor longer),
+    mirrored for the second half; an odd K merges the two middle segments of K + 1. Rounding is
+    repaired so that every length is ≥ 1.
     """
-    if not isinstance(K, int | np.integer) or not 1 <= K <= T:
+    if not isinstance(K, int | np.integer) or isinstance(K, bool) or not 1 <= K <= T:
         raise ValueError(f"K must be an integer in [1, T={T}]; got K={K!r}")
-    # edges in s ∈ [0, 1] mapped by a two-sided log map: dense near 0 and 1.
-    half = K // 2
-    lo = math.log(1.0)
-    hi = math.log(T / 2.0)
-    s = np.linspace(lo, hi, half + 1) if half else np.array([lo])
-    left = np.exp(s) - 1.0  # 0 … T/2 − 1
-    left = left * (T / 2.0) / left[-1] if half else left
-    right = T - left[::-1]
-    edges = np.concatenate([left, right[1:]]) if K % 2 == 0 else None
-    if edges is None:
-        mid = np.concatenate([left, [T / 2.0 + (T / 2.0 - left[-2]) / 2]]) if half else left
-        edges = np.concatenate([left, T - left[::-1]])
-        edges = np.unique(np.concatenate([left, [T / 2.0], T - left[::-1]]))
-        del mid
-    edges = np.round(edges).astype(np.int64)
-    edges[0], edges[-1] = 0, T
-    n = np.diff(edges)
-    return _fix_lengths(n, T, K)
+    k2 = K + (K % 2)
+    h = k2 // 2
+    if K < 3 or T < 2 * k2:
+        return uniform_lengths(T, K)
+    mid = T / 2.0
+    left = mid * np.expm1(np.linspace(0.0, math.log(mid), h + 1)) / (mid - 1.0)
+    edges = np.concatenate([left, T - left[::-1][1:]])  # k2 + 1 edges
+    if K % 2:
+        edges = np.delete(edges, h)
+    e = np.round(edges).astype(np.int64)
+    e[0], e[-1] = 0, T
+    i = np.arange(e.size)
+    e = np.maximum.accumulate(e - i) + i  # e[i] ≥ e[i−1] + 1
+    e = np.minimum.accumulate((e - i)[::-1])[::-1] + i  # e[i] ≤ e[i+1] − 1
+    e = np.minimum(e, T - (e.size - 1 - i))
+    e[0], e[-1] = 0, T
+    return np.diff(e)
 
 
-def _fix_lengths(n: np.ndarray, T: int, K: int) -> np.ndarray:
-    n = np.maximum(np.asarray(n, np.int64), 1)
-    if n.size != K:
-        n = np.resize(n, K)
-    excess = int(n.sum()) - T
-    while excess > 0:  # take steps from the longest segments
-        i = int(np.argmax(n))
-        take = min(excess, int(n[i]) - 1)
-        n[i] -= take
-        excess -= take
-    if excess < 0:
-        n[int(np.argmax(n))] -= excess
-    return n
+class Piecewise:
+    """A per-step schedule stored as K values and K lengths: ``values[s]`` for the steps of
+    segment s. Behaves as the length-T array wherever NumPy needs one (``np.asarray``, indexing,
+    ``len``, ``shape``) and builds it only then, so a T = 10^8 result stays small.
+
+    >>> e = Piecewise([0.5, 0.1], [2, 3])
+    >>> e.shape, np.asarray(e).tolist(), float(e[3])
+    ((5,), [0.5, 0.5, 0.1, 0.1, 0.1], 0.1)
+    """
+
+    def __init__(self, values, lengths):
+        self.values = np.asarray(values, np.float64)
+        self.lengths = np.asarray(lengths, np.int64)
+        if self.values.shape != self.lengths.shape or self.values.ndim != 1:
+            raise ValueError(
+                f"lengths must have the shape of values {self.values.shape}; "
+                f"got {self.lengths.shape}"
+            )
+
+    @property
+    def edges(self) -> np.ndarray:
+        """First step of each segment, and T: shape (K+1,)."""
+        return np.concatenate([[0], np.cumsum(self.lengths)])
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (int(self.lengths.sum()),)
+
+    ndim = 1
+    dtype = np.dtype(np.float64)
+
+    @property
+    def size(self) -> int:
+        return self.shape[0]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.repeat(self.values, self.lengths)
+        return out if dtype is None else out.astype(dtype)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, int | np.integer):
+            t = int(idx) + (len(self) if idx < 0 else 0)
+            if not 0 <= t < len(self):
+                raise IndexError(idx)
+            return self.values[np.searchsorted(self.edges, t, side="right") - 1]
+        return np.asarray(self)[idx]
+
+    def __repr__(self) -> str:
+        return f"Piecewise(K={self.values.size}, T={len(self)})"
 
 
 def log_steps(T: int, n: int) -> np.ndarray:
