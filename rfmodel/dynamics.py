@@ -51,6 +51,7 @@ __all__ = [
     "diverged",
     "check_schedule",
     "problem_arrays",
+    "segment_losses",
 ]
 
 Array = jax.Array
@@ -466,3 +467,7 @@ def final_loss(problem: Problem, etas, batches=None) -> Array:
 def diverged(curve) -> bool:
     """True if the loss overflowed anywhere on the curve (the recursion grew without bound)."""
     return not bool(np.all(np.isfinite(np.asarray(curve, np.float64))))
+
+
+# Horizon-free evaluation of piecewise-constant schedules (docs/theory.md §5).
+from .segments import segment_losses  # noqa: E402

@@ -66,7 +66,9 @@ _INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 # --------------------------------------------------------------------------- validation
-def check_segments(values, lengths, batches=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def check_segments(
+    values, lengths, batches=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Validate a piecewise-constant schedule; return (values, lengths, batches) as float64.
 
     Raises ``ValueError`` naming the parameter: values finite and ≥ 0; lengths integers ≥ 1 of
@@ -76,9 +78,8 @@ def check_segments(values, lengths, batches=None) -> tuple[np.ndarray, np.ndarra
     if v.ndim != 1 or v.size == 0:
         raise ValueError(f"values must be a non-empty 1-D array of rates; got shape {v.shape}")
     if not np.all(np.isfinite(v)):
-        raise ValueError(
-            f"values must be finite; got NaN/Inf at segment {int(np.flatnonzero(~np.isfinite(v))[0])}"
-        )
+        bad = int(np.flatnonzero(~np.isfinite(v))[0])
+        raise ValueError(f"values must be finite; got NaN/Inf at segment {bad}")
     if np.any(v < 0):
         raise ValueError(f"values must be >= 0; got values[{int(np.argmin(v))}]={v.min()}")
     try:
@@ -285,7 +286,9 @@ def _roots(eps: Array, z: Array) -> tuple[Array, Array]:
         h = jnp.where(first, jnp.where(c0 != 0, d2 + s0 / c0, -jnp.inf), h)
         new = tau + h
         ok = jnp.isfinite(new) & (new >= lo) & (new <= hi) & (new != 0)
-        conv = small | (jnp.abs(h) <= 4 * _EPS * jnp.abs(tau)) | (hi - lo <= 4 * _EPS * jnp.abs(tau))
+        conv = (
+            small | (jnp.abs(h) <= 4 * _EPS * jnp.abs(tau)) | (hi - lo <= 4 * _EPS * jnp.abs(tau))
+        )
         new = jnp.where(ok, new, jnp.where(conv, tau, 0.5 * (lo + hi)))
         tau = jnp.where(done, tau, new)
         return it + 1, tau, lo, hi, done | conv
@@ -450,8 +453,11 @@ _at_steps_jit = jax.jit(_at_steps)
 def _locate(lengths: np.ndarray, steps) -> tuple[np.ndarray, np.ndarray]:
     edges = np.concatenate([[0], np.cumsum(lengths.astype(np.int64))])
     t = np.asarray(steps)
-    if t.ndim != 1 or t.size == 0 or not np.issubdtype(t.dtype, np.integer) and not np.all(
-        np.isfinite(t.astype(float)) & (t == np.round(t))
+    if (
+        t.ndim != 1
+        or t.size == 0
+        or not np.issubdtype(t.dtype, np.integer)
+        and not np.all(np.isfinite(t.astype(float)) & (t == np.round(t)))
     ):
         raise ValueError(f"steps must be a non-empty 1-D array of integers; got {steps!r}")
     t = t.astype(np.int64)

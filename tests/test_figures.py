@@ -22,6 +22,7 @@ EXPECTED = {
     "phase_diagram.png",
     "phase_diagram_agreement.png",
     "long_step_pattern.png",
+    "long_horizons.png",
 }
 
 
