@@ -64,21 +64,23 @@ def config(quick: bool) -> dict[str, Any]:
     if quick:
         small = {"n_modes": 10**5, "n_exact": 50, "bins_per_decade": 10}
         easy, hard = {**SETTINGS["easy"], **small}, {**_HARD, **small}
-        Ts, pTs, K, Kp = [10**5, 10**6], [10**5, 10**6], 16, 8
+        Ts, pTs, K, Kp = [10**5, 10**6], [10**5, 10**6], 8, 8
         cTs = [10**5, 10**6, 10**7]
         point_res = small
+        points = _POINTS[:2]
     else:
         easy, hard = SETTINGS["easy"], _HARD
         Ts = [10**5, 3 * 10**5, 10**6, 3 * 10**6, 10**7]
         pTs, K, Kp = [10**5, 10**6, 10**7], 200, 100
         cTs = [int(round(10 ** (4 + 0.5 * i))) for i in range(8)]
         point_res = {"n_modes": 10**12, "n_exact": 100, "bins_per_decade": 40}
+        points = _POINTS
     rule = {"per_step_max": 0, "K": K, "steps_per_control": 1}
     chains = [
         {"name": f"{ph}_long", "role": "main", "phase": ph, "setting": s, "Ts": Ts, "rule": rule}
         for ph, s in (("easy", easy), ("hard", hard))
     ]
-    for a, b in _POINTS:
+    for a, b in points:
         chains.append(
             {
                 "name": f"point_a{round(a * 1000)}_b{round(b * 1000)}",
@@ -90,7 +92,7 @@ def config(quick: bool) -> dict[str, Any]:
             }
         )
     for c in chains:
-        c.update(grid="log", maxiter=400 if quick else 2000)
+        c.update(grid="log", maxiter=100 if quick else 2000)
     return {
         "chains": chains,
         "constant_Ts": cTs,
@@ -543,7 +545,7 @@ def plot(
         ax.legend(fontsize=7)
     d = summary.get("delta") or {}
     a = axs[0, 2]
-    if d:
+    if d.get("short") or d.get("long"):
         a.plot(d["short_Ts"], d["short"], "o", label="δ(T), step recursion (T ≤ 51 200)")
         a.plot(d["long_Ts"][: len(d["long"])], d["long"], "s", label="δ(T), segments")
         ex = (d.get("extrapolation") or {}).get("power") or {}
