@@ -332,38 +332,94 @@ def _sg(x):
     return jax.lax.stop_gradient(x)
 
 
-def _segment(lam, u, s2, x, eta, m, n, order, oidx, tau):
-    """One segment of n steps at (η, m) from the scaled state x (original mode order).
-
-    Returns the new state, and the spectral data (ν, a = û⊙x̂, b = gσ²û², one row each) from
-    which L at any step inside the segment follows in O(N). Differentiable in (x, η, m); the
-    roots (τ at fixed origin) enter through the implicit function theorem.
-    """
-    e, z, us, g = _sorted_poles(lam, u, eta, m, order)
-    xs = x[order]
-    origin = jnp.where(oidx < 0, 0.0, e[jnp.maximum(oidx, 0)])
-    delta_o = e[:, None] - origin[None, :]  # Δ_kj = ε_k − o_j (differentiable)
-    r0 = 1.0 / (_sg(delta_o) - tau[None, :])  # 1/δ at the converged roots (value)
-    zr0 = z[:, None] * r0
-    # ψ(τ) with its partial derivatives in (ε, z) at fixed τ; ψ' = ∂ψ/∂τ held fixed.
-    psi = jnp.sum(zr0 - zr0 * r0 * (delta_o - _sg(delta_o)), 0) - 1.0
-    dpsi = _sg(jnp.sum(zr0 * r0, 0))
-    tau_c = tau - psi / dpsi  # implicit function theorem: dτ = −∂ψ / ψ'
-    delta = delta_o - tau_c[None, :]
-    r = _sg(r0) - _sg(r0) ** 2 * (delta - _sg(delta))  # value 1/δ, derivative −dδ/δ²
-    nu = origin + tau_c
-    ur = us[:, None] * r  # unnormalized eigenvectors W_kj = u_k/δ_kj
-    nrm = jnp.sqrt(jnp.sum(ur * ur, 0))
-    both = (jnp.stack([xs, us]) @ ur) / nrm  # (Vᵀx, Vᵀu)
-    xh, uh = both[0], both[1]
+def _phi(nu, n):
+    """(μⁿ, φ_n, dφ_n/dν) with μ = 1 − ν, φ_n = (1 − μⁿ)/ν = Σ_{i<n} μⁱ, computed without
+    overflow or cancellation (series in ν where n|ν| < 1e-3)."""
     lnmu = jnp.log1p(-nu)
     pw = jnp.exp(n * lnmu)
-    safe = jnp.where(nu == 0, 1.0, nu)
-    phi = jnp.where(nu == 0, n, -jnp.expm1(n * lnmu) / safe)
+    small = jnp.abs(n * nu) < 1e-3
+    safe = jnp.where(small, 1.0, nu)
+    phi = jnp.where(
+        small,
+        n * (1 - (n - 1) * nu / 2 + (n - 1) * (n - 2) * nu * nu / 6),
+        -jnp.expm1(n * lnmu) / safe,
+    )
+    # φ' = (n μ^(n−1) − φ)/ν = −Σ_i i μ^(i−1); near ν = 0 the series −C(n,2) + 2C(n,3)ν − …
+    c2, c3, c4 = n * (n - 1) / 2, n * (n - 1) * (n - 2) / 6, n * (n - 1) * (n - 2) * (n - 3) / 24
+    dphi = jnp.where(
+        small, -c2 + 2 * c3 * nu - 3 * c4 * nu * nu, (n * pw / (1.0 - nu) - phi) / safe
+    )
+    return pw, phi, dphi
+
+
+def _eigvecs(e, us, oidx, tau):
+    """R = 1/δ (δ_jk = ε_k − ν_j, rows = roots), the row norms of u⊙R, the orthonormal
+    eigenvectors A_jk = u_k R_jk / ‖u⊙R_j‖ (one per row) and ν."""
+    origin = jnp.where(oidx < 0, 0.0, e[jnp.maximum(oidx, 0)])
+    r = 1.0 / ((e[None, :] - origin[:, None]) - tau[:, None])
+    ur = us[None, :] * r
+    nrm = jnp.sqrt(jnp.sum(ur * ur, 1))
+    return r, nrm, ur / nrm[:, None], origin + tau
+
+
+def _segment(lam, u, s2, x, eta, m, n, order, oidx, tau):
+    """One segment of n steps at (η, m) from the scaled state x (original mode order):
+    x(n) = Aᵀ[μⁿ ⊙ A x + g σ² φ_n ⊙ A u] with A the eigenvector rows (docs/theory.md §5).
+
+    Returns the new state and the spectral data (ν, a = (Ax)⊙(Au), b = gσ²(Au)²) from which L
+    at any step t inside the segment is Σ_j a_j μ_jᵗ + b_j φ_t(ν_j), O(N) per step.
+    """
+    e, _, us, g = _sorted_poles(lam, u, eta, m, order)
+    xs = x[order]
+    _, _, a, nu = _eigvecs(e, us, oidx, tau)
+    xh, uh = a @ xs, a @ us
+    pw, phi, _ = _phi(nu, n)
     yh = pw * xh + (g * s2) * phi * uh
-    xs_new = ur @ (yh / nrm)  # V ŷ
-    x_new = jnp.zeros_like(x).at[order].set(xs_new)
+    x_new = jnp.zeros_like(x).at[order].set(yh @ a)
     return x_new, (nu, uh * xh, (g * s2) * uh * uh)
+
+
+def _segment_vjp(lam, u, s2, x, eta, m, n, order, oidx, tau, p_new):
+    """The adjoint of one segment: given p' = ∂J/∂x(n), returns (∂J/∂x(0), ∂J/∂η, ∂J/∂m).
+
+    ∂J/∂x(0) = Aᵀ(μⁿ ⊙ A p') (the map is symmetric). For the parameters, every quantity is an
+    explicit function of (ε, g, ν) and ν of (ε, g) by the implicit function theorem on the
+    secular equation (dν_j = −[Σ_k R_jk dz_k − Σ_k z_k R_jk² dε_k]/ψ′_j); the variation of
+    J = p'·x(n) collapses to two reductions over the N×N matrix R (docs/theory.md §5).
+    """
+    e, z, us, g = _sorted_poles(lam, u, eta, m, order)
+    xs, ps = x[order], p_new[order]
+    r, nrm, a, nu = _eigvecs(e, us, oidx, tau)
+    xh, uh, yb = a @ xs, a @ us, a @ ps  # Ax, Au, ŷ̄ = A p'
+    pw, phi, dphi = _phi(nu, n)
+    gs2 = g * s2
+    yh = pw * xh + gs2 * phi * uh
+    x_bar = jnp.zeros_like(x).at[order].set((pw * yb) @ a)
+    # J varies with A through Σ_jk dA_jk W_jk, W = ŷ⊗p' + (ŷ̄ μⁿ)⊗x + (ŷ̄ gσ²φ)⊗u.
+    ca, cb = yb * pw, yb * gs2 * phi
+    c = (yh * yb + ca * xh + cb * uh) / nrm  # Σ_k A_jk W_jk / ‖·‖_j
+    inv = 1.0 / nrm
+    w = (yh * inv)[:, None] * ps[None, :] + (ca * inv)[:, None] * xs[None, :]
+    w = w + (cb * inv)[:, None] * us[None, :] - c[:, None] * a
+    gmat = r * r * us[None, :] * w  # dJ = −Σ_jk G_jk (dε_k − dν_j) + …
+    col, row = jnp.sum(gmat, 0), jnp.sum(gmat, 1)
+    zr2 = z[None, :] * r * r
+    dpsi = jnp.sum(zr2, 1)
+    psi1 = jnp.sum(z[None, :] * r, 1)  # = 1 at the root
+    # coefficient of dν_j: through R, μⁿ and φ_n.
+    qv = row + yb * (-pw * n * xh / (1.0 - nu) + gs2 * dphi * uh)
+    qd = qv / dpsi
+    de_coef = -col + z * jnp.sum(qd[:, None] * r * r, 0)  # ∂J/∂ε_k
+    dg_coef = -jnp.sum(qd * psi1) / g + s2 * jnp.sum(yb * phi * uh)  # ∂J/∂g
+
+    def total(de, dg):
+        return jnp.sum(de_coef * de[order]) + dg_coef * dg
+
+    x_ = eta * lam
+    c_ = 1.0 + 1.0 / m
+    g_eta = total(2 * lam * (1 - c_ * x_), 2 * eta / m)
+    g_m = total(x_ * x_ / (m * m), -eta * eta / (m * m))
+    return x_bar, g_eta, g_m
 
 
 def _all_roots(lam, u, etas, ms):
@@ -371,14 +427,11 @@ def _all_roots(lam, u, etas, ms):
     return jax.lax.map(lambda em: _decompose(lam, u, em[0], em[1]), (etas, ms))
 
 
-def _guard(loss):
-    return jnp.where(jnp.isfinite(loss), loss, jnp.inf)
-
-
-def _propagate(lam, u, x0, s2, etas, ms, ns, roots, with_spectra: bool):
-    """L at the K+1 boundaries (and each segment's spectral data if asked)."""
+def _sweep(lam, u, x0, s2, etas, ms, ns, roots, with_spectra: bool):
+    """Forward over the segments: L at the K+1 boundaries, the state at the start of every
+    segment, and (if asked) each segment's spectral data."""
     order, oidx, tau = roots
-    seg = jax.checkpoint(partial(_segment, lam, u, s2))
+    seg = partial(_segment, lam, u, s2)
 
     def step(carry, inp):
         x, bad = carry
@@ -387,13 +440,49 @@ def _propagate(lam, u, x0, s2, etas, ms, ns, roots, with_spectra: bool):
         loss = u @ x_new
         bad = bad | ~jnp.isfinite(loss)
         loss = jnp.where(bad, jnp.inf, loss)
-        return (x_new, bad), (loss, spec) if with_spectra else loss
+        return (x_new, bad), (loss, x, spec if with_spectra else None)
 
     loss0 = u @ x0
-    _, out = jax.lax.scan(step, (x0, ~jnp.isfinite(loss0)), (etas, ms, ns, order, oidx, tau))
-    losses = out[0] if with_spectra else out
-    curve = jnp.concatenate([loss0[None], losses])
-    return (curve, out[1]) if with_spectra else curve
+    _, (losses, xs, spec) = jax.lax.scan(
+        step, (x0, ~jnp.isfinite(loss0)), (etas, ms, ns, order, oidx, tau)
+    )
+    return jnp.concatenate([loss0[None], losses]), xs, spec
+
+
+@jax.custom_vjp
+def _curve(lam, u, x0, s2, etas, ms, ns):
+    """L at the K+1 boundaries, differentiable in (etas, ms) by the hand-written adjoint."""
+    roots = _all_roots(lam, u, etas, ms)
+    return _sweep(lam, u, x0, s2, etas, ms, ns, roots, False)[0]
+
+
+def _curve_fwd(lam, u, x0, s2, etas, ms, ns):
+    roots = _all_roots(lam, u, etas, ms)
+    curve, xs, _ = _sweep(lam, u, x0, s2, etas, ms, ns, roots, False)
+    return curve, (lam, u, s2, etas, ms, ns, roots, xs)
+
+
+@float64
+def _curve_bwd(res, ubar):
+    """Reverse sweep: p_K = ū_K u, then per segment (last first) the segment adjoint, adding
+    ū_s u for the boundary loss L_s = u·x_s. Memory O(K·N): the states at the segment starts."""
+    lam, u, s2, etas, ms, ns, (order, oidx, tau), xs = res
+    vjp = partial(_segment_vjp, lam, u, s2)
+
+    def step(p, inp):
+        x, eta, m, n, o, oi, t, ub = inp
+        x_bar, g_eta, g_m = vjp(x, eta, m, n, o, oi, t, p)
+        return x_bar + ub * u, (g_eta, g_m)
+
+    p_end = ubar[-1] * u
+    _, (g_eta, g_m) = jax.lax.scan(
+        step, p_end, (xs, etas, ms, ns, order, oidx, tau, ubar[:-1]), reverse=True
+    )
+    zero = jnp.zeros_like(lam)  # the problem's arrays are constants: no gradient
+    return zero, zero, zero, jnp.zeros_like(s2), g_eta, g_m, jnp.zeros_like(ns)
+
+
+_curve.defvjp(_curve_fwd, _curve_bwd)
 
 
 # --------------------------------------------------------------------------- public API
@@ -425,8 +514,7 @@ def _prepare(problem: Problem, values, lengths, batches):
 
 
 def _boundaries(lam, u, x0, s2, etas, ms, ns):
-    roots = _all_roots(lam, u, _sg(etas), _sg(ms))
-    return _propagate(lam, u, x0, s2, etas, ms, _sg(ns), roots, False)
+    return _curve(lam, u, x0, s2, etas, ms, _sg(ns))
 
 
 _boundaries_jit = jax.jit(_boundaries)
@@ -434,8 +522,9 @@ _boundaries_jit = jax.jit(_boundaries)
 
 def _at_steps(lam, u, x0, s2, etas, ms, ns, seg, off):
     """L at the steps (segment seg, offset off in it) and at the boundaries."""
+    curve = _curve(lam, u, x0, s2, etas, ms, _sg(ns))
     roots = _all_roots(lam, u, _sg(etas), _sg(ms))
-    curve, (nu, a, b) = _propagate(lam, u, x0, s2, etas, ms, _sg(ns), roots, True)
+    _, _, (nu, a, b) = _sweep(lam, u, x0, s2, _sg(etas), _sg(ms), _sg(ns), roots, True)
     nu, a, b = nu[seg], a[seg], b[seg]
     t = _sg(off)[:, None]
     lnmu = jnp.log1p(-nu)
