@@ -710,11 +710,36 @@ def optimize_schedules(
         if saved is not None:
             out[T] = saved
         else:
-            out[T] = optimize_schedule(problem, T, controls=key["controls"], init=prev, **kwargs)
+            try:
+                out[T] = optimize_schedule(
+                    problem, T, controls=key["controls"], init=prev, **kwargs
+                )
+            except ValueError as e:
+                if prev is None or not str(e).startswith("init:"):
+                    raise
+                # The previous optimum stretched to T can diverge (a hard-phase transient above
+                # η_c held 10x longer): start from it clipped below η_c instead.
+                out[T] = optimize_schedule(
+                    problem,
+                    T,
+                    controls=key["controls"],
+                    init=_below_critical(problem, prev),
+                    **kwargs,
+                )
             if path is not None:
                 out[T].save(path, key=key)
         prev = out[T].etas
     return out
+
+
+def _below_critical(problem: Problem, etas):
+    """A warm start with every rate clipped to 0.99 of the largest stable constant rate."""
+    from .segments import Piecewise
+
+    cap = 0.99 * problem.eta_critical()
+    if isinstance(etas, Piecewise):
+        return Piecewise(np.minimum(etas.values, cap), etas.lengths)
+    return np.minimum(np.asarray(etas, np.float64), cap)
 
 
 def load_schedule(path: str | Path, key: dict[str, Any]) -> ScheduleResult | None:

@@ -257,11 +257,12 @@ def _roots(eps: Array, z: Array) -> tuple[Array, Array]:
         zr = z[None, :] * r
         psi = jnp.sum(zr, 1) - 1.0
         dpsi = jnp.sum(zr * r, 1)
-        absum = jnp.sum(jnp.abs(zr), 1)
-        small = jnp.abs(psi) <= 8 * _EPS * (1.0 + absum)  # ψ at its rounding level
         lo = jnp.where(psi < 0, tau, lo)
         hi = jnp.where(psi > 0, tau, hi)
         d1, d2 = dl0 - tau, dr0 - tau  # δ of the interval's left and right poles
+        # ψ at its rounding level (the adjacent poles carry the large terms of the sum)
+        scale = 2.0 + psi + jnp.where(first, 0.0, jnp.abs(zl / d1)) + jnp.abs(zr_ / d2)
+        small = jnp.abs(psi) <= 32 * _EPS * scale
         # the nearer pole's term exact; the rest ≈ c + w/(d_other − h) (value and slope).
         dn = jnp.where(use_left, d1, d2)
         zn = jnp.where(use_left, zl, zr_)
@@ -286,8 +287,12 @@ def _roots(eps: Array, z: Array) -> tuple[Array, Array]:
         h = jnp.where(first, jnp.where(c0 != 0, d2 + s0 / c0, -jnp.inf), h)
         new = tau + h
         ok = jnp.isfinite(new) & (new >= lo) & (new <= hi) & (new != 0)
+        # converged: ψ at rounding level, or a step so small that the (quadratically
+        # convergent) step just taken leaves an error below 1e-18 relative, or no bracket left.
         conv = (
-            small | (jnp.abs(h) <= 4 * _EPS * jnp.abs(tau)) | (hi - lo <= 4 * _EPS * jnp.abs(tau))
+            small
+            | (ok & (jnp.abs(h) <= 1e-9 * jnp.abs(tau)))
+            | (hi - lo <= 4 * _EPS * jnp.abs(tau))
         )
         new = jnp.where(ok, new, jnp.where(conv, tau, 0.5 * (lo + hi)))
         tau = jnp.where(done, tau, new)
