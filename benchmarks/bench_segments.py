@@ -17,22 +17,13 @@ import argparse
 import time
 
 import numpy as np
+from bench_dynamics import median_time
 
 from rfmodel import Problem
 from rfmodel.control import optimize_schedule
 from rfmodel.dynamics import log_final_loss_and_grad as step_objective
 from rfmodel.segments import log_final_loss_and_grad as segment_objective
 from rfmodel.segments import log_lengths
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()  # compile / warm up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def schedule(T: int, K: int) -> tuple[np.ndarray, np.ndarray]:

@@ -403,7 +403,11 @@ def _objective_executable(t: int, n: int, block: int):
     """:func:`_log_final_vg` compiled for horizon t and n padded modes."""
     f64 = partial(jax.ShapeDtypeStruct, dtype=jnp.float64)
     vec, sched = f64((n,)), f64((t,))
-    lowered = _log_final_vg.lower(vec, vec, vec, vec, f64(()), sched, sched, block=block)
+    return _compile(_log_final_vg.lower(vec, vec, vec, vec, f64(()), sched, sched, block=block))
+
+
+def _compile(lowered):
+    """Compile with XLA:CPU's classic emitters where available (see above), else the default."""
     if jax.default_backend() == "cpu":
         try:
             return lowered.compile(_COMPILER_OPTIONS)

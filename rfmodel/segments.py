@@ -610,17 +610,11 @@ def _log_final_vg(lam, u, x0, s2, etas, ms, ns):
 @functools.lru_cache(maxsize=16)
 def _objective_executable(k: int, n: int):
     """:func:`_log_final_vg` compiled for K segments and N modes (any lengths)."""
-    from .dynamics import _COMPILER_OPTIONS
+    from .dynamics import _compile
 
     f64 = partial(jax.ShapeDtypeStruct, dtype=jnp.float64)
     vec, seg = f64((n,)), f64((k,))
-    lowered = _log_final_vg.lower(vec, vec, vec, f64(()), seg, seg, seg)
-    if jax.default_backend() == "cpu":
-        try:
-            return lowered.compile(_COMPILER_OPTIONS)
-        except jax.errors.JaxRuntimeError:
-            pass
-    return lowered.compile()
+    return _compile(_log_final_vg.lower(vec, vec, vec, f64(()), seg, seg, seg))
 
 
 @float64

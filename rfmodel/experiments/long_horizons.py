@@ -167,32 +167,22 @@ def _const_keys(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _task(results_dir: Path, func: str, key: dict[str, Any], path: Path, name: str) -> Task:
+    done = load_valid(path, config=key) is not None
+    kwargs = {"results_dir": str(results_dir), "key": key}
+    return Task("long_horizons", func, kwargs, name=f"{GROUP}/{name}", cost=1.0, done=done)
+
+
 def tasks(cfg: dict[str, Any], results_dir: Path) -> list[Task]:
-    """One task per chain, one per constant-rate sweep, one ODE comparison."""
+    """One task per chain, one per constant-rate sweep, one ODE comparison (full version)."""
     out = [chain_task("long_horizons", results_dir, GROUP, c, 60.0) for c in cfg["chains"]]
     for key in _const_keys(cfg):
-        out.append(
-            Task(
-                "long_horizons",
-                "run_constant",
-                {"results_dir": str(results_dir), "key": key},
-                name=f"{GROUP}/constant_{key['phase']}",
-                cost=1.0,
-                done=load_valid(_const_path(results_dir, key), config=key) is not None,
-            )
-        )
-    key = _ode_key(cfg)
-    out.append(
-        Task(
-            "long_horizons",
-            "run_ode",
-            {"results_dir": str(results_dir), "key": key},
-            name=f"{GROUP}/ode",
-            cost=0.5,
-            done=load_valid(Path(results_dir) / GROUP / f"ode_{config_key(key)}", config=key)
-            is not None,
-        )
-    )
+        path = _const_path(results_dir, key)
+        out.append(_task(results_dir, "run_constant", key, path, f"constant_{key['phase']}"))
+    if not cfg["quick"]:  # (the ODE's compilation alone exceeds the quick budget)
+        key = _ode_key(cfg)
+        path = Path(results_dir) / GROUP / f"ode_{config_key(key)}"
+        out.append(_task(results_dir, "run_ode", key, path, "ode"))
     return out
 
 
@@ -351,6 +341,33 @@ def _verdict(measured: float, predicted: float, tol: float) -> str:
     return f"within {tol:g} (Δ = {d:+.3f})" if abs(d) <= tol else f"off by {d:+.3f}"
 
 
+def _readme_text(summary: dict[str, Any]) -> str:
+    lines = ["## Long horizons (segment propagation, T up to 10^7)", ""]
+    for c in summary["chains"].values():
+        if c["Ts"]:
+            lines.append(
+                f"- **{c['name']}**: {c['label']}; T = {c['Ts'][0]}…{c['Ts'][-1]}; "
+                f"{sum(c['converged'])}/{len(c['Ts'])} converged; learned modes k* ≈ "
+                f"{c['k_star'][-1]:.3g} at the largest T (N = {c['setting']['n_modes']:.0e}); "
+                f"solver time {c['seconds']:.0f} s."
+            )
+    ode = summary.get("ode")
+    if ode:
+        lines += [
+            "",
+            "Continuous-time limit (ODE, diffrax) against the exact recursion on the "
+            "hard optimum at the first long horizon, and on the same schedule scaled "
+            "down (max |L_ode/L − 1| over log-spaced steps):",
+            "",
+        ]
+        for r in ode["rows"]:
+            lines.append(
+                f"- rates × {r['scale']:g}: {r['max_rel']:.2e} "
+                f"(at the end: L_ode/L = {r['ratio'][-1]:.4f})"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Measured-vs-predicted rows at long horizons."""
     rows = []
@@ -484,33 +501,6 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def _readme_text(summary: dict[str, Any]) -> str:
-    lines = ["## Long horizons (segment propagation, T up to 10^7)", ""]
-    for c in summary["chains"].values():
-        if c["Ts"]:
-            lines.append(
-                f"- **{c['name']}**: {c['label']}; T = {c['Ts'][0]}…{c['Ts'][-1]}; "
-                f"{sum(c['converged'])}/{len(c['Ts'])} converged; learned modes k* ≈ "
-                f"{c['k_star'][-1]:.3g} at the largest T (N = {c['setting']['n_modes']:.0e}); "
-                f"solver time {c['seconds']:.0f} s."
-            )
-    ode = summary.get("ode")
-    if ode:
-        lines += [
-            "",
-            "Continuous-time limit (ODE, diffrax) against the exact recursion on the "
-            "hard optimum at the first long horizon, and on the same schedule scaled "
-            "down (max |L_ode/L − 1| over log-spaced steps):",
-            "",
-        ]
-        for r in ode["rows"]:
-            lines.append(
-                f"- rates × {r['scale']:g}: {r['max_rel']:.2e} "
-                f"(at the end: L_ode/L = {r['ratio'][-1]:.4f})"
-            )
-    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------- figure
