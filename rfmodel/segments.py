@@ -20,11 +20,12 @@ C* = (I − A)⁻¹q that would need the map to be stable; ν → 0 gives φ_n �
 Accuracy rests on the differences δ_kj = ε_k − ν_j, which the root finder computes relative to
 the nearest pole (ν_j = o_j + τ_j with o_j a pole or 0, δ_kj = (ε_k − o_j) − τ_j), so that the
 eigenvectors keep full relative accuracy in every component, also for the tail modes of a binned
-problem whose ε span thirty decades. The gradient with respect to the segment values (and
-batches) is reverse-mode autodiff through these explicit O(N²) formulas, with the roots
-differentiated by the implicit function theorem (dτ = −∂ψ/∂θ / ∂ψ/∂τ); the roots are found once
-per evaluation (they do not depend on the state) and every segment is rematerialized in the
-backward pass, so memory is O(K·N + N²).
+problem whose ε span thirty decades. The roots do not depend on the state: they are found once
+per evaluation. The gradient with respect to the segment values (and batches) is a hand-written
+adjoint (a ``jax.custom_vjp``): a reverse sweep over the segments with p ← Aᵀ(μⁿ ⊙ A p) (the map
+is symmetric) and, per segment, the variation of p·x(n) through the explicit eigenvectors and
+the roots (implicit function theorem on the secular equation), two O(N²) reductions; memory is
+O(K·N) (the states at the segment starts).
 
 >>> from rfmodel import Problem
 >>> from rfmodel.dynamics import loss_curve
@@ -581,9 +582,10 @@ def segment_losses(problem: Problem, values, lengths, batches=None, *, steps=Non
         segment whose loss overflowed, never NaN). With ``steps``, the pair (that array, L at
         ``steps``). NumPy arrays for concrete inputs, JAX arrays inside ``jit``/``grad``.
 
-    Differentiable with ``jax.grad``/``jax.vjp`` with respect to ``values`` and ``batches`` (not
-    ``lengths``). Agrees with :func:`rfmodel.dynamics.loss_curve` at the same steps to ~1e-13
-    relative (tests/test_segments.py).
+    Differentiable with ``jax.grad``/``jax.vjp`` with respect to ``values`` and ``batches``
+    through the boundary losses (the values at ``steps`` are for reporting and carry no
+    gradient; ``lengths`` are integers). Agrees with :func:`rfmodel.dynamics.loss_curve` at the
+    same steps to ~1e-14 relative (tests/test_segments.py).
     """
     values, lengths, batches = _prepare(problem, values, lengths, batches)
     arrays = _problem_arrays(problem)
