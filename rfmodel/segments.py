@@ -389,9 +389,11 @@ def _segment_vjp(lam, u, s2, x, eta, m, n, order, oidx, tau, p_new):
     """The adjoint of one segment: given p' = ∂J/∂x(n), returns (∂J/∂x(0), ∂J/∂η, ∂J/∂m).
 
     ∂J/∂x(0) = Aᵀ(μⁿ ⊙ A p') (the map is symmetric). For the parameters, every quantity is an
-    explicit function of (ε, g, ν) and ν of (ε, g) by the implicit function theorem on the
-    secular equation (dν_j = −[Σ_k R_jk dz_k − Σ_k z_k R_jk² dε_k]/ψ′_j); the variation of
-    J = p'·x(n) collapses to two reductions over the N×N matrix R (docs/theory.md §5).
+    explicit function of δ_jk = Δ_jk − τ_j (Δ_jk = ε_k − o_j), g and ν = o + τ, and τ of (Δ, g)
+    by the implicit function theorem on the secular equation. Working in these shifted
+    variables matters: dΔ_jk vanishes exactly at the origin pole k = o_j, whose huge terms
+    (δ_{j,o_j} can be ulps) would otherwise cancel between separate sums. The variation of
+    J = p'·x(n) collapses to a few reductions over the N×N matrix R (docs/theory.md §5).
     """
     e, z, us, g = _sorted_poles(lam, u, eta, m, order)
     xs, ps = x[order], p_new[order]
@@ -401,21 +403,26 @@ def _segment_vjp(lam, u, s2, x, eta, m, n, order, oidx, tau, p_new):
     gs2 = g * s2
     yh = pw * xh + gs2 * phi * uh
     x_bar = jnp.zeros_like(x).at[order].set((pw * yb) @ a)
-    # J varies with A through Σ_jk dA_jk W_jk, W = ŷ⊗p' + (ŷ̄ μⁿ)⊗x + (ŷ̄ gσ²φ)⊗u.
+    # J varies with A through Σ_jk dA_jk W_jk, W = ŷ⊗p' + (ŷ̄ μⁿ)⊗x + (ŷ̄ gσ²φ)⊗u, i.e. by
+    # −Σ_jk G_jk dδ_jk with G = R² ⊙ ∂J/∂R.
     ca, cb = yb * pw, yb * gs2 * phi
     c = (yh * yb + ca * xh + cb * uh) / nrm  # Σ_k A_jk W_jk / ‖·‖_j
     inv = 1.0 / nrm
     w = (yh * inv)[:, None] * ps[None, :] + (ca * inv)[:, None] * xs[None, :]
     w = w + (cb * inv)[:, None] * us[None, :] - c[:, None] * a
-    gmat = r * r * us[None, :] * w  # dJ = −Σ_jk G_jk (dε_k − dν_j) + …
-    col, row = jnp.sum(gmat, 0), jnp.sum(gmat, 1)
-    zr2 = z[None, :] * r * r
-    dpsi = jnp.sum(zr2, 1)
+    r2 = r * r
+    gmat = r2 * us[None, :] * w
+    off = jnp.arange(e.shape[0])[None, :] != oidx[:, None]  # k ≠ o_j: where dΔ_jk ≠ 0
+    gm = jnp.where(off, gmat, 0.0)
+    zr2m = jnp.where(off, z[None, :] * r2, 0.0)
+    dpsi = jnp.sum(z[None, :] * r2, 1)  # ∂ψ_j/∂τ_j
     psi1 = jnp.sum(z[None, :] * r, 1)  # = 1 at the root
-    # coefficient of dν_j: through R, μⁿ and φ_n.
-    qv = row + yb * (-pw * n * xh / (1.0 - nu) + gs2 * dphi * uh)
-    qd = qv / dpsi
-    de_coef = -col + z * jnp.sum(qd[:, None] * r * r, 0)  # ∂J/∂ε_k
+    # the roots: dτ_j = −[(dg/g)·psi1_j − Σ_{k≠o_j} z_k R_jk² (dε_k − dε_{o_j})]/ψ′_j.
+    direct = yb * (-pw * n * xh / (1.0 - nu) + gs2 * dphi * uh)  # via ν in μⁿ and φ_n
+    qd = (jnp.sum(gmat, 1) + direct) / dpsi  # coefficient of dτ_j, over ψ′_j
+    per_root = direct + jnp.sum(gm, 1) - qd * jnp.sum(zr2m, 1)  # coefficient of dε_{o_j}
+    de_coef = -jnp.sum(gm, 0) + qd @ zr2m  # ∂J/∂ε_k from the k ≠ o_j terms
+    de_coef = de_coef.at[jnp.maximum(oidx, 0)].add(jnp.where(oidx >= 0, per_root, 0.0))
     dg_coef = -jnp.sum(qd * psi1) / g + s2 * jnp.sum(yb * phi * uh)  # ∂J/∂g
 
     def total(de, dg):
