@@ -69,9 +69,15 @@ def segment_centers(T: int, K: int) -> np.ndarray:
 def result_centers(res: ScheduleResult) -> np.ndarray:
     """Segment centres t/T of a result's controls, on its own grid (uniform or not)."""
     T = int(res.config["T"])
-    if res.lengths is None:
-        return segment_centers(T, np.asarray(res.controls).size)
-    n = np.asarray(res.lengths, np.float64)
+    K = np.asarray(res.controls).size
+    lengths = res.lengths
+    if lengths is None and res.config.get("grid") == "log":  # log grid, solved step by step
+        from ..segments import log_lengths
+
+        lengths = log_lengths(T, K)
+    if lengths is None:
+        return segment_centers(T, K)
+    n = np.asarray(lengths, np.float64)
     return (np.cumsum(n) - 0.5 * n) / T
 
 

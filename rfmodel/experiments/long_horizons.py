@@ -37,7 +37,7 @@ from ..plotting import save_figure
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
 from ..scaling import power_law_fit
-from ..segments import segment_losses
+from ..segments import log_lengths, segment_losses
 from ._common import (
     chain_seconds,
     chain_task,
@@ -143,11 +143,12 @@ def run_ode(results_dir: str, key: dict[str, Any]) -> dict[str, Any]:
     if res is None:  # quick version: solve it here
         res = optimize_schedule(p, T, controls=ch["rule"]["K"], grid="log", method="segments")
     steps = np.unique(np.round(np.geomspace(1, T, 60)).astype(np.int64))
+    lengths = log_lengths(T, np.asarray(res.controls).size)  # the chain's grid
     rows = []
     for scale in (1.0, 0.1, 0.01):
         u = scale * np.asarray(res.controls)
-        disc = segment_losses(p, u, res.lengths, steps=steps)[1]
-        cont = ode_loss_curve(p, u, res.lengths, steps=steps)
+        disc = segment_losses(p, u, lengths, steps=steps)[1]
+        cont = ode_loss_curve(p, u, lengths, steps=steps)
         rows.append(
             {
                 "scale": scale,
@@ -252,6 +253,8 @@ def _fit(T, y, negate: bool, top: int | None = None) -> dict[str, Any] | None:
 
 def _k_star(res, p) -> float:
     """Largest mode with λ_k Σ_t η_t ≥ 1 (learned by the end of training)."""
+    if res.lengths is None:
+        return float(np.sum(np.asarray(res.etas)) ** (1 / p.b))
     return float((np.sum(np.asarray(res.controls) * np.asarray(res.lengths))) ** (1 / p.b))
 
 
