@@ -513,7 +513,7 @@ def plot(
     """One figure: long-horizon schedules (easy, hard), δ(T) with its extrapolation, local
     loss exponents, constant-rate exponents and the phase points."""
     ch = summary["chains"]
-    if not ch.get("easy_long", {}).get("Ts"):
+    if not any(c["Ts"] for c in ch.values()):
         return []
     pyplot = plt()
     fig, axs = pyplot.subplots(2, 3, figsize=(18, 9.5))
@@ -596,10 +596,11 @@ def plot(
             )
     a.set(xlabel="T", ylabel="L*(T)", title="phase points near a = b")
     a.legend(fontsize=7)
-    for ax in axs.ravel():  # (quick runs: a panel may have nothing to show on log axes)
-        xs = [np.asarray(ln.get_xdata(), float) for ln in ax.lines if len(ln.get_xdata()) > 1]
-        if not any(np.any(np.isfinite(x) & (x > 0)) for x in xs):
-            ax.set(xscale="linear", yscale="linear")
+    for ax in axs.ravel():  # (partial or quick runs: a panel may have nothing to show)
+        data = [ln.get_xydata() for ln in ax.lines if ln.get_transform() == ax.transData]
+        for i, scale in enumerate(("xscale", "yscale")):
+            if not any(np.any(np.isfinite(d[:, i]) & (d[:, i] > 0)) for d in data):
+                ax.set(**{scale: "linear"})
     fig.suptitle("Long horizons by exact segment propagation (docs/theory.md §5)", fontsize=10)
     fig.tight_layout()
     save_figure(fig, Path(out) / "long_horizons.png")
