@@ -70,8 +70,8 @@ def config(quick: bool) -> dict[str, Any]:
         points = _POINTS[:2]
     else:
         easy, hard = SETTINGS["easy"], _HARD
-        Ts = [10**5, 10**6, 3 * 10**6, 10**7]
-        pTs, K, Kp = [10**5, 10**6, 10**7], 200, 60
+        Ts = [10**5, 10**6, 10**7]
+        pTs, K, Kp = [10**5, 10**6], 60, 40
         cTs = [int(round(10 ** (4 + 0.5 * i))) for i in range(8)]
         point_res = {"n_modes": 10**12, "n_exact": 100, "bins_per_decade": 40}
         points = _POINTS
@@ -92,7 +92,7 @@ def config(quick: bool) -> dict[str, Any]:
             }
         )
     for c in chains:
-        c.update(grid="log", maxiter=100 if quick else 2000)
+        c.update(grid="log", maxiter=100 if quick else 500)
     return {
         "chains": chains,
         "constant_Ts": cTs,
