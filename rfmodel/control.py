@@ -70,6 +70,11 @@ class ScheduleResult:
             bound constraints (0 at a KKT point), on the log-loss objective.
         wall_time: seconds, compile included.
         config: the full configuration (problem, T, controls, bounds, smoothness).
+        lengths: segment lengths when the schedule was solved by segment propagation
+            (docs/theory.md §5); then ``etas`` is a :class:`rfmodel.segments.Piecewise` (built
+            on use) and ``curve`` holds L only at the steps ``curve_steps`` (segment boundaries
+            and log-spaced steps), so that a T = 10^7 result stays a few hundred kB.
+        curve_steps: the steps of ``curve`` (``None``: every step 0..T).
     """
 
     etas: np.ndarray = field(repr=False)
@@ -84,6 +89,8 @@ class ScheduleResult:
     wall_time: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)
     solver_message: str = ""
+    lengths: np.ndarray | None = field(default=None, repr=False)
+    curve_steps: np.ndarray | None = field(default=None, repr=False)
 
     def save(self, path: str | Path, *, key: dict[str, Any] | None = None) -> None:
         """Write ``path`` (.npz arrays + a .json sidecar), atomically, with an integrity record.
@@ -92,9 +99,17 @@ class ScheduleResult:
         """
         from .results import save_result
 
+        arrays = {"etas": self.etas, "controls": self.controls, "curve": self.curve}
+        if self.lengths is not None:  # large T: no per-step arrays (docs/theory.md §5)
+            arrays = {
+                "controls": self.controls,
+                "lengths": self.lengths,
+                "curve": self.curve,
+                "curve_steps": self.curve_steps,
+            }
         save_result(
             path,
-            {"etas": self.etas, "controls": self.controls, "curve": self.curve},
+            arrays,
             self.metadata(),
             config=self.config if key is None else key,
         )
@@ -154,17 +169,33 @@ class ScheduleResult:
 
         arrays, meta = load_result(path) if key is None else load_result(path, config=key)
         try:
+            seg = None
+            if "lengths" in arrays:
+                from .segments import Piecewise
+
+                seg = {"lengths": arrays["lengths"], "curve_steps": arrays["curve_steps"]}
+                etas = Piecewise(arrays["controls"], arrays["lengths"])
+            else:
+                etas = arrays["etas"]
             res = cls(
-                etas=arrays["etas"],
+                etas=etas,
                 controls=arrays["controls"],
                 curve=arrays["curve"],
                 **{k: meta[k] for k in _META_FIELDS},
+                **(seg or {}),
             )
             T = int(res.config["T"])
         except (KeyError, TypeError, ValueError) as e:
             raise ResultError(path, f"not a schedule result ({type(e).__name__}: {e})") from None
         K = T if res.config.get("controls") is None else int(res.config["controls"])
-        if res.etas.shape != (T,) or res.curve.shape != (T + 1,) or res.controls.ndim != 1:
+        n_curve = T + 1 if res.curve_steps is None else res.curve_steps.size
+        if res.curve_steps is not None and (
+            res.curve_steps.shape != res.curve.shape
+            or res.curve_steps[0] != 0
+            or res.curve_steps[-1] != T
+        ):
+            raise ResultError(path, f"curve_steps do not fit T={T}: {res.curve_steps.shape}")
+        if res.etas.shape != (T,) or res.curve.shape != (n_curve,) or res.controls.ndim != 1:
             raise ResultError(
                 path,
                 f"arrays do not fit T={T}: etas {res.etas.shape}, curve {res.curve.shape}",
@@ -252,7 +283,13 @@ def _validate(problem: Problem, T: int, controls, eta_max, smoothness) -> tuple[
     return int(K), eta_max
 
 
-def _initial(init, K: int) -> np.ndarray:
+def _initial(init, K: int, centers: np.ndarray | None = None) -> np.ndarray:
+    from .segments import Piecewise
+
+    dst = (np.arange(K) + 0.5) / K if centers is None else centers
+    if isinstance(init, Piecewise):  # a large-T result: resample its segments, not its steps
+        src = (init.edges[:-1] + 0.5 * init.lengths) / len(init)
+        return np.interp(dst, src, init.values)
     try:
         x = np.asarray(init, dtype=np.float64)
     except (TypeError, ValueError):
@@ -265,16 +302,76 @@ def _initial(init, K: int) -> np.ndarray:
         return x.copy()
     if x.ndim == 1 and x.size >= 1:  # any other length: resample on the fraction t/T
         src = (np.arange(x.size) + 0.5) / x.size
-        dst = (np.arange(K) + 0.5) / K
         return np.interp(dst, src, x)
     raise ValueError(f"init must be a scalar or a 1-D schedule; got shape {x.shape}")
 
 
-def _controls_objective(problem: Problem, u: np.ndarray, seg: np.ndarray, smoothness, batches):
+# --------------------------------------------------------------------------- segment path
+# Long horizons are evaluated by segment propagation (docs/theory.md §5: O(K·N²) per evaluation
+# instead of O(T·N)). ``method="auto"`` picks it when its cost model is the smaller. Measured
+# (float64, loss + gradient, N_eff = 575, K = 400, one process, on a loaded 2-core machine): the
+# step recursion 5.9 ns per mode-step, the segment path 23-26 ns per segment per (mode)², a
+# ratio of ≈ 4; with the quiet-machine 3.3 ns per mode-step that is _SEG_NS ≈ 14. Segments win
+# once a segment holds more than ≈ 4·N steps (T = 10^7, K = 400: 25 000 steps per segment, about
+# 10x faster); below _SEG_MIN_T steps the step recursion is used whatever the model says (it is
+# cheap there, and the committed results up to T = 51 200 keep their path and cache keys).
+_STEP_NS = 3.3
+_SEG_NS = 14.0
+_SEG_MIN_T = 100_000
+
+
+@dataclass(frozen=True)
+class _Segments:
+    """The grid of a solve by segment propagation: K segment lengths summing to T."""
+
+    lengths: np.ndarray
+
+
+def _grid(problem: Problem, T: int, K: int, grid, method: str, batches):
+    """Per-step control index (step recursion) or :class:`_Segments`, and the segment centres
+    t/T for resampling a warm start (``None`` on the default uniform grid)."""
+    from .segments import check_segments, log_lengths, uniform_lengths
+
+    if method not in ("auto", "steps", "segments"):
+        raise ValueError(f"method must be 'auto', 'steps' or 'segments'; got method={method!r}")
+    if isinstance(grid, str):
+        if grid not in ("uniform", "log"):
+            raise ValueError(
+                f"grid must be 'uniform', 'log' or K segment lengths summing to T; got {grid!r}"
+            )
+        lengths = None if grid == "uniform" else log_lengths(T, K)
+    else:
+        lengths = check_segments(np.ones(np.shape(grid)), grid)[1].astype(np.int64)
+        if lengths.size != K or int(lengths.sum()) != T:
+            raise ValueError(
+                f"grid: {lengths.size} segment lengths summing to {int(lengths.sum())}; "
+                f"expected K={K} lengths summing to T={T}"
+            )
+    n = problem.n_eff
+    cheaper = T >= _SEG_MIN_T and T * n * _STEP_NS > K * n * n * _SEG_NS
+    use = method == "segments" or (method == "auto" and cheaper and batches is None)
+    if use and batches is not None:
+        raise ValueError("batches: per-step batches need method='steps' (or 'auto')")
+    centers = None
+    if lengths is not None:
+        centers = (np.cumsum(lengths) - 0.5 * lengths) / T
+    if use:
+        return _Segments(uniform_lengths(T, K) if lengths is None else lengths), centers
+    if lengths is None:
+        return segment_index(T, K), centers
+    return np.repeat(np.arange(K), lengths), centers
+
+
+def _controls_objective(problem: Problem, u: np.ndarray, seg, smoothness, batches):
     """log L(T) + κ Σ_j (u_{j+1} − u_j)², its gradient with respect to the controls u (η_t =
-    u[seg[t]]), and L(0..T)."""
-    v, g, curve = log_final_loss_and_grad(problem, u[seg], batches, with_curve=True)
-    g = np.bincount(seg, weights=g, minlength=len(u))  # chain rule through η_t = u[seg(t)]
+    u[seg[t]]), and L(0..T) (at the segment boundaries on the segment path)."""
+    if isinstance(seg, _Segments):
+        from .segments import log_final_loss_and_grad as segment_objective
+
+        v, g, curve = segment_objective(problem, u, seg.lengths, with_curve=True)
+    else:
+        v, g, curve = log_final_loss_and_grad(problem, u[seg], batches, with_curve=True)
+        g = np.bincount(seg, weights=g, minlength=len(u))  # chain rule through η_t = u[seg(t)]
     if smoothness:
         du = np.diff(u)
         v += smoothness * float(du @ du)
@@ -300,6 +397,10 @@ def _solve(
     """L-BFGS-B on log L(T) (+ penalty) over the controls u (η_t = u[seg[t]]); returns (u, res).
 
     ``monotone_from``: keep u non-increasing from that control on (:class:`_Monotone`)."""
+    # Segment propagation is exact to ~1e-14 relative but not smooth to the last bit (iterated
+    # roots): stop on a relative reduction of 1e-13 there, not 1e-15, before the line search
+    # chases rounding noise (measured: "ABNORMAL" stops at the same optimum otherwise).
+    ftol = 1e-13 if isinstance(seg, _Segments) else 1e-15
 
     def fg(u: np.ndarray) -> tuple[float, np.ndarray]:
         v, g, _ = _controls_objective(problem, u, seg, smoothness, batches)
@@ -309,7 +410,13 @@ def _solve(
 
     if parameterization == "linear":
         res = lbfgsb(
-            fg, x0, [(0.0, eta_max)] * len(x0), maxiter=maxiter, gtol=tol, callback=callback
+            fg,
+            x0,
+            [(0.0, eta_max)] * len(x0),
+            maxiter=maxiter,
+            gtol=tol,
+            ftol=ftol,
+            callback=callback,
         )
         return np.asarray(res.x), res
 
@@ -328,12 +435,19 @@ def _solve(
             mono.bounds(len(x0)),
             maxiter=maxiter,
             gtol=tol,
+            ftol=ftol,
             callback=callback,
         )
         return mono.u_of(np.asarray(res.x)), res
     x_start = np.log(np.clip(x0, math.exp(lo), eta_max))
     res = lbfgsb(
-        fg_log, x_start, [(lo, log_max)] * len(x0), maxiter=maxiter, gtol=tol, callback=callback
+        fg_log,
+        x_start,
+        [(lo, log_max)] * len(x0),
+        maxiter=maxiter,
+        gtol=tol,
+        ftol=ftol,
+        callback=callback,
     )
     return np.exp(np.asarray(res.x)), res
 
@@ -376,9 +490,11 @@ class _Monotone:
         return float(np.max(np.abs(y - np.clip(y - gy, lo, hi))))
 
 
-def _best_constant(problem: Problem, T: int, eta_max: float, batches) -> tuple[float, int]:
+def _best_constant(
+    problem: Problem, T: int, eta_max: float, batches, method: str = "auto"
+) -> tuple[float, int]:
     x0 = np.array([min(0.5 * problem.eta_critical(), eta_max)])
-    seg = np.zeros(int(T), np.int64)
+    seg, _ = _grid(problem, int(T), 1, "uniform", method, batches)
     name = f"eta_max={eta_max:g} (the start is the constant rate min(eta_c/2, eta_max))"
     _check_start(problem, x0, seg, batches, name=name)
     u, res = _solve(
@@ -396,15 +512,17 @@ def _best_constant(problem: Problem, T: int, eta_max: float, batches) -> tuple[f
 
 
 def best_constant_rate(
-    problem: Problem, T: int, *, eta_max: float | None = None, batches=None
+    problem: Problem, T: int, *, eta_max: float | None = None, batches=None, method: str = "auto"
 ) -> float:
     """The constant rate η ∈ (0, η_max] minimizing L(T) (the solver's default start).
 
     The one-control problem solved by L-BFGS-B in log η from a safely stable rate (half the
-    largest stable constant rate), to a relative gradient of 1e-6: about 10 evaluations.
+    largest stable constant rate), to a relative gradient of 1e-6: about 10 evaluations. At
+    large T one segment of T steps is propagated exactly (``method``, see
+    :func:`optimize_schedule`), so any T is cheap.
     """
     _, eta_max = _validate(problem, T, None, eta_max, 0.0)
-    return _best_constant(problem, T, eta_max, batches)[0]
+    return _best_constant(problem, T, eta_max, batches, method)[0]
 
 
 def optimize_schedule(
@@ -421,6 +539,8 @@ def optimize_schedule(
     parameterization: str = "log",
     progress: bool = False,
     monotone: bool = False,
+    grid="uniform",
+    method: str = "auto",
 ) -> ScheduleResult:
     """The learning-rate schedule minimizing L(T), subject to 0 ≤ η_t ≤ η_max.
 
@@ -450,6 +570,15 @@ def optimize_schedule(
             peak of the start (``init``; from the default constant start, none: the whole
             schedule is non-increasing). Solved in log coordinates on the decrements
             (:class:`_Monotone`); ``converged`` is the KKT test of that constrained problem.
+        grid: where the K controls sit: ``"uniform"`` (step t uses control ⌊tK/T⌋),
+            ``"log"`` (:func:`rfmodel.segments.log_lengths`: short segments near t = 0 and
+            t = T, where the optimum changes fastest) or K segment lengths summing to T.
+        method: how L(T) and its gradient are evaluated: ``"steps"`` (the step recursion,
+            O(T·N) per evaluation), ``"segments"`` (exact segment propagation, O(K·N²)
+            whatever T: docs/theory.md §5) or ``"auto"`` (segments when K ≪ T makes them
+            cheaper, see ``_SEG_NS``; never below T = 100 000). On the segment path the result
+            keeps ``etas`` as a :class:`rfmodel.segments.Piecewise` and ``curve`` at the
+            boundaries and 2000 log-spaced steps (``curve_steps``).
 
     Returns:
         :class:`ScheduleResult`.
@@ -468,13 +597,13 @@ def optimize_schedule(
         raise ValueError(f"monotone must be True or False; got monotone={monotone!r}")
     if monotone and parameterization != "log":
         raise ValueError("monotone=True needs parameterization='log' (it solves on log-decrements)")
-    seg = segment_index(T, K)
+    seg, centers = _grid(problem, T, K, grid, method, batches)
     start_evaluations = 0
     if init is None:
-        eta0, start_evaluations = _best_constant(problem, T, eta_max, batches)
+        eta0, start_evaluations = _best_constant(problem, T, eta_max, batches, method)
         x0 = np.full(K, eta0)
     else:
-        x0 = np.clip(_initial(init, K), 0.0, eta_max)
+        x0 = np.clip(_initial(init, K, centers), 0.0, eta_max)
         _check_start(problem, x0, seg, batches)
         start_evaluations = 1
     peak = None
@@ -507,13 +636,22 @@ def optimize_schedule(
     )
     if bar is not None:
         bar.close()
-    etas = u[seg]
     # One evaluation at the optimum: the loss curve and the KKT residual (on log L + penalty).
     _, g, curve = _controls_objective(problem, u, seg, smoothness, batches)
     if peak is None:
         pg = projected_gradient(u, g, 0.0, eta_max)
     else:
         pg = _Monotone(peak, math.log(eta_max) - 30.0, math.log(eta_max)).projected_gradient(u, g)
+    segments = None
+    if isinstance(seg, _Segments):
+        from .segments import Piecewise, log_steps, segment_losses
+
+        etas = Piecewise(u, seg.lengths)
+        steps = np.union1d(log_steps(T, 2000), etas.edges)
+        curve = segment_losses(problem, u, seg.lengths, steps=steps)[1]
+        segments = {"lengths": seg.lengths, "curve_steps": steps}
+    else:
+        etas = u[seg]
     converged, message = _stop_reason(res, pg, maxiter)
     if not converged:
         warnings.warn(
@@ -533,9 +671,12 @@ def optimize_schedule(
         "init": _describe(init),
         "maxiter": int(maxiter),
         "tol": float(tol),
+        **_optional_config(grid, method),
     }
     if monotone:  # only when set: the keys of existing results stay valid
         config["monotone"] = True
+    if segments is not None:
+        config["solved_on"] = "segments"
     return ScheduleResult(
         etas=etas,
         controls=u,
@@ -549,7 +690,19 @@ def optimize_schedule(
         wall_time=time.perf_counter() - t0,
         config=config,
         solver_message=str(res.message),
+        **(segments or {}),
     )
+
+
+def _optional_config(grid, method) -> dict[str, Any]:
+    """The segment-grid options, in a configuration only when they are not at their default
+    (so that the keys of results solved before they existed do not change)."""
+    out: dict[str, Any] = {}
+    if not (isinstance(grid, str) and grid == "uniform"):
+        out["grid"] = grid if isinstance(grid, str) else _describe(grid)
+    if method != "auto":
+        out["method"] = method
+    return out
 
 
 def _describe(x) -> Any:
@@ -575,7 +728,7 @@ def _check_start(
     one no better than not training (η ≡ 0, or an unstable rate that has not overflowed yet).
     In log coordinates η → 0 is a spurious stationary point, so such starts used to end at
     L(T) = L(0) with L-BFGS-B reporting convergence."""
-    v, _, curve = log_final_loss_and_grad(problem, x0[seg], batches, with_curve=True)
+    v, _, curve = _controls_objective(problem, x0, seg, 0.0, batches)
     if not math.isfinite(v):
         raise ValueError(
             f"{name}: the initial schedule diverges; pass a smaller init or eta_max, or "
@@ -625,10 +778,11 @@ def horizon_keys(
     for T in Ts:
         if not isinstance(T, int | np.integer) or isinstance(T, bool) or T < 1:
             raise ValueError(f"Ts must be integers >= 1; got {T!r}")
+    optional = _optional_config(kwargs.pop("grid", "uniform"), kwargs.pop("method", "auto"))
     unknown = set(kwargs) - set(_SOLVER_DEFAULTS)
     if unknown:
         raise TypeError(f"unexpected solver arguments {sorted(unknown)}")
-    solver = {**_SOLVER_DEFAULTS, **kwargs}
+    solver = {**_SOLVER_DEFAULTS, **kwargs, **optional}
     solver["eta_max"] = _validate(problem, 1, None, solver["eta_max"], 0.0)[1]
     solver["batches"] = _describe(solver["batches"])
     out = {}
@@ -679,11 +833,36 @@ def optimize_schedules(
         if saved is not None:
             out[T] = saved
         else:
-            out[T] = optimize_schedule(problem, T, controls=key["controls"], init=prev, **kwargs)
+            try:
+                out[T] = optimize_schedule(
+                    problem, T, controls=key["controls"], init=prev, **kwargs
+                )
+            except ValueError as e:
+                if prev is None or not str(e).startswith("init:"):
+                    raise
+                # The previous optimum stretched to T can diverge (a hard-phase transient above
+                # η_c held 10x longer): start from it clipped below η_c instead.
+                out[T] = optimize_schedule(
+                    problem,
+                    T,
+                    controls=key["controls"],
+                    init=_below_critical(problem, prev),
+                    **kwargs,
+                )
             if path is not None:
                 out[T].save(path, key=key)
         prev = out[T].etas
     return out
+
+
+def _below_critical(problem: Problem, etas):
+    """A warm start with every rate clipped to 0.99 of the largest stable constant rate."""
+    from .segments import Piecewise
+
+    cap = 0.99 * problem.eta_critical()
+    if isinstance(etas, Piecewise):
+        return Piecewise(np.minimum(etas.values, cap), etas.lengths)
+    return np.minimum(np.asarray(etas, np.float64), cap)
 
 
 def load_schedule(path: str | Path, key: dict[str, Any]) -> ScheduleResult | None:

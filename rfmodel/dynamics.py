@@ -51,6 +51,7 @@ __all__ = [
     "diverged",
     "check_schedule",
     "problem_arrays",
+    "segment_losses",
 ]
 
 Array = jax.Array
@@ -402,7 +403,11 @@ def _objective_executable(t: int, n: int, block: int):
     """:func:`_log_final_vg` compiled for horizon t and n padded modes."""
     f64 = partial(jax.ShapeDtypeStruct, dtype=jnp.float64)
     vec, sched = f64((n,)), f64((t,))
-    lowered = _log_final_vg.lower(vec, vec, vec, vec, f64(()), sched, sched, block=block)
+    return _compile(_log_final_vg.lower(vec, vec, vec, vec, f64(()), sched, sched, block=block))
+
+
+def _compile(lowered):
+    """Compile with XLA:CPU's classic emitters where available (see above), else the default."""
     if jax.default_backend() == "cpu":
         try:
             return lowered.compile(_COMPILER_OPTIONS)
@@ -491,3 +496,7 @@ def final_loss(problem: Problem, etas, batches=None) -> Array:
 def diverged(curve) -> bool:
     """True if the loss overflowed anywhere on the curve (the recursion grew without bound)."""
     return not bool(np.all(np.isfinite(np.asarray(curve, np.float64))))
+
+
+# Horizon-free evaluation of piecewise-constant schedules (docs/theory.md §5).
+from .segments import segment_losses  # noqa: E402

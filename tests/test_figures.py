@@ -21,6 +21,7 @@ EXPECTED = {
     "phase_diagram.png",
     "phase_diagram_agreement.png",
     "long_step_pattern.png",
+    "long_horizons.png",
     "lr_transfer.png",
     "horizon_transfer.png",
     "networks_digits.png",

@@ -29,6 +29,7 @@ EXPERIMENTS = (
     "baselines",
     "phase_diagram",
     "long_step_pattern",
+    "long_horizons",
     "lr_transfer",
     "networks",
 )

@@ -77,8 +77,23 @@ def segment_centers(T: int, K: int) -> np.ndarray:
     return np.bincount(seg, weights=frac, minlength=K) / np.bincount(seg, minlength=K)
 
 
+def result_centers(res: ScheduleResult) -> np.ndarray:
+    """Segment centres t/T of a result's controls, on its own grid (uniform or not)."""
+    T = int(res.config["T"])
+    K = np.asarray(res.controls).size
+    lengths = res.lengths
+    if lengths is None and res.config.get("grid") == "log":  # log grid, solved step by step
+        from ..segments import log_lengths
+
+        lengths = log_lengths(T, K)
+    if lengths is None:
+        return segment_centers(T, K)
+    n = np.asarray(lengths, np.float64)
+    return (np.cumsum(n) - 0.5 * n) / T
+
+
 def _chain_kwargs(chain: dict[str, Any]) -> dict[str, Any]:
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = {k: chain[k] for k in ("grid", "method") if k in chain}
     if chain.get("smoothness"):
         kw["smoothness"] = float(chain["smoothness"])
     if chain.get("maxiter"):

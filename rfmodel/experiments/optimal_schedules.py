@@ -44,6 +44,7 @@ from ._common import (
     interp_crossing,
     make_problem,
     plt,
+    result_centers,
     run_chain,
     segment_centers,
     setting_label,
@@ -188,7 +189,7 @@ def schedule_stats(res, cfg: dict[str, Any]) -> dict[str, Any]:
     T = int(res.config["T"])
     u = np.asarray(res.controls, dtype=np.float64)
     K = u.size
-    x = segment_centers(T, K)
+    x = result_centers(res)
     lo, hi = cfg["delta_window"]
     sel = (x >= lo) & (x <= hi) & (u > 0)
     delta = None

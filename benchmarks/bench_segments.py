@@ -1,0 +1,71 @@
+"""Speed of segment propagation (docs/theory.md §5) against the step recursion.
+
+Prints, measured in one run (medians over repeats, after compilation):
+- one log L(T) + gradient by segments at T = 10^7, K = 400 (log-spaced grid), N_eff ≈ 600
+  (the easy setting of the experiments, N = 10^6 binned);
+- the same schedule at a T where the step recursion also runs (T = 10^5, K = 400): both times,
+  their ratio, and the largest relative difference of L(T) and of the gradient;
+- one optimal schedule at T = 10^7 (K = 400, log grid, default start), wall time included
+  compilation.
+
+Usage: ``python benchmarks/bench_segments.py [--repeats 3] [--no-solve]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from bench_dynamics import median_time
+
+from rfmodel import Problem
+from rfmodel.control import optimize_schedule
+from rfmodel.dynamics import log_final_loss_and_grad as step_objective
+from rfmodel.segments import log_final_loss_and_grad as segment_objective
+from rfmodel.segments import log_lengths
+
+
+def schedule(T: int, K: int) -> tuple[np.ndarray, np.ndarray]:
+    n = log_lengths(T, K)
+    x = (np.cumsum(n) - 0.5 * n) / T
+    return 0.05 * T**-0.2 * (1 - x) ** 1.2 + 1e-5, n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-solve", action="store_true", help="skip the T = 10^7 optimization")
+    args = ap.parse_args()
+    p = Problem(a=2.5, b=1.2, sigma=0.3, n_modes=10**6, batch=4, n_exact=200)
+    K = 400
+    print(f"problem: a=2.5, b=1.2, σ=0.3, m=4, N=10^6 binned, N_eff = {p.n_eff}; K = {K}")
+    u, n = schedule(10**7, K)
+    t_seg = median_time(lambda: segment_objective(p, u, n), args.repeats)
+    print(f"segments, T = 10^7: one log L + gradient {t_seg:.3f} s")
+    T = 10**5
+    u, n = schedule(T, K)
+    per_step = np.repeat(u, n)
+    t_s = median_time(lambda: segment_objective(p, u, n), args.repeats)
+    t_r = median_time(lambda: step_objective(p, per_step), args.repeats)
+    v_s, g_s = segment_objective(p, u, n)
+    v_r, g_r = step_objective(p, per_step)
+    g_r = np.bincount(np.repeat(np.arange(K), n), weights=g_r)
+    print(
+        f"T = 10^5: segments {t_s:.3f} s, step recursion {t_r:.3f} s "
+        f"(steps/segments = {t_r / t_s:.2f}); |ΔL/L| = {abs(np.expm1(v_s - v_r)):.1e}, "
+        f"max |Δg|/max|g| = {np.max(np.abs(g_s - g_r)) / np.max(np.abs(g_r)):.1e}"
+    )
+    print(f"step recursion extrapolated to T = 10^7: {t_r * 100:.1f} s per evaluation")
+    if not args.no_solve:
+        t0 = time.perf_counter()
+        res = optimize_schedule(p, 10**7, controls=K, grid="log")
+        wall = time.perf_counter() - t0
+        print(
+            f"optimal schedule, T = 10^7, K = {K} (log grid): {wall:.1f} s, "
+            f"{res.evaluations} evaluations, L = {res.loss:.6g}, converged = {res.converged}"
+        )
+
+
+if __name__ == "__main__":
+    main()
