@@ -58,6 +58,77 @@ def _check_T(T: int) -> None:
         raise ValueError(f"T must be an integer >= 1; got T={T}")
 
 
+def _optimize_controls(args: argparse.Namespace, problem) -> dict[str, Any]:
+    """The controls named by --optimize (``eta`` always included) and the batch settings,
+    checked before any work starts: {} for the rate alone, else optimize_schedule's keywords."""
+    from .control import CONTROLS, _validate_batch
+
+    names = {"eta", *(x.strip() for x in args.optimize.split(",") if x.strip())}
+    unknown = sorted(names - set(CONTROLS))
+    if unknown:
+        raise ValueError(f"--optimize must be a comma list of {list(CONTROLS)}; got {unknown}")
+    if "batch" not in names:
+        given = [f for f in ("samples", "batch_min", "batch_max") if getattr(args, f) is not None]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise ValueError(f"{flag} needs --optimize batch (it sets the batch control)")
+        return {}
+    samples = args.samples if args.samples is not None else args.T * args.batch
+    S, lo, hi = _validate_batch(
+        problem, args.T, ("eta", "batch"), samples, args.batch_min, args.batch_max, None
+    )
+    return dict(optimize=("eta", "batch"), samples=S, batch_min=lo, batch_max=hi)
+
+
+def _batch_report(problem, opt, out: Path) -> dict[str, Any]:
+    """Print η(t), m(t) and what integer batches cost; write schedule.csv/.json (step, eta,
+    batch; batch_int: integer batches with the same total, eta_int: the rates rescaled to keep
+    η_t/m_t per step). A data loader reads m_t per step."""
+    from . import results
+    from .control import integer_batches
+    from .dynamics import loss_curve
+
+    T = opt.etas.size
+    m_int = integer_batches(opt.batches)
+    eta_int = np.minimum(opt.etas * m_int / opt.batches, opt.config["eta_max"])
+    loss_int = float(loss_curve(problem, opt.etas, m_int.astype(np.float64))[-1])
+    loss_scaled = float(loss_curve(problem, eta_int, m_int.astype(np.float64))[-1])
+    print(f"\n{'t/T':>6s} {'eta(t)':>10s} {'m(t)':>9s}")
+    for f in (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0):
+        t = int(round(f * (T - 1)))
+        print(f"{f:6.2f} {opt.etas[t]:10.4g} {opt.batches[t]:9.4g}")
+    print(
+        f"batch: {opt.batches.min():.4g} … {opt.batches.max():.4g} (mean {opt.batches.mean():.4g}),"
+        f" Σ m_t − S = {opt.budget_residual:+.1e}; KKT residuals "
+        + ", ".join(f"{k} {v:.1e}" for k, v in opt.kkt.items())
+        + f"\ninteger batches (cumulative rounding, same total): L(T) = {loss_scaled:.6g} "
+        f"({loss_scaled / opt.loss - 1:+.2e} vs the continuous optimum) with the rates "
+        f"rescaled to keep η/m (eta_int); {loss_int:.6g} ({loss_int / opt.loss - 1:+.2e}) "
+        "with the rates unchanged"
+    )
+    columns = {
+        "step": np.arange(T),
+        "eta": opt.etas,
+        "batch": opt.batches,
+        "batch_int": m_int,
+        "eta_int": eta_int,
+    }
+    results.write_text(
+        out / "schedule.csv",
+        ",".join(columns)
+        + "\n"
+        + "".join(
+            f"{t},{e:.12g},{m:.12g},{mi},{ei:.12g}\n"
+            for t, e, m, mi, ei in zip(*columns.values(), strict=True)
+        ),
+    )
+    results.write_json(
+        out / "schedule.json",
+        {**{k: v.tolist() for k, v in columns.items()}, "samples": opt.config["samples"]},
+    )
+    return {"loss_integer_batches": loss_scaled, "loss_integer_batches_same_rates": loss_int}
+
+
 def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
     from . import Problem, plotting, results
     from .control import optimize_schedule
@@ -65,6 +136,15 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
 
     _check_T(args.T)
     problem = Problem(a=args.a, b=args.b, sigma=args.sigma, n_modes=args.n_modes, batch=args.batch)
+    joint = _optimize_controls(args, problem)
+    if joint:  # the reference schedules run at the constant batch S/T
+        problem = Problem(
+            a=args.a,
+            b=args.b,
+            sigma=args.sigma,
+            n_modes=args.n_modes,
+            batch=joint["samples"] / args.T,
+        )
     out = args.out or Path("runs") / f"optimize_a{args.a:g}_b{args.b:g}_T{args.T}"
     for line in _theory_lines(problem):
         print(line)
@@ -82,6 +162,7 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
         eta_max=args.eta_max,
         smoothness=args.smoothness,
         progress=True,
+        **joint,
     )
     print(
         f"optimal schedule: L(T) = {opt.loss:.6g} ({opt.iterations} iterations, "
@@ -90,11 +171,30 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
     opt.save(out / "optimal")
     from tqdm.auto import tqdm
 
+    rows = [{"schedule": "optimal", "loss": opt.loss, "ratio_to_optimal": 1.0, "params": {}}]
+    extra: dict[str, Any] = {}
+    if joint:
+        const = optimize_schedule(
+            problem,
+            args.T,
+            controls=args.controls,
+            eta_max=opt.config["eta_max"],
+            smoothness=args.smoothness,
+        )
+        rows[0]["schedule"] = "optimal eta and m"
+        rows.append(
+            {
+                "schedule": f"optimal eta at m={problem.batch:g}",
+                "loss": const.loss,
+                "ratio_to_optimal": const.loss / opt.loss,
+                "params": {},
+            }
+        )
+        extra = {**_batch_report(problem, opt, out), "constant_batch": const.metadata()}
     tuned = {}
     for name in tqdm(families, desc="tuning baselines", unit="family"):
         r = tune(name, problem, args.T)
         tuned[name] = {"etas": r.etas, "curve": r.curve, "loss": r.loss, "params": r.params}
-    rows = [{"schedule": "optimal", "loss": opt.loss, "ratio_to_optimal": 1.0, "params": {}}]
     rows += [
         {
             "schedule": n,
@@ -121,6 +221,7 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
         "eta_critical": problem.eta_critical(),
         "table": rows,
         "optimal": opt.metadata(),
+        **extra,
         "wall_time": time.perf_counter() - t0,
     }
     results.write_json(out / "summary.json", summary)
@@ -133,11 +234,16 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
         f"{problem.phase} phase: a={args.a:g}, b={args.b:g}, σ={args.sigma:g}, "
         f"m={args.batch}, N={args.n_modes}, T={args.T}"
     )
+    if joint:
+        title += f", S={joint['samples']:g} samples (constant-batch schedules at m = S/T)"
     fig = plotting.optimize_figure(
-        {"etas": opt.etas, "curve": opt.curve, "loss": opt.loss}, tuned, title
+        {"etas": opt.etas, "curve": opt.curve, "loss": opt.loss, "batches": opt.batches},
+        tuned,
+        title,
     )
     path = plotting.save_figure(fig, out / "optimize.png")
-    print(f"\nwrote {out}/ (optimal.npz/.json, table.csv, summary.json, {path.name})")
+    files = "optimal.npz/.json, table.csv, summary.json" + (", schedule.csv/.json" if joint else "")
+    print(f"\nwrote {out}/ ({files}, {path.name})")
     return summary
 
 
@@ -279,6 +385,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--smoothness", type=float, default=0.0, help="penalty κ (default 0)")
     p.add_argument("--families", default="all", help="comma-separated baseline families")
+    p.add_argument(
+        "--optimize",
+        default="eta",
+        help="comma list of controls to optimize: eta (always), batch (default %(default)s)",
+    )
+    p.add_argument(
+        "--samples",
+        type=float,
+        default=None,
+        help="sample budget S = Σ_t m_t with --optimize batch (default T·batch)",
+    )
+    p.add_argument("--batch-min", type=float, default=None, help="smallest batch (default 1)")
+    p.add_argument(
+        "--batch-max", type=float, default=None, help="largest batch (default: unbounded)"
+    )
     p.set_defaults(func=cmd_optimize)
 
     p = sub.add_parser("simulate", help="exact recursion vs Monte-Carlo SGD")

@@ -48,6 +48,7 @@ __all__ = [
     "horizon_keys",
     "load_schedule",
     "integer_batches",
+    "project_budget",
     "FewestSteps",
     "fewest_steps",
 ]
@@ -470,7 +471,7 @@ def _joint_objective(
     return _penalize(v, grads["eta"], u, smoothness), grads, curve
 
 
-def _project_budget(u: np.ndarray, n: np.ndarray, total: float, lo: float, hi: float) -> np.ndarray:
+def project_budget(u: np.ndarray, n: np.ndarray, total: float, lo: float, hi: float) -> np.ndarray:
     """The nearest point (in log u) of {lo ≤ u ≤ hi, Σ_j n_j u_j = total}: u·e^τ clipped to the
     bounds, with the scalar τ solved to machine precision (the sum is monotone in τ)."""
     u = np.asarray(u, np.float64)
@@ -564,7 +565,7 @@ def _solve_joint(
         c_prev = worst
     vals = unpack(x)
     for b in budgets:
-        vals[b.name] = _project_budget(vals[b.name], n, b.total, b.lo, b.hi)
+        vals[b.name] = project_budget(vals[b.name], n, b.total, b.lo, b.hi)
     summary = optimize.OptimizeResult(
         nit=nit, nfev=nfev, success=bool(res.success), message=res.message
     )
@@ -575,8 +576,10 @@ def _joint_start(
     problem: Problem, T: int, seg: np.ndarray, blocks: list[Control], init
 ) -> tuple[dict[str, np.ndarray], int]:
     """Start values of every block and the evaluations spent finding them: ``init`` (a dict by
-    control name, or the rates alone), resampled to K and projected onto the budget; by default
-    m ≡ S/T and the best constant rate at that batch."""
+    control name, or the rates alone), resampled to K and projected onto the budget (given both,
+    the rates are rescaled with the batches, keeping η/m per segment: a warm start from another
+    budget stays as stable per sample); by default m ≡ S/T and the best constant rate at that
+    batch."""
     K = int(seg[-1]) + 1
     n = np.bincount(seg, minlength=K).astype(np.float64)
     given = dict(init) if isinstance(init, dict) else ({} if init is None else {"eta": init})
@@ -587,17 +590,20 @@ def _joint_start(
             f"{[b.name for b in blocks]}; got keys {sorted(unknown)}"
         )
     out: dict[str, np.ndarray] = {}
+    rescale = np.ones(K)
     for b in blocks:
         if b.name == "eta":
             continue
         u = _initial(given[b.name], K) if b.name in given else np.full(K, b.total / n.sum())
         if np.any(u <= 0):
             raise ValueError(f"init[{b.name!r}] must be > 0")
-        out[b.name] = _project_budget(u, n, b.total, b.lo, b.hi) if b.total else u
+        out[b.name] = project_budget(u, n, b.total, b.lo, b.hi) if b.total else u
+        if b.name == "batch" and b.name in given:
+            rescale = out[b.name] / u
     batches = out["batch"][seg] if "batch" in out else None
     eta_max = blocks[0].hi
     if "eta" in given:
-        out["eta"] = np.clip(_initial(given["eta"], K), 0.0, eta_max)
+        out["eta"] = np.clip(_initial(given["eta"], K) * rescale, 0.0, eta_max)
         _check_start(problem, out["eta"], seg, batches, batch_grad=True)
         return out, 1
     eta0, evals = _joint_best_constant(problem, T, eta_max, batches)
@@ -1078,6 +1084,7 @@ def fewest_steps(
     target: float,
     *,
     T_start: int,
+    T_min: int | None = None,
     controls=None,
     rtol: float = 0.01,
     **kwargs: Any,
@@ -1086,18 +1093,21 @@ def fewest_steps(
     reaches L(T) ≤ ``target`` (the wall-clock question, docs/theory.md §6).
 
     From ``T_start`` (which must reach the target, e.g. the steps of the best constant-batch
-    schedule) T is halved until the optimum misses the target, then the bracket is bisected (in
-    log T) to a relative width ``rtol``. Each horizon is warm-started from the solved one
-    nearest in log T. Assumes L*(T; S) falls with T (fewer steps means larger batches, whose
-    per-sample progress is capped by the stability bound on η). ``controls``: None (per step),
-    an int K (at most T), or a callable ``T -> K``; ``kwargs`` go to :func:`optimize_schedule`
-    (``batch_min``, ``batch_max``, ``eta_max``, ...), which checks them.
+    schedule) T is halved until the optimum misses the target (or from ``T_min`` when given, a
+    horizon expected to miss it), then the bracket is bisected in log T to a relative width
+    ``rtol``. Each horizon is warm-started from the solved one nearest in log T. "Reaches" allows
+    the solver's precision, 1e-9 relative. Assumes L*(T; S) falls with T (fewer steps means
+    larger batches, whose progress per sample the stability bound on η caps). ``controls``:
+    None (per step), an int K (at most T), or a callable ``T -> K``; ``kwargs`` go to
+    :func:`optimize_schedule` (``batch_min``, ``batch_max``, ``eta_max``, ...), which checks
+    them.
     """
     for name, v in (("samples", samples), ("target", target)):
-        if not math.isfinite(_finite_number(name, v)) or float(v) <= 0:
+        if _finite_number(name, v) <= 0:
             raise ValueError(f"{name} must be a finite number > 0; got {name}={v!r}")
-    if not isinstance(T_start, int | np.integer) or T_start < 1:
-        raise ValueError(f"T_start must be an integer >= 1; got T_start={T_start!r}")
+    for name, v in (("T_start", T_start), ("T_min", T_min)):
+        if v is not None and (not isinstance(v, int | np.integer) or v < 1):
+            raise ValueError(f"{name} must be an integer >= 1; got {name}={v!r}")
     if not 0 < rtol < 1:
         raise ValueError(f"rtol must be in (0, 1); got rtol={rtol!r}")
     kwargs = {**kwargs, "optimize": ("eta", "batch"), "samples": float(samples)}
@@ -1105,37 +1115,40 @@ def fewest_steps(
     T_floor = max(1, math.ceil(float(samples) / bmax)) if bmax else 1
     results: dict[int, ScheduleResult] = {}
 
-    def solve(T: int) -> float:
+    def reaches(T: int) -> bool:
         if T not in results:
             K = controls(T) if callable(controls) else controls
-            K = None if K is None else min(int(K), T)
+            K = None if K is None else max(1, min(int(K), T))
             near = min(results, key=lambda t: abs(math.log(t / T)), default=None)
-            init = None
-            if near is not None:
-                init = {"eta": results[near].etas, "batch": results[near].batches}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                results[T] = optimize_schedule(problem, T, controls=K, init=init, **kwargs)
-        return results[T].loss
+                try:  # warm start (η/m kept per segment), else the default start
+                    if near is None:
+                        raise ValueError
+                    init = {"eta": results[near].etas, "batch": results[near].batches}
+                    results[T] = optimize_schedule(problem, T, controls=K, init=init, **kwargs)
+                except ValueError:
+                    results[T] = optimize_schedule(problem, T, controls=K, **kwargs)
+        return results[T].loss <= target * (1 + 1e-9)
 
     hi = int(T_start)
-    if solve(hi) > target:
+    if not reaches(hi):
         raise ValueError(
             f"T_start: the optimum at T_start={hi} does not reach target={target:.6g} "
             f"(L* = {results[hi].loss:.6g}); pass a larger T_start"
         )
     lo = hi
-    while lo > T_floor:
+    if T_min is not None and T_floor <= T_min < hi:
+        lo = int(T_min)
+        if reaches(lo):
+            hi = lo
+    while lo == hi and lo > T_floor:  # halve until a horizon misses the target
         lo = max(T_floor, lo // 2)
-        if solve(lo) > target:
-            break
-        hi = lo
-    else:
-        lo = hi  # reached the smallest feasible T
+        if reaches(lo):
+            hi = lo
     while hi > lo + 1 and hi / lo - 1 > rtol:
-        mid = int(round(math.sqrt(lo * hi)))
-        mid = min(max(mid, lo + 1), hi - 1)
-        if solve(mid) <= target:
+        mid = min(max(int(round(math.sqrt(lo * hi))), lo + 1), hi - 1)
+        if reaches(mid):
             hi = mid
         else:
             lo = mid
