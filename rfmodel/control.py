@@ -472,8 +472,15 @@ def _joint_objective(
 
 
 def project_budget(u: np.ndarray, n: np.ndarray, total: float, lo: float, hi: float) -> np.ndarray:
-    """The nearest point (in log u) of {lo ≤ u ≤ hi, Σ_j n_j u_j = total}: u·e^τ clipped to the
-    bounds, with the scalar τ solved to machine precision (the sum is monotone in τ)."""
+    """A point of {lo ≤ u ≤ hi, Σ_j n_j u_j = total}: u·e^τ clipped to the bounds (the same
+    relative change for every value not at a bound), the scalar τ solved to machine precision
+    (the sum is monotone in τ).
+
+    >>> project_budget(np.array([1.0, 2.0, 4.0]), np.ones(3), 14.0, 1.0, 8.0).tolist()
+    [2.0, 4.0, 8.0]
+    >>> np.round(project_budget(np.array([1.0, 2.0, 3.0]), np.ones(3), 12.0, 1.0, 5.0), 9).tolist()
+    [2.333333333, 4.666666667, 5.0]
+    """
     u = np.asarray(u, np.float64)
 
     def excess(tau: float) -> float:

@@ -223,3 +223,33 @@ def test_batch_settings_need_the_batch_control(kwargs, msg):
     p = Problem(a=2.0, b=1.5, sigma=0.5, n_modes=50, batch=2)
     with pytest.raises(ValueError, match=msg):
         optimize_schedule(p, 100, **kwargs)
+
+
+def test_cli_optimize_batch(tmp_path, capsys):
+    import csv
+    import json
+
+    from rfmodel.cli import main
+
+    args = ["optimize", "--T", "80", "--n-modes", "50", "--controls", "8", "--families"]
+    args += ["constant", "--optimize", "batch", "--samples", "320", "--batch-max", "16"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "m(t)" in out and "integer batches" in out and "optimal eta at m=4" in out
+    rows = list(csv.DictReader((tmp_path / "schedule.csv").open()))
+    assert list(rows[0]) == ["step", "eta", "batch", "batch_int", "eta_int"] and len(rows) == 80
+    assert math.isclose(sum(float(r["batch"]) for r in rows), 320, rel_tol=1e-12)
+    assert sum(int(r["batch_int"]) for r in rows) == 320
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    table = {r["schedule"]: r["loss"] for r in summary["table"]}
+    assert table["optimal eta and m"] <= table["optimal eta at m=4"] < table["constant"]
+    loaded = ScheduleResult.load(tmp_path / "optimal")
+    assert loaded.batches.shape == (80,) and loaded.config["samples"] == 320
+    for bad, msg in (
+        (["--samples", "100"], "--samples needs --optimize batch"),
+        (["--optimize", "batch,momentum"], "--optimize must be a comma list"),
+        (["--optimize", "batch", "--samples", "50"], "samples must be in"),
+        (["--optimize", "batch", "--batch-min", "0"], "batch_min must be >= 1"),
+    ):
+        assert main(["optimize", "--T", "80", *bad, "--out", str(tmp_path / "x")]) == 2
+        assert msg in capsys.readouterr().err

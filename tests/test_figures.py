@@ -22,6 +22,9 @@ EXPECTED = {
     "phase_diagram.png",
     "phase_diagram_agreement.png",
     "long_step_pattern.png",
+    "batch_schedules_shape.png",
+    "batch_schedules_degeneracy.png",
+    "batch_schedules_steps.png",
 }
 
 
@@ -54,6 +57,7 @@ def test_quick_writes_every_figure_and_the_table(quick):
         "## Baseline families",
         "K sensitivity",
         "Long-step pattern",
+        "## Batch-size schedules",
     ):
         assert needle in readme, needle
     for f in EXPECTED:
