@@ -579,8 +579,18 @@ def _solve_joint(
     return vals, summary
 
 
+def _control_blocks(names, eta_max: float, parameterization: str, budget) -> list[Control]:
+    """The solver's blocks of the optimized controls, in the order of :data:`CONTROLS`: the
+    rate (log or linear, as ``parameterization``), the batch (log m, with the budget)."""
+    blocks = [Control("eta", 0.0, eta_max, log=parameterization == "log")]
+    if "batch" in names:
+        S, lo, hi = budget
+        blocks.append(Control("batch", lo, hi, log=True, total=S, kkt_log=True))
+    return blocks
+
+
 def _joint_start(
-    problem: Problem, T: int, seg: np.ndarray, blocks: list[Control], init
+    problem: Problem, T: int, seg: np.ndarray, blocks: list[Control], init, fixed=None
 ) -> tuple[dict[str, np.ndarray], int]:
     """Start values of every block and the evaluations spent finding them: ``init`` (a dict by
     control name, or the rates alone), resampled to K and projected onto the budget (given both,
@@ -607,7 +617,7 @@ def _joint_start(
         out[b.name] = project_budget(u, n, b.total, b.lo, b.hi) if b.total else u
         if b.name == "batch" and b.name in given:
             rescale = out[b.name] / u
-    batches = out["batch"][seg] if "batch" in out else None
+    batches = out["batch"][seg] if "batch" in out else fixed
     eta_max = blocks[0].hi
     if "eta" in given:
         out["eta"] = np.clip(_initial(given["eta"], K) * rescale, 0.0, eta_max)
@@ -765,7 +775,7 @@ def optimize_schedule(
             bar.set_postfix(objective=f"{min(intermediate_result.fun, 1e300):.8g}", refresh=False)
 
     extra: dict[str, Any] = {}
-    if budget is None:
+    if names == ("eta",):  # the rate alone: L-BFGS-B on the rates (results unchanged)
         start_evaluations = 0
         if init is None:
             eta0, start_evaluations = _best_constant(problem, T, eta_max, batches)
@@ -789,13 +799,9 @@ def optimize_schedule(
         # One evaluation at the optimum: the loss curve and the KKT residual (on log L + penalty).
         _, g, curve = _controls_objective(problem, u, seg, smoothness, batches)
         pg = projected_gradient(u, g, 0.0, eta_max)
-    else:
-        S, m_lo, m_hi = budget
-        blocks = [
-            Control("eta", 0.0, eta_max, log=parameterization == "log"),
-            Control("batch", m_lo, m_hi, log=True, total=S, kkt_log=True),
-        ]
-        start, start_evaluations = _joint_start(problem, T, seg, blocks, init)
+    else:  # several controls: one block each, budgets by an augmented Lagrangian
+        blocks = _control_blocks(names, eta_max, parameterization, budget)
+        start, start_evaluations = _joint_start(problem, T, seg, blocks, init, batches)
         vals, res = _solve_joint(
             problem,
             seg,
@@ -805,21 +811,20 @@ def optimize_schedule(
             maxiter=maxiter,
             tol=tol,
             callback=callback,
+            batches=batches,
         )
         u = vals["eta"]
-        _, grads, curve = _joint_objective(problem, vals, seg, smoothness)
+        _, grads, curve = _joint_objective(problem, vals, seg, smoothness, batches)
         n = np.bincount(seg, minlength=K).astype(np.float64)
         nus = {b.name: b.multiplier(vals[b.name], grads[b.name], n) for b in blocks if b.total}
         kkt = {
             b.name: b.residual(vals[b.name], grads[b.name], n, nus.get(b.name, 0.0)) for b in blocks
         }
         pg = max(kkt.values())
-        extra = {
-            "batches": vals["batch"][seg],
-            "budget_residual": float(np.sum(vals["batch"][seg]) - S),
-            "kkt": kkt,
-            "multipliers": nus,
-        }
+        extra = {"kkt": kkt, "multipliers": nus}
+        if "batch" in vals:
+            m = vals["batch"][seg]
+            extra.update(batches=m, budget_residual=float(np.sum(m) - budget[0]))
     if bar is not None:
         bar.close()
     converged, message = _stop_reason(res, pg, maxiter)
@@ -842,9 +847,10 @@ def optimize_schedule(
         "maxiter": int(maxiter),
         "tol": float(tol),
     }
-    if budget is not None:  # only when not at the defaults: the keys of η-only results stay
-        config.update(optimize=list(names), samples=budget[0], batch_min=budget[1])
-        config["batch_max"] = budget[2]
+    if names != ("eta",):  # only when not at the defaults: the keys of η-only results stay
+        config["optimize"] = list(names)
+    if budget is not None:
+        config.update(samples=budget[0], batch_min=budget[1], batch_max=budget[2])
     return ScheduleResult(
         etas=u[seg],
         controls=u,
