@@ -547,14 +547,23 @@ def _exponents(ph: dict[str, Any]) -> list[tuple[int, float]]:
 
 
 def _steps_text(fr: dict[str, Any]) -> str:
+    """The fewest steps to each target: constant batch against the optimal ramp."""
     parts = []
     for t in fr["targets"]:
-        label = "the best constant-batch loss" if t["eps"] == 0 else f"that loss + {t['eps']:.0%}"
+        label = "its loss" if t["eps"] == 0 else f"that loss + {t['eps']:.0%}"
+        fewer = fr["T_ref"] / t["steps_constant"]
         parts.append(
-            f"to reach {label} the ramp needs {t['steps_ramp']} steps, a constant batch "
-            f"{t['steps_constant']:.0f} ({t['steps_constant'] / t['steps_ramp']:.2f}× more)"
+            f"to reach {label} a constant batch needs {t['steps_constant']:.0f} steps"
+            + (f" ({fewer:.3g}× fewer than T_ref)" if fewer > 1.001 else "")
+            + ", the optimal ramp "
+            f"{t['steps_ramp']} ({t['steps_constant'] / t['steps_ramp']:.2f}× fewer than the "
+            "constant batch)"
         )
     return "; ".join(parts)
+
+
+def _ratio_text(x: float) -> str:
+    return f"{x - 1:+.1e}" if x < 10 else "unstable (L ≥ 10× the optimum)"
 
 
 def _readme(cfg: dict[str, Any], phases: dict[str, dict[str, Any]]) -> str:
@@ -632,12 +641,26 @@ def _readme(cfg: dict[str, Any], phases: dict[str, dict[str, Any]]) -> str:
                 f"per-sample schedule of m = {f['samples'] / f['replay_T']:g} replayed at every "
                 f"m without re-optimizing: "
                 + ", ".join(
-                    f"m = {f['samples'] / T:g}: {rep[T] / c[f['replay_T']] - 1:+.1e}"
-                    for T in Ts[:: max(1, len(Ts) // 5)][::-1]
+                    f"m = {S / T:g}: {_ratio_text(rep[T] / c[f['replay_T']])}"
+                    for T in Ts[::-1]
+                    if math.log2(S / T) % 1 < 1e-6
                 )
-                + f". Best constant batch m = {f['samples'] / f['T_ref']:g} (T = {f['T_ref']}); "
+                + f". Best constant batch m = {S / f['T_ref']:g} (T_ref = {f['T_ref']} steps): "
                 + _steps_text(f)
                 + "."
+            )
+            r = f["ramp"]
+            if r["fit"]:
+                txt.append(
+                    f"That ramp (T = {r['T']}, mean batch {S / r['T']:.3g}): m from "
+                    f"{r['first']:.3g} to {r['last']:.3g}, m ∝ (t/T)^p over t/T ∈ [0.05, 0.9] "
+                    f"with p = {fmt_fit(r['fit'])}."
+                )
+        if ph == "easy" and hs:
+            txt.append(
+                "In the easy phase m(t) is pinned only by the weak (η/m-breaking) curvature: "
+                "its flat directions leave segment-to-segment ripples of a few percent within "
+                "the solver's tolerance, and γ still drifts with T."
             )
         lines += [" ".join(txt), ""]
     return "\n".join(lines).rstrip()
@@ -669,7 +692,12 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                     "setting": f"{ph}, S = {f['samples']}",
                     "measured": f"{saved:.2f}× ({f['T_ref']} → {t['steps_ramp']} steps)",
                     "T_range": "—",
-                    "drift": _steps_text(f),
+                    "drift": "; ".join(
+                        f"+{x['eps']:.0%}: constant {x['steps_constant']:.0f}, ramp "
+                        f"{x['steps_ramp']} steps"
+                        for x in f["targets"][1:]
+                    )
+                    or "—",
                     "predicted": "> 1 (ramps save steps)" if ph == "easy" else "≈ 1",
                     "verdict": ("holds" if saved > 1.2 else "no saving")
                     if ph == "easy"
