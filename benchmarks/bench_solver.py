@@ -119,19 +119,9 @@ def worker_ipopt(case: dict, cap: float) -> dict:
     if "samples" in case:
         lo, hi = case["batch_range"]
         kw = dict(samples=case["samples"], batch_min=lo, batch_max=hi)
+    args = (case["a"], case["b"], SIGMA, BATCH, case["n_modes"], case["T"], case["K"])
     t0 = time.perf_counter()
-    r = solve_ipopt(
-        case["a"],
-        case["b"],
-        SIGMA,
-        BATCH,
-        case["n_modes"],
-        case["T"],
-        case["K"],
-        eta_max=ETA_MAX,
-        time_cap=cap,
-        **kw,
-    )
+    r = solve_ipopt(*args, eta_max=ETA_MAX, time_cap=cap, **kw)
     out = {
         **({"budget_residual": r["budget_residual"]} if kw else {}),
         "loss": r["loss"],
@@ -142,16 +132,7 @@ def worker_ipopt(case: dict, cap: float) -> dict:
         "hit_cap": r["hit_cap"],
         "build_time": r["build_time"],
     }
-    out["eval_ns_per_mode_step"] = eval_cost_ns_per_mode_step(
-        case["a"],
-        case["b"],
-        SIGMA,
-        BATCH,
-        case["n_modes"],
-        case["T"],
-        case["K"],
-        batch_mode=bool(kw),
-    )
+    out["eval_ns_per_mode_step"] = eval_cost_ns_per_mode_step(*args, batch_mode=bool(kw))
     return out
 
 
