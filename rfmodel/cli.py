@@ -234,11 +234,13 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
         f"{problem.phase} phase: a={args.a:g}, b={args.b:g}, σ={args.sigma:g}, "
         f"m={args.batch}, N={args.n_modes}, T={args.T}"
     )
+    shown = dict(tuned)
     if joint:
         title += f", S={joint['samples']:g} samples (constant-batch schedules at m = S/T)"
+        shown[rows[1]["schedule"]] = {"etas": const.etas, "curve": const.curve, "loss": const.loss}
     fig = plotting.optimize_figure(
         {"etas": opt.etas, "curve": opt.curve, "loss": opt.loss, "batches": opt.batches},
-        tuned,
+        shown,
         title,
     )
     path = plotting.save_figure(fig, out / "optimize.png")
