@@ -9,9 +9,18 @@ reported separately). Problems (σ = 0.5, batch 5, η ≤ 2, K piecewise-constan
     S2  P1 with T = 10^4, K = 200
     P4  P1 with N = 2000, T = 10^4, K = 200
 
-Also prints one loss-plus-gradient evaluation's cost in ns per mode-step for both.
+The paper's joint learning-rate and batch-size problem (docs/theory.md §6): K = 100
+piecewise-constant η and m, sample budget Σ_t m_t = T·m̄ = 5000 held as an equality,
+1 ≤ m ≤ 10·m̄ = 50, η ≤ 2 (``optimize_schedule(optimize=("eta", "batch"))`` against IPOPT
+with the budget as a constraint, :func:`ipopt_baseline.solve_ipopt` with ``samples``):
+
+    B1  P1 in batch mode (easy)
+    B2  P2 in batch mode (hard)
+
+Also prints one loss-plus-gradient evaluation's cost in ns per mode-step for both; for the
+batch cases rfmodel's cost of one L + ∇(η, m) against one L + ∇η (same T, N, same process).
 Needs ``pip install casadi`` (benchmark-only). Usage:
-``python benchmarks/bench_solver.py [--cases P1,P2,S2,P4] [--cap 600]``
+``python benchmarks/bench_solver.py [--cases P1,P2,S2,P4,B1,B2] [--cap 600]``
 """
 
 from __future__ import annotations
@@ -23,19 +32,33 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 CASES = {
     "P1": dict(a=2.5, b=1.2, n_modes=500, T=1000, K=100),
     "P2": dict(a=1.5, b=2.5, n_modes=500, T=1000, K=100),
     "S2": dict(a=2.5, b=1.2, n_modes=500, T=10_000, K=200),
     "P4": dict(a=2.5, b=1.2, n_modes=2000, T=10_000, K=200),
+    "B1": dict(a=2.5, b=1.2, n_modes=500, T=1000, K=100, samples=5000, batch_range=(1, 50)),
+    "B2": dict(a=1.5, b=2.5, n_modes=500, T=1000, K=100, samples=5000, batch_range=(1, 50)),
 }
 SIGMA, BATCH, ETA_MAX = 0.5, 5, 2.0
 
 
+def _median_seconds(*fns, repeats: int = 7) -> list[float]:
+    """Median seconds of each ``fn(i)``, the functions interleaved (so that a load change on a
+    shared machine hits all of them alike); each is called once first (compilation)."""
+    times: list[list[float]] = [[] for _ in fns]
+    for i in range(-1, repeats):
+        for fn, ts in zip(fns, times, strict=True):
+            t1 = time.perf_counter()
+            fn(i)
+            ts.append(time.perf_counter() - t1)
+    return [float(np.median(ts[1:])) for ts in times]
+
+
 def worker_rfmodel(case: dict) -> dict:
     t_import = time.perf_counter()
-    import numpy as np
-
     from rfmodel import Problem
     from rfmodel.control import optimize_schedule, segment_index
     from rfmodel.dynamics import log_final_loss_and_grad
@@ -48,16 +71,34 @@ def worker_rfmodel(case: dict) -> dict:
         batch=BATCH,
         n_exact=case["n_modes"],
     )
+    batch = "samples" in case
+    kw = {}
+    if batch:
+        lo, hi = case["batch_range"]
+        kw = dict(optimize=("eta", "batch"), samples=case["samples"], batch_min=lo, batch_max=hi)
     t0 = time.perf_counter()
-    res = optimize_schedule(p, case["T"], controls=case["K"], eta_max=ETA_MAX)
+    res = optimize_schedule(p, case["T"], controls=case["K"], eta_max=ETA_MAX, **kw)
     wall = time.perf_counter() - t0
     etas = res.controls[segment_index(case["T"], case["K"])]
-    times = []
-    for i in range(7):
-        t1 = time.perf_counter()
-        log_final_loss_and_grad(p, etas * (1 + 1e-9 * i))
-        times.append(time.perf_counter() - t1)
+    batches = res.batches if batch else np.full(case["T"], float(BATCH))
+
+    def eta_only(i: int) -> None:
+        log_final_loss_and_grad(p, etas * (1 + 1e-9 * i), batches)
+
+    def eta_and_batch(i: int) -> None:
+        log_final_loss_and_grad(p, etas * (1 + 1e-9 * i), batches, batch_grad=True)
+
+    if batch:  # one L + ∇(η, m) against one L + ∇η, same process, same schedule
+        median, median_batch = _median_seconds(eta_only, eta_and_batch, repeats=21)
+        out = {
+            "budget_residual": res.budget_residual,
+            "kkt": res.kkt,
+            "eval_ratio_batch_grad": median_batch / median,
+        }
+    else:
+        (median,), out = _median_seconds(eta_only), {}
     return {
+        **out,
         "loss": res.loss,
         "wall_time": wall,
         "import_time": t0 - t_import,
@@ -65,7 +106,7 @@ def worker_rfmodel(case: dict) -> dict:
         "evaluations": res.evaluations,
         "converged": res.converged,
         "projected_gradient": res.projected_gradient,
-        "eval_ns_per_mode_step": float(np.median(times)) / (case["T"] * case["n_modes"]) * 1e9,
+        "eval_ns_per_mode_step": median / (case["T"] * case["n_modes"]) * 1e9,
     }
 
 
@@ -74,19 +115,15 @@ def worker_ipopt(case: dict, cap: float) -> dict:
     sys.path.insert(0, str(Path(__file__).parent))
     from ipopt_baseline import eval_cost_ns_per_mode_step, solve_ipopt
 
+    kw = {}
+    if "samples" in case:
+        lo, hi = case["batch_range"]
+        kw = dict(samples=case["samples"], batch_min=lo, batch_max=hi)
+    args = (case["a"], case["b"], SIGMA, BATCH, case["n_modes"], case["T"], case["K"])
     t0 = time.perf_counter()
-    r = solve_ipopt(
-        case["a"],
-        case["b"],
-        SIGMA,
-        BATCH,
-        case["n_modes"],
-        case["T"],
-        case["K"],
-        eta_max=ETA_MAX,
-        time_cap=cap,
-    )
+    r = solve_ipopt(*args, eta_max=ETA_MAX, time_cap=cap, **kw)
     out = {
+        **({"budget_residual": r["budget_residual"]} if kw else {}),
         "loss": r["loss"],
         "wall_time": r["wall_time"],
         "import_time": t0 - t_import,
@@ -95,9 +132,7 @@ def worker_ipopt(case: dict, cap: float) -> dict:
         "hit_cap": r["hit_cap"],
         "build_time": r["build_time"],
     }
-    out["eval_ns_per_mode_step"] = eval_cost_ns_per_mode_step(
-        case["a"], case["b"], SIGMA, BATCH, case["n_modes"], case["T"], case["K"]
-    )
+    out["eval_ns_per_mode_step"] = eval_cost_ns_per_mode_step(*args, batch_mode=bool(kw))
     return out
 
 
@@ -152,6 +187,12 @@ def main() -> None:
             f"loss rfmodel/ipopt − 1 = {rr['loss'] / ri['loss'] - 1:+.2e}, "
             f"eval cost ratio = {ri['eval_ns_per_mode_step'] / rr['eval_ns_per_mode_step']:.1f}x"
         )
+        if "budget_residual" in rr:
+            print(
+                f"{name:4s} budget   Σm − S: rfmodel {rr['budget_residual']:+.1e}, ipopt "
+                f"{ri['budget_residual']:+.1e}; rfmodel KKT residuals {rr['kkt']}; "
+                f"one L + ∇(η, m) / one L + ∇η = {rr['eval_ratio_batch_grad']:.2f}x"
+            )
     if args.json:
         from rfmodel.results import write_json
 

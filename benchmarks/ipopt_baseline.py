@@ -5,6 +5,13 @@ unrolled symbolically into one CasADi expression graph, the K piecewise-constant
 are the decision variables, and IPOPT (MUMPS linear solver, limited-memory quasi-Newton Hessian)
 minimizes the final loss subject to ``0 <= eta <= eta_max``.
 
+**Batch mode** (the paper's joint learning-rate and batch-size problem, docs/theory.md §6): with
+``samples=S`` the K piecewise-constant batch sizes m_j are decision variables too, with the
+sample budget as an equality constraint ``sum_j n_j m_j = S`` (n_j = segment lengths, so
+``sum_t m_t = S``; the paper uses S = T * mean batch), bounds ``batch_min <= m_j <= batch_max``
+(the paper: [1, 10 * mean batch]) and ``0 <= eta_j <= eta_max``. Initial guess: constant
+``eta = 0.5 * eta_max`` and ``m = S / T``.
+
 Problem (docs/theory.md §1, §2, §6)
 ------------------------------------
 Modes k = 1..N, lambda_k = k^(-b), C_k(0) = k^(b-a), label noise sigma, batch m::
@@ -82,20 +89,23 @@ def loss_numpy(
     a: float,
     b: float,
     sigma: float,
-    batch: float,
+    batch: float | Sequence[float] | np.ndarray,
     n_modes: int,
     etas_per_step: Sequence[float] | np.ndarray,
 ) -> float:
     """Final excess loss L(T) of the exact recursion in float64, T = len(etas_per_step).
 
+    ``batch``: one batch size, or one per step.
+
     >>> round(loss_numpy(2.5, 1.2, 0.0, 1e12, 1, [0.5, 0.5]), 12)  # (1 - 0.5)^4
     0.0625
     """
     lam, c = _modes(a, b, n_modes)
-    m = float(batch)
+    etas = np.asarray(etas_per_step, dtype=np.float64)
+    batches = np.broadcast_to(np.asarray(batch, dtype=np.float64), etas.shape)
     s2 = float(sigma) ** 2
     lam2 = lam * lam
-    for eta in np.asarray(etas_per_step, dtype=np.float64):
+    for eta, m in zip(etas, batches, strict=True):
         loss = float(lam @ c)
         d = 1.0 - 2.0 * eta * lam + ((m + 1.0) / m) * eta * eta * lam2
         c = d * c + (eta * eta / m) * lam * (loss + s2)
@@ -103,26 +113,38 @@ def loss_numpy(
 
 
 def build_objective(
-    a: float, b: float, sigma: float, batch: float, n_modes: int, T: int, K: int
+    a: float,
+    b: float,
+    sigma: float,
+    batch: float,
+    n_modes: int,
+    T: int,
+    K: int,
+    *,
+    batch_mode: bool = False,
 ) -> tuple[ca.MX, ca.MX]:
-    """Unroll the T-step recursion symbolically; return (controls symbol, log L(T) expression)."""
+    """Unroll the T-step recursion symbolically; return (controls symbol, log L(T) expression).
+
+    The controls are the K rates, or with ``batch_mode`` the K rates followed by the K batch
+    sizes (``batch`` is then unused)."""
     lam_np, c0_np = _modes(a, b, n_modes)
     seg = segment_index(T, K)
-    m = float(batch)
     s2 = float(sigma) ** 2
     lam = ca.DM(lam_np)
     lam2 = ca.DM(lam_np * lam_np)
-    eta = ca.MX.sym("eta", K)
+    x = ca.MX.sym("x", 2 * K if batch_mode else K)
     c: ca.MX | ca.DM = ca.DM(c0_np)
     d = noise = None
     for t in range(T):
         if t == 0 or seg[t] != seg[t - 1]:
-            e = eta[int(seg[t])]
+            j = int(seg[t])
+            e = x[j]
+            m = x[K + j] if batch_mode else float(batch)
             e2 = e * e
             d = 1.0 - 2.0 * e * lam + ((m + 1.0) / m) * e2 * lam2
             noise = (e2 / m) * lam
         c = d * c + noise * (ca.dot(lam, c) + s2)
-    return eta, ca.log(ca.dot(lam, c))
+    return x, ca.log(ca.dot(lam, c))
 
 
 def _initial_guess(
@@ -154,8 +176,16 @@ def solve_ipopt(
     tol: float = 1e-10,
     max_iter: int = 5000,
     verbose: bool = False,
+    samples: float | None = None,
+    batch_min: float = 1.0,
+    batch_max: float | None = None,
 ) -> dict[str, Any]:
     """Minimize L(T) over K piecewise-constant rates in [0, eta_max] with IPOPT.
+
+    With ``samples=S`` (batch mode, the paper's formulation) also over K piecewise-constant
+    batch sizes in [batch_min, batch_max] (default 10 S/T) with ``sum_t m_t = S`` held as an
+    equality constraint; ``batch`` is then unused. The result then also has ``batches`` (K,)
+    and ``budget_residual`` (``sum_t m_t - S`` of the returned, bound-clipped batches).
 
     ``time_cap`` (seconds) bounds the total wall time including graph construction: IPOPT gets
     ``max_wall_time = time_cap - (time spent unrolling the graph)`` (at least 1 ms); the short
@@ -167,7 +197,15 @@ def solve_ipopt(
     status), ``hit_cap``, ``success`` and ``ipopt_objective`` (log L(T) as seen by IPOPT).
     """
     t_start = time.perf_counter()
-    eta, f = build_objective(a, b, sigma, batch, n_modes, T, K)
+    batch_mode = samples is not None
+    x, f = build_objective(a, b, sigma, batch, n_modes, T, K, batch_mode=batch_mode)
+    seg = segment_index(T, K)
+    nlp: dict[str, Any] = {"x": x, "f": f}
+    if batch_mode:
+        lengths = np.bincount(seg, minlength=K).astype(np.float64)
+        nlp["g"] = ca.dot(ca.DM(lengths), x[K:])
+        if batch_max is None:
+            batch_max = 10.0 * float(samples) / T
     opts: dict[str, Any] = {
         "ipopt.linear_solver": "mumps",
         "ipopt.hessian_approximation": "limited-memory",
@@ -182,17 +220,34 @@ def solve_ipopt(
     if time_cap is not None:
         elapsed = time.perf_counter() - t_start
         opts["ipopt.max_wall_time"] = max(float(time_cap) - elapsed, 1e-3)
-    solver = ca.nlpsol("ipopt_lr", "ipopt", {"x": eta, "f": f}, opts)
+    solver = ca.nlpsol("ipopt_lr", "ipopt", nlp, opts)
     build_time = time.perf_counter() - t_start
     x0 = _initial_guess(init, K, eta_max)
     t_solve = time.perf_counter()
-    sol = solver(x0=x0, lbx=0.0, ubx=float(eta_max))
+    if batch_mode:
+        lo = np.concatenate([np.zeros(K), np.full(K, float(batch_min))])
+        hi = np.concatenate([np.full(K, float(eta_max)), np.full(K, float(batch_max))])
+        x0 = np.concatenate([x0, np.full(K, float(samples) / T)])
+        sol = solver(x0=x0, lbx=lo, ubx=hi, lbg=float(samples), ubg=float(samples))
+    else:
+        sol = solver(x0=x0, lbx=0.0, ubx=float(eta_max))
     solve_time = time.perf_counter() - t_solve
     stats = solver.stats()
-    controls = np.clip(np.asarray(sol["x"], dtype=np.float64).ravel(), 0.0, eta_max)
-    loss = loss_numpy(a, b, sigma, batch, n_modes, controls[segment_index(T, K)])
+    xs = np.asarray(sol["x"], dtype=np.float64).ravel()
+    controls = np.clip(xs[:K], 0.0, eta_max)
+    extra: dict[str, Any] = {}
+    per_step_batch: Any = batch
+    if batch_mode:
+        batches = np.clip(xs[K:], batch_min, batch_max)
+        per_step_batch = batches[seg]
+        extra = {
+            "batches": batches,
+            "budget_residual": float(np.sum(per_step_batch) - float(samples)),
+        }
+    loss = loss_numpy(a, b, sigma, per_step_batch, n_modes, controls[seg])
     status = str(stats.get("return_status", "unknown"))
     return {
+        **extra,
         "controls": controls,
         "loss": loss,
         "wall_time": time.perf_counter() - t_start,
@@ -216,15 +271,20 @@ def eval_cost_ns_per_mode_step(
     K: int,
     eta: float = 1.0,
     repeats: int = 7,
+    *,
+    batch_mode: bool = False,
 ) -> float:
     """Median time of one objective+gradient evaluation of the CasADi graph, in ns / (N*T).
 
     The Function maps the K controls to (log L(T), d log L(T) / d eta) by reverse-mode AD, the
-    same quantities IPOPT requests each iteration. One warm-up call is excluded.
+    same quantities IPOPT requests each iteration. One warm-up call is excluded. With
+    ``batch_mode`` the graph of the batch mode (K rates and K batches, all at ``batch``).
     """
-    sym, f = build_objective(a, b, sigma, batch, n_modes, T, K)
+    sym, f = build_objective(a, b, sigma, batch, n_modes, T, K, batch_mode=batch_mode)
     fg = ca.Function("f_grad", [sym], [f, ca.gradient(f, sym)])
     x = np.full(K, float(eta))
+    if batch_mode:
+        x = np.concatenate([x, np.full(K, float(batch))])
     fg(x)
     times = []
     for _ in range(repeats):

@@ -191,6 +191,8 @@ def _say(args: argparse.Namespace) -> Callable[[str], None]:
 
 
 # ----------------------------------------------------------------------------- optimize
+#: How the table names each control (``--optimize`` names → the symbols of the schedule).
+_SYMBOL = {"eta": "eta", "batch": "m", "momentum": "beta"}
 #: Controls of the default hard-phase schedule: K = min(T, this) piecewise-constant rates.
 HARD_DEFAULT_CONTROLS = 100
 #: Easy phase: one control per step up to this T, then this many (the solver's L-BFGS-B keeps
@@ -218,6 +220,74 @@ def _k_label(K: int | None) -> str:
     return "per step" if K is None else f"K={K}"
 
 
+def _optimize_controls(args: argparse.Namespace, problem) -> dict[str, Any]:
+    """The controls named by --optimize (``eta`` always included) and the batch settings,
+    checked before any work starts: {} for the rate alone, else optimize_schedule's keywords."""
+    from .control import _validate_batch
+
+    names = {"eta", *args.optimize}
+    if "batch" not in names:
+        given = [f for f in ("samples", "batch_min", "batch_max") if getattr(args, f) is not None]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise ValueError(f"{flag} needs --optimize batch (it sets the batch control)")
+        return {}
+    samples = args.samples if args.samples is not None else args.T * args.batch
+    S, lo, hi = _validate_batch(
+        problem, args.T, ("eta", "batch"), samples, args.batch_min, args.batch_max, None
+    )
+    return dict(optimize=("eta", "batch"), samples=S, batch_min=lo, batch_max=hi)
+
+
+def _batch_report(problem, opt, out: Path) -> dict[str, Any]:
+    """Print η(t), m(t) and what integer batches cost; write schedule.csv/.json (step, eta,
+    batch; batch_int: integer batches with the same total, eta_int: the rates rescaled to keep
+    η_t/m_t per step). A data loader reads m_t per step."""
+    from . import results
+    from .control import integer_batches
+    from .dynamics import loss_curve
+
+    T = opt.etas.size
+    m_int = integer_batches(opt.batches)
+    eta_int = np.minimum(opt.etas * m_int / opt.batches, opt.config["eta_max"])
+    loss_int = float(loss_curve(problem, opt.etas, m_int.astype(np.float64))[-1])
+    loss_scaled = float(loss_curve(problem, eta_int, m_int.astype(np.float64))[-1])
+    print(f"\n{'t/T':>6s} {'eta(t)':>10s} {'m(t)':>9s}")
+    for f in (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0):
+        t = int(round(f * (T - 1)))
+        print(f"{f:6.2f} {opt.etas[t]:10.4g} {opt.batches[t]:9.4g}")
+    print(
+        f"batch: {opt.batches.min():.4g} … {opt.batches.max():.4g} (mean {opt.batches.mean():.4g}),"
+        f" Σ m_t − S = {opt.budget_residual:+.1e}; KKT residuals "
+        + ", ".join(f"{k} {v:.1e}" for k, v in opt.kkt.items())
+        + f"\ninteger batches (cumulative rounding, same total): L(T) = {loss_scaled:.6g} "
+        f"({loss_scaled / opt.loss - 1:+.2e} vs the continuous optimum) with the rates "
+        f"rescaled to keep η/m (eta_int); {loss_int:.6g} ({loss_int / opt.loss - 1:+.2e}) "
+        "with the rates unchanged"
+    )
+    columns = {
+        "step": np.arange(T),
+        "eta": opt.etas,
+        "batch": opt.batches,
+        "batch_int": m_int,
+        "eta_int": eta_int,
+    }
+    results.write_text(
+        out / "schedule.csv",
+        ",".join(columns)
+        + "\n"
+        + "".join(
+            f"{t},{e:.12g},{m:.12g},{mi},{ei:.12g}\n"
+            for t, e, m, mi, ei in zip(*columns.values(), strict=True)
+        ),
+    )
+    results.write_json(
+        out / "schedule.json",
+        {**{k: v.tolist() for k, v in columns.items()}, "samples": opt.config["samples"]},
+    )
+    return {"loss_integer_batches": loss_scaled, "loss_integer_batches_same_rates": loss_int}
+
+
 def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
     from . import Problem, plotting, results
     from .control import optimize_schedule
@@ -225,6 +295,15 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
 
     say = _say(args)
     problem = Problem(a=args.a, b=args.b, sigma=args.sigma, n_modes=args.n_modes, batch=args.batch)
+    joint = _optimize_controls(args, problem)
+    if joint:  # the reference schedules run at the constant batch S/T
+        problem = Problem(
+            a=args.a,
+            b=args.b,
+            sigma=args.sigma,
+            n_modes=args.n_modes,
+            batch=joint["samples"] / args.T,
+        )
     K = _controls(args, problem.phase)
     compare = args.compare if args.compare is not None else problem.phase == "hard"
     alt_K = (min(args.T, HARD_DEFAULT_CONTROLS) if K is None else None) if compare else "none"
@@ -237,6 +316,11 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
         "monotone": args.monotone,
         "families": args.families,
         "compare": alt_K,
+        **(
+            {"joint": {k: list(v) if isinstance(v, tuple) else v for k, v in joint.items()}}
+            if joint
+            else {}
+        ),
     }
     out = writable_dir(_run_dir("optimize", problem, args, config))
     for line in _theory_lines(problem):
@@ -245,18 +329,21 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
         _check_eta_max(problem, args.T, args.eta_max)
     t0 = time.perf_counter()
     solve = dict(eta_max=args.eta_max, smoothness=args.smoothness, progress=not args.quiet)
-    main_res = optimize_schedule(problem, args.T, controls=K, **solve)
+    main_res = optimize_schedule(problem, args.T, controls=K, **solve, **joint)
     solved = [(_k_label(K), main_res, K)]
-    if compare:  # what the other choice costs (hard phase: per-step long steps vs smooth K)
+    if (
+        compare and not joint
+    ):  # what the other choice costs (hard phase: per-step long steps vs smooth K)
         alt = optimize_schedule(problem, args.T, controls=alt_K, init=main_res.etas, **solve)
         solved.append((_k_label(alt_K), alt, alt_K))
-    if args.monotone:  # non-increasing after the warmup (the part before the peak)
+    if args.monotone and not joint:  # non-increasing after the warmup (the part before the peak)
         mono = optimize_schedule(
             problem, args.T, controls=K, init=main_res.etas, monotone=True, **solve
         )
         solved.insert(0, (f"{_k_label(K)}, monotone", mono, K))
     label, opt, _ = solved[0]  # the exported schedule: the row "optimal"
-    label = f"optimal ({label})"
+    names = " and ".join(_SYMBOL[n] for n in joint.get("optimize", ("eta",)))
+    label = f"optimal ({label})" if not joint else f"optimal {names} ({label})"
     say(
         f"{label}: L(T) = {opt.loss:.6g} ({opt.iterations} iterations, {opt.message}, "
         f"{opt.wall_time:.1f} s)"
@@ -267,6 +354,26 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
 
     from tqdm.auto import tqdm
 
+    rows = [{"schedule": "optimal", "loss": opt.loss, "ratio_to_optimal": 1.0, "params": {}}]
+    extra: dict[str, Any] = {}
+    if joint:
+        const = optimize_schedule(
+            problem,
+            args.T,
+            controls=args.controls,
+            eta_max=opt.config["eta_max"],
+            smoothness=args.smoothness,
+        )
+        rows[0]["schedule"] = "optimal eta and m"
+        rows.append(
+            {
+                "schedule": f"optimal eta at m={problem.batch:g}",
+                "loss": const.loss,
+                "ratio_to_optimal": const.loss / opt.loss,
+                "params": {},
+            }
+        )
+        extra = {**_batch_report(problem, opt, out), "constant_batch": const.metadata()}
     tuned = {}
     bar = tqdm(args.families, desc="tuning baselines", unit="family", disable=args.quiet)
     for name in bar:
@@ -290,6 +397,25 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
         }
         for i, (lab, r, k) in enumerate(solved)
     ]
+    extra: dict[str, Any] = {}
+    if joint:  # the optimum of the rate alone at the constant batch S/T
+        const = optimize_schedule(
+            problem, args.T, controls=K, **{**solve, "eta_max": opt.config["eta_max"]}
+        )
+        rows[0]["schedule"] = "optimal " + " and ".join(_SYMBOL[n] for n in joint["optimize"])
+        rows.insert(
+            1,
+            {
+                "schedule": f"optimal eta at m={problem.batch:g}",
+                "controls": _k_label(K),
+                "loss": const.loss,
+                "ratio_to_optimal": const.loss / opt.loss,
+                "params": {},
+                "seconds": const.wall_time,
+                "note": "the rate alone at the constant batch S/T",
+            },
+        )
+        extra = {**_batch_report(problem, opt, out), "constant_batch": const.metadata()}
     rows += [
         {
             "schedule": n,
@@ -305,8 +431,8 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
     print(f"\n{'schedule':28s} {'L(T)':>12s} {'ratio':>8s}  tuned parameters / note{cap}")
     for r in rows:
         params = ", ".join(f"{k}={v:.4g}" for k, v in r["params"].items())
-        extra = params or f"{r['note']}, {r['seconds']:.1f} s"
-        print(f"{r['schedule']:28s} {r['loss']:12.6g} {r['ratio_to_optimal']:8.4f}  {extra}")
+        info = params or f"{r['note']}, {r['seconds']:.1f} s"
+        print(f"{r['schedule']:28s} {r['loss']:12.6g} {r['ratio_to_optimal']:8.4f}  {info}")
     csv = "schedule,loss,ratio_to_optimal,params\n" + "".join(
         f"{r['schedule']},{r['loss']:.10g},{r['ratio_to_optimal']:.6f},"
         f'"{";".join(f"{k}={v:.6g}" for k, v in r["params"].items())}"\n'
@@ -321,6 +447,7 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
         "eta_critical": problem.eta_critical(),
         "table": rows,
         "optimal": opt.metadata(),
+        **extra,
         "wall_time": time.perf_counter() - t0,
     }
     results.write_json(out / "summary.json", summary)
@@ -333,11 +460,18 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
         f"{problem.phase} phase: a={args.a:g}, b={args.b:g}, σ={args.sigma:g}, "
         f"m={args.batch}, N={args.n_modes}, T={args.T}"
     )
+    shown = dict(tuned)
+    if joint:
+        title += f", S={joint['samples']:g} samples (constant-batch schedules at m = S/T)"
+        shown[rows[1]["schedule"]] = {"etas": const.etas, "curve": const.curve, "loss": const.loss}
     fig = plotting.optimize_figure(
-        {"etas": opt.etas, "curve": opt.curve, "loss": opt.loss}, tuned, title
+        {"etas": opt.etas, "curve": opt.curve, "loss": opt.loss, "batches": opt.batches},
+        shown,
+        title,
     )
     path = plotting.save_figure(fig, out / "optimize.png")
-    print(f"\nwrote {out}/ (optimal.npz/.json, table.csv, summary.json, {path.name})")
+    files = "optimal.npz/.json, table.csv, summary.json" + (", schedule.csv/.json" if joint else "")
+    print(f"\nwrote {out}/ ({files}, {path.name})")
     return summary
 
 
@@ -533,6 +667,7 @@ def _command(sub, name: str, func, summary: str, description: str) -> argparse.A
 
 
 def _add_optimize(sub) -> None:
+    from .control import CONTROLS
     from .schedules import FAMILIES, OPTAX_FAMILIES
 
     p = _command(
@@ -595,6 +730,33 @@ def _add_optimize(sub) -> None:
         + ", ".join(FAMILIES)
         + ") or a comma-separated list; also optax's own factories: "
         + ", ".join(OPTAX_FAMILIES),
+    )
+    p.add_argument(
+        "--optimize",
+        type=names_flag(list(CONTROLS)),
+        default=["eta"],
+        metavar="NAME[,NAME...]",
+        help="controls to optimize, a comma-separated list from "
+        + ", ".join(CONTROLS)
+        + " (eta is always included; default: eta)",
+    )
+    p.add_argument(
+        "--samples",
+        type=float_flag(1),
+        default=None,
+        help="sample budget S = Σ_t m_t with --optimize batch (default T·batch)",
+    )
+    p.add_argument(
+        "--batch-min",
+        type=float_flag(1),
+        default=None,
+        help="smallest batch with --optimize batch (default 1)",
+    )
+    p.add_argument(
+        "--batch-max",
+        type=float_flag(1),
+        default=None,
+        help="largest batch with --optimize batch (default: unbounded)",
     )
 
 

@@ -8,6 +8,11 @@ control ⌊tK/T⌋, segments as equal as possible). The objective is log L(T) (+
 smoothness penalty κ Σ_j (u_{j+1} − u_j)² on the controls u), so the tolerances do not depend
 on the loss scale.
 
+``optimize=("eta", "batch")`` optimizes the batch sizes m_t jointly with the rates, under a
+sample budget Σ_t m_t = S held exactly (an augmented Lagrangian around L-BFGS-B, then an exact
+projection onto the budget; docs/theory.md §6). Each optimized control is a :class:`Control`
+block (bounds, coordinates, an optional budget); the solver works on their concatenation.
+
 >>> from rfmodel import Problem, loss_curve
 >>> p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=100, batch=4)
 >>> res = optimize_schedule(p, 200, controls=20)
@@ -29,10 +34,12 @@ import numpy as np
 from scipy import optimize
 
 from .dynamics import log_final_loss_and_grad
-from .problem import Problem
+from .problem import Problem, _finite
 
 __all__ = [
     "ScheduleResult",
+    "Control",
+    "CONTROLS",
     "optimize_schedule",
     "optimize_schedules",
     "segment_index",
@@ -40,7 +47,14 @@ __all__ = [
     "best_constant_rate",
     "horizon_keys",
     "load_schedule",
+    "integer_batches",
+    "project_budget",
+    "FewestSteps",
+    "fewest_steps",
 ]
+
+#: The controls ``optimize_schedule(optimize=...)`` knows, in the order of their blocks.
+CONTROLS = ("eta", "batch")
 
 
 def segment_index(T: int, K: int) -> np.ndarray:
@@ -64,17 +78,27 @@ class ScheduleResult:
             start, the check of the start, the final evaluation at the optimum).
         converged: a first-order (KKT) point was reached: L-BFGS-B stopped on its tolerances
             *and* the projected gradient is at most ``KKT_TOLERANCE`` (never True at a point
-            that is not first-order optimal for the bounded problem).
+            that is not first-order optimal for the bounded problem). Several controls: every
+            block's residual counts, and a line-search failure at a residual 100× below the
+            tolerance (the objective's rounding level) counts as converged.
         message: why it stopped, in words (L-BFGS-B's own message is in ``solver_message``).
         projected_gradient: ‖x − P(x − ∇ log L)‖_∞, the first-order optimality residual for the
             bound constraints (0 at a KKT point), on the log-loss objective.
         wall_time: seconds, compile included.
-        config: the full configuration (problem, T, controls, bounds, smoothness).
+        config: the full configuration (problem, T, controls, bounds, smoothness; with the batch
+            optimized also ``optimize``, ``samples``, ``batch_min``, ``batch_max``).
         lengths: segment lengths when the schedule was solved by segment propagation
             (docs/theory.md §5); then ``etas`` is a :class:`rfmodel.segments.Piecewise` (built
             on use) and ``curve`` holds L only at the steps ``curve_steps`` (segment boundaries
             and log-spaced steps), so that a T = 10^7 result stays a few hundred kB.
         curve_steps: the steps of ``curve`` (``None``: every step 0..T).
+        batches: per-step batch sizes m_t, shape ``(T,)``, when the batch was optimized
+            (``optimize=("eta", "batch")``); else ``None`` (the problem's batch, or the fixed
+            ``batches`` of the config).
+        budget_residual: Σ_t m_t − S in samples (|·| ≤ 1e-9 S is guaranteed), or ``None``.
+        kkt: the first-order residual of each optimized control (``projected_gradient`` is
+            their maximum), or ``None`` for the rate alone.
+        multipliers: the Lagrange multiplier ν of each budget (∂ log L*(T)/∂S = −ν), or ``None``.
     """
 
     etas: np.ndarray = field(repr=False)
@@ -91,6 +115,10 @@ class ScheduleResult:
     solver_message: str = ""
     lengths: np.ndarray | None = field(default=None, repr=False)
     curve_steps: np.ndarray | None = field(default=None, repr=False)
+    batches: np.ndarray | None = field(default=None, repr=False)
+    budget_residual: float | None = None
+    kkt: dict[str, float] | None = None
+    multipliers: dict[str, float] | None = None
 
     def save(self, path: str | Path, *, key: dict[str, Any] | None = None) -> None:
         """Write ``path`` (.npz arrays + a .json sidecar), atomically, with an integrity record.
@@ -107,15 +135,14 @@ class ScheduleResult:
                 "curve": self.curve,
                 "curve_steps": self.curve_steps,
             }
-        save_result(
-            path,
-            arrays,
-            self.metadata(),
-            config=self.config if key is None else key,
-        )
+        if self.batches is not None:
+            arrays["batches"] = self.batches
+        save_result(path, arrays, self.metadata(), config=self.config if key is None else key)
 
     def metadata(self) -> dict[str, Any]:
+        extra = {k: getattr(self, k) for k in _OPTIONAL_FIELDS if getattr(self, k) is not None}
         return {
+            **extra,
             "loss": self.loss,
             "iterations": self.iterations,
             "evaluations": self.evaluations,
@@ -181,8 +208,10 @@ class ScheduleResult:
                 etas=etas,
                 controls=arrays["controls"],
                 curve=arrays["curve"],
+                batches=arrays.get("batches"),
                 **{k: meta[k] for k in _META_FIELDS},
                 **(seg or {}),
+                **{k: meta[k] for k in _OPTIONAL_FIELDS if k in meta},
             )
             T = int(res.config["T"])
         except (KeyError, TypeError, ValueError) as e:
@@ -195,10 +224,16 @@ class ScheduleResult:
             or res.curve_steps[-1] != T
         ):
             raise ResultError(path, f"curve_steps do not fit T={T}: {res.curve_steps.shape}")
-        if res.etas.shape != (T,) or res.curve.shape != (n_curve,) or res.controls.ndim != 1:
+        if (
+            res.etas.shape != (T,)
+            or res.curve.shape != (n_curve,)
+            or res.controls.ndim != 1
+            or (res.batches is not None and res.batches.shape != (T,))
+        ):
             raise ResultError(
                 path,
-                f"arrays do not fit T={T}: etas {res.etas.shape}, curve {res.curve.shape}",
+                f"arrays do not fit T={T}: etas {res.etas.shape}, curve {res.curve.shape}"
+                + ("" if res.batches is None else f", batches {res.batches.shape}"),
             )
         if res.controls.size != K:
             raise ResultError(path, f"{res.controls.size} controls, expected K={K}")
@@ -216,6 +251,8 @@ _META_FIELDS = (
     "config",
     "solver_message",
 )
+#: Saved only when set (results of the rate alone keep their metadata unchanged).
+_OPTIONAL_FIELDS = ("budget_residual", "kkt", "multipliers")
 
 
 def lbfgsb(
@@ -372,12 +409,17 @@ def _controls_objective(problem: Problem, u: np.ndarray, seg, smoothness, batche
     else:
         v, g, curve = log_final_loss_and_grad(problem, u[seg], batches, with_curve=True)
         g = np.bincount(seg, weights=g, minlength=len(u))  # chain rule through η_t = u[seg(t)]
+    return _penalize(v, g, u, smoothness), g, curve
+
+
+def _penalize(v: float, g: np.ndarray, u: np.ndarray, smoothness: float) -> float:
+    """v + κ Σ_j (u_{j+1} − u_j)², adding the penalty's gradient to ``g`` in place."""
     if smoothness:
         du = np.diff(u)
         v += smoothness * float(du @ du)
         g[:-1] -= 2 * smoothness * du
         g[1:] += 2 * smoothness * du
-    return v, g, curve
+    return v
 
 
 def _solve(
@@ -490,6 +532,332 @@ class _Monotone:
         return float(np.max(np.abs(y - np.clip(y - gy, lo, hi))))
 
 
+# --------------------------------------------------------------------------- several controls
+@dataclass(frozen=True)
+class Control:
+    """One optimized control: K piecewise-constant values u_j (step t uses u[⌊tK/T⌋]).
+
+    A block of the solver's vector with its own bounds ``lo ≤ u ≤ hi``, its coordinates (``log``:
+    the solver moves x = log u, with x ≥ log hi − 30 when lo = 0; else x = u), an optional
+    budget Σ_t u_t = ``total`` (an equality: Σ_j n_j u_j = total over segment lengths n_j), and
+    the coordinates of its first-order residual (``kkt_log``: in log u, i.e. relative; else in
+    u). docs/theory.md §6.
+    """
+
+    name: str
+    lo: float
+    hi: float
+    log: bool = True
+    total: float | None = None
+    kkt_log: bool = False
+
+    def x_bounds(self) -> tuple[float, float]:
+        if not self.log:
+            return self.lo, self.hi
+        top = math.log(self.hi)
+        return (math.log(self.lo) if self.lo > 0 else top - 30.0), top
+
+    def to_x(self, u: np.ndarray) -> np.ndarray:
+        if not self.log:
+            return np.clip(u, self.lo, self.hi)
+        return np.log(np.clip(u, math.exp(self.x_bounds()[0]), self.hi))
+
+    def from_x(self, x: np.ndarray) -> np.ndarray:
+        return np.exp(x) if self.log else x
+
+    def dudx(self, u: np.ndarray) -> np.ndarray:
+        """du/dx: the chain rule from u to the solver's coordinates."""
+        return u if self.log else np.ones_like(u)
+
+    def residual(self, u: np.ndarray, g: np.ndarray, n: np.ndarray, nu: float) -> float:
+        """Projected gradient of the Lagrangian ∇_u log L + ν ∇_u (Σ_j n_j u_j) (ν = 0 without a
+        budget), in this block's residual coordinates: zero exactly at a KKT point."""
+        g = g + nu * n
+        if not self.kkt_log:
+            return projected_gradient(u, g, self.lo, self.hi)
+        return projected_gradient(np.log(u), u * g, math.log(self.lo), math.log(self.hi))
+
+    def multiplier(self, u: np.ndarray, g: np.ndarray, n: np.ndarray) -> float:
+        """Least-squares estimate of the budget's multiplier ν from the values strictly inside
+        their bounds (exact at a KKT point with at least one of them); 0 without a budget."""
+        if self.total is None:
+            return 0.0
+        free = (u > self.lo * (1 + 1e-9)) & (u < self.hi * (1 - 1e-9))
+        if not np.any(free):
+            free = np.ones_like(u, dtype=bool)
+        w = self.dudx(u) if self.kkt_log else np.ones_like(u)
+        a, h = (w * g)[free], (w * n)[free]
+        return float(-(a @ h) / (h @ h))
+
+
+def _optimize_names(optimize) -> tuple[str, ...]:
+    names = (optimize,) if isinstance(optimize, str) else optimize
+    try:
+        names = tuple(str(x) for x in names)
+    except TypeError:
+        names = ()
+    unknown = [x for x in names if x not in CONTROLS]
+    if not names or unknown or "eta" not in names:
+        raise ValueError(
+            f"optimize must name controls from {list(CONTROLS)} and include 'eta'; got "
+            f"optimize={optimize!r}"
+        )
+    return tuple(x for x in CONTROLS if x in names)
+
+
+def _validate_batch(
+    problem: Problem, T: int, names, samples, batch_min, batch_max, batches
+) -> tuple[float, float, float] | None:
+    """(S, batch_min, batch_max) when the batch is optimized, else None (checked first)."""
+    if "batch" not in names:
+        for name, v in (("samples", samples), ("batch_min", batch_min), ("batch_max", batch_max)):
+            if v is not None:
+                raise ValueError(
+                    f"{name} is a setting of the batch control: pass optimize=('eta', 'batch') "
+                    f"with it; got {name}={v!r} and optimize={names!r}"
+                )
+        return None
+    if batches is not None:
+        raise ValueError(
+            "batches (fixed per-step batch sizes) cannot be given with optimize=('eta', 'batch'),"
+            " which optimizes them; pass samples=S (and batch_min/batch_max) instead"
+        )
+    S = T * float(problem.batch) if samples is None else _finite("samples", samples)
+    lo = 1.0 if batch_min is None else _finite("batch_min", batch_min)
+    if lo < 1:
+        raise ValueError(f"batch_min must be >= 1; got batch_min={batch_min!r}")
+    hi = None if batch_max is None else _finite("batch_max", batch_max)
+    if hi is not None and hi < lo:
+        raise ValueError(f"batch_max must be >= batch_min={lo:g}; got batch_max={hi:g}")
+    if hi is None:
+        hi = max(lo, S - (T - 1) * lo)  # the most one step can take
+    if not T * lo <= S <= T * hi:
+        raise ValueError(
+            f"samples must be in [T*batch_min, T*batch_max] = [{T * lo:g}, {T * hi:g}] (each "
+            f"of the T steps takes between batch_min and batch_max samples); got "
+            f"samples={S:g} with T={T}"
+        )
+    return S, lo, hi
+
+
+def _joint_objective(
+    problem: Problem, values: dict[str, np.ndarray], seg: np.ndarray, smoothness, batches=None
+):
+    """log L(T) (+ κ Σ_j (η_{j+1} − η_j)² on the rates), its gradient with respect to every
+    block's K values (one adjoint pass, docs/theory.md §2), and L(0..T). ``batches``: fixed
+    per-step batches when the batch is not among the values."""
+    u = values["eta"]
+    K = len(u)
+    m = values["batch"][seg] if "batch" in values else batches
+    v, (ge, gm), curve = log_final_loss_and_grad(
+        problem, u[seg], m, with_curve=True, batch_grad=True
+    )
+    grads = {"eta": np.bincount(seg, weights=ge, minlength=K)}
+    if "batch" in values:
+        grads["batch"] = np.bincount(seg, weights=gm, minlength=K)
+    return _penalize(v, grads["eta"], u, smoothness), grads, curve
+
+
+def project_budget(u: np.ndarray, n: np.ndarray, total: float, lo: float, hi: float) -> np.ndarray:
+    """A point of {lo ≤ u ≤ hi, Σ_j n_j u_j = total}: u·e^τ clipped to the bounds (the same
+    relative change for every value not at a bound), the scalar τ solved to machine precision
+    (the sum is monotone in τ).
+
+    >>> project_budget(np.array([1.0, 2.0, 4.0]), np.ones(3), 14.0, 1.0, 8.0).tolist()
+    [2.0, 4.0, 8.0]
+    >>> np.round(project_budget(np.array([1.0, 2.0, 3.0]), np.ones(3), 12.0, 1.0, 5.0), 9).tolist()
+    [2.333333333, 4.666666667, 5.0]
+    """
+    u = np.asarray(u, np.float64)
+
+    def excess(tau: float) -> float:
+        return float(n @ np.clip(u * math.exp(tau), lo, hi)) - total
+
+    a, b = math.log(lo / float(np.max(u))), math.log(hi / float(np.min(u)))
+    tau = optimize.brentq(excess, a, b, xtol=1e-15, rtol=4 * np.finfo(float).eps)
+    return np.clip(u * math.exp(tau), lo, hi)
+
+
+#: Relative budget violation |Σ n u − S|/S at which the augmented Lagrangian stops (the exact
+#: projection then removes the rest).
+_BUDGET_TOL = 1e-9
+
+
+def _solve_joint(
+    problem: Problem,
+    seg: np.ndarray,
+    blocks: list[Control],
+    start: dict[str, np.ndarray],
+    *,
+    smoothness: float,
+    maxiter: int,
+    tol: float,
+    callback=None,
+    batches=None,
+):
+    """Minimize log L(T) over the blocks' controls, budgets held by an augmented Lagrangian.
+
+    For each budget c(x) = (Σ_j n_j u_j − S)/S, L-BFGS-B minimizes log L + ν c + ρ/2 c² over the
+    boxes (the first time to a loose tolerance); then ν ← ν + ρ c, and ρ grows 10× whenever
+    |c| fell less than 4× (standard first-order multiplier updates).
+    ν starts from its least-squares estimate at the start, so the first inner solve already
+    spends the budget about right. Returns (values, summary) where the
+    values are projected exactly onto every budget (:func:`project_budget`)."""
+    K = len(start["eta"])
+    n = np.bincount(seg, minlength=K).astype(np.float64)
+    sl = {b.name: slice(i * K, (i + 1) * K) for i, b in enumerate(blocks)}
+    bounds = [b.x_bounds() for b in blocks for _ in range(K)]
+    budgets = [b for b in blocks if b.total is not None]
+
+    def unpack(x: np.ndarray) -> dict[str, np.ndarray]:
+        return {b.name: b.from_x(x[sl[b.name]]) for b in blocks}
+
+    def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
+        vals = unpack(x)
+        v, grads, _ = _joint_objective(problem, vals, seg, smoothness, batches)
+        if not math.isfinite(v) or not all(np.all(np.isfinite(g)) for g in grads.values()):
+            return 1e10, np.zeros_like(x)  # diverged: a wall the line search backs off
+        return v, np.concatenate([grads[b.name] * b.dudx(vals[b.name]) for b in blocks])
+
+    def budget(b: Control, x: np.ndarray) -> tuple[float, np.ndarray]:
+        u = b.from_x(x[sl[b.name]])
+        return (float(n @ u) - b.total) / b.total, n * b.dudx(u) / b.total
+
+    x = np.concatenate([b.to_x(start[b.name]) for b in blocks])
+    nit = nfev = 0
+    nu = {}
+    if budgets:  # multipliers of the normalized budgets c = (Σ n u − S)/S
+        vals = unpack(x)
+        _, grads, _ = _joint_objective(problem, vals, seg, smoothness, batches)
+        nu = {b.name: b.multiplier(vals[b.name], grads[b.name], n) * b.total for b in budgets}
+        nfev += 1
+    alm = {"rho": 10.0}
+    c_prev = math.inf
+    res = None
+
+    def phi(x: np.ndarray) -> tuple[float, np.ndarray]:
+        v, g = fg(x)
+        if v >= 1e10:
+            return v, g
+        for b in budgets:
+            c, h = budget(b, x)
+            v += nu[b.name] * c + 0.5 * alm["rho"] * c * c
+            g[sl[b.name]] += (nu[b.name] + alm["rho"] * c) * h
+        return v, g
+
+    for k in range(50):
+        # The first inner solve of a budgeted problem is inexact (ν is still moving): measured
+        # 20% fewer evaluations on the paper's P1 (304 vs 376) for the same optimum.
+        loose = k == 0 and bool(budgets)
+        res = lbfgsb(
+            phi,
+            x,
+            bounds,
+            maxiter=maxiter - nit,
+            gtol=max(tol, 1e-6) if loose else tol,
+            ftol=1e-11 if loose else 1e-15,
+            callback=callback,
+        )
+        x = np.asarray(res.x)
+        nit, nfev = nit + int(res.nit), nfev + int(res.nfev)
+        c = {b.name: budget(b, x)[0] for b in budgets}
+        worst = max((abs(v) for v in c.values()), default=0.0)
+        if (worst <= _BUDGET_TOL and not loose) or nit >= maxiter:
+            break
+        for name, cv in c.items():
+            nu[name] += alm["rho"] * cv
+        if worst > 0.25 * c_prev:
+            alm["rho"] = min(10.0 * alm["rho"], 1e8)
+        c_prev = worst
+    vals = unpack(x)
+    for b in budgets:
+        vals[b.name] = project_budget(vals[b.name], n, b.total, b.lo, b.hi)
+    summary = optimize.OptimizeResult(
+        nit=nit, nfev=nfev, success=bool(res.success), message=res.message
+    )
+    return vals, summary
+
+
+def _control_blocks(names, eta_max: float, parameterization: str, budget) -> list[Control]:
+    """The solver's blocks of the optimized controls, in the order of :data:`CONTROLS`: the
+    rate (log or linear, as ``parameterization``), the batch (log m, with the budget)."""
+    blocks = [Control("eta", 0.0, eta_max, log=parameterization == "log")]
+    if "batch" in names:
+        S, lo, hi = budget
+        blocks.append(Control("batch", lo, hi, log=True, total=S, kkt_log=True))
+    return blocks
+
+
+def _joint_start(
+    problem: Problem,
+    T: int,
+    seg: np.ndarray,
+    blocks: list[Control],
+    init,
+    fixed=None,
+    centers: np.ndarray | None = None,
+) -> tuple[dict[str, np.ndarray], int]:
+    """Start values of every block and the evaluations spent finding them: ``init`` (a dict by
+    control name, or the rates alone), resampled to K and projected onto the budget (given both,
+    the rates are rescaled with the batches, keeping η/m per segment: a warm start from another
+    budget stays as stable per sample); by default m ≡ S/T and the best constant rate at that
+    batch."""
+    K = int(seg[-1]) + 1
+    n = np.bincount(seg, minlength=K).astype(np.float64)
+    given = dict(init) if isinstance(init, dict) else ({} if init is None else {"eta": init})
+    unknown = set(given) - {b.name for b in blocks}
+    if unknown:
+        raise ValueError(
+            f"init must be a schedule of rates or a dict over the optimized controls "
+            f"{[b.name for b in blocks]}; got keys {sorted(unknown)}"
+        )
+    out: dict[str, np.ndarray] = {}
+    rescale = np.ones(K)
+    for b in blocks:
+        if b.name == "eta":
+            continue
+        u = (
+            _initial(given[b.name], K, centers)
+            if b.name in given
+            else np.full(K, b.total / n.sum())
+        )
+        if np.any(u <= 0):
+            raise ValueError(f"init[{b.name!r}] must be > 0")
+        out[b.name] = project_budget(u, n, b.total, b.lo, b.hi) if b.total else u
+        if b.name == "batch" and b.name in given:
+            rescale = out[b.name] / u
+    batches = out["batch"][seg] if "batch" in out else fixed
+    eta_max = blocks[0].hi
+    if "eta" in given:
+        out["eta"] = np.clip(_initial(given["eta"], K, centers) * rescale, 0.0, eta_max)
+        _check_start(problem, out["eta"], seg, batches, batch_grad=True)
+        return out, 1
+    eta0, evals = _joint_best_constant(problem, T, eta_max, batches)
+    out["eta"] = np.full(K, eta0)
+    return out, evals
+
+
+def _joint_best_constant(problem: Problem, T: int, eta_max: float, batches) -> tuple[float, int]:
+    """:func:`best_constant_rate` for per-step ``batches`` (from half the largest stable
+    constant rate at their mean), on the executable of the joint objective (one compilation
+    per horizon in a joint solve)."""
+    m = np.full(T, float(problem.batch)) if batches is None else np.asarray(batches)
+    x0 = np.array([min(0.5 * problem.eta_critical(float(np.mean(m))), eta_max)])
+    seg = np.zeros(int(T), np.int64)
+    _check_start(problem, x0, seg, m, batch_grad=True)
+    vals, res = _solve_joint(
+        problem,
+        seg,
+        [Control("eta", 0.0, eta_max)],
+        {"eta": x0},
+        smoothness=0.0,
+        maxiter=200,
+        tol=1e-6,
+        batches=m,
+    )
+    return float(vals["eta"][0]), int(res.nfev) + 1  # + the check of the start
+
+
 def _best_constant(
     problem: Problem, T: int, eta_max: float, batches, method: str = "auto"
 ) -> tuple[float, int]:
@@ -541,29 +909,42 @@ def optimize_schedule(
     monotone: bool = False,
     grid="uniform",
     method: str = "auto",
+    optimize: Sequence[str] | str = ("eta",),
+    samples: float | None = None,
+    batch_min: float | None = None,
+    batch_max: float | None = None,
 ) -> ScheduleResult:
-    """The learning-rate schedule minimizing L(T), subject to 0 ≤ η_t ≤ η_max.
+    """The learning-rate schedule minimizing L(T), subject to 0 ≤ η_t ≤ η_max; with
+    ``optimize=("eta", "batch")`` the joint (η_t, m_t) schedule under the sample budget
+    Σ_t m_t = S, batch_min ≤ m_t ≤ batch_max (docs/theory.md §6).
 
     Args:
         problem: the :class:`~rfmodel.Problem`.
         T: number of SGD steps.
-        controls: ``None`` for one control per step, or K for K piecewise-constant controls.
+        controls: ``None`` for one control per step, or K for K piecewise-constant controls
+            (the same segments for every optimized control).
         eta_max: upper bound on η; default the per-step stability bound 2m/((m+1)λ_max), above
-            which the top mode grows during that step.
-        smoothness: κ ≥ 0 of the penalty κ Σ_j (u_{j+1} − u_j)² added to log L(T).
+            which the top mode grows during that step (with the batch optimized: at
+            m = batch_max, the loosest bound over the allowed batches).
+        smoothness: κ ≥ 0 of the penalty κ Σ_j (u_{j+1} − u_j)² added to log L(T) (on the
+            rates only).
         init: initial schedule: scalar, length-K controls, or any 1-D schedule (resampled on
             t/T). Default: the best constant rate (:func:`best_constant_rate`). Measured: from
             there the easy-phase benchmarks need 3.5–4.9x fewer evaluations than from half the
-            largest stable constant rate (P1: 24 vs 84, P4: 33 vs 163).
-        batches: optional per-step batch sizes (held fixed).
-        maxiter: L-BFGS-B iteration cap.
+            largest stable constant rate (P1: 24 vs 84, P4: 33 vs 163). With the batch
+            optimized also a dict ``{"eta": ..., "batch": ...}`` (either may be left out; the
+            batches are rescaled onto the budget); default m ≡ S/T and the best constant rate
+            at that batch.
+        batches: optional per-step batch sizes (held fixed; not with the batch optimized).
+        maxiter: L-BFGS-B iteration cap (all inner solves together when a budget is held).
         tol: projected-gradient tolerance (on log L, i.e. relative).
         parameterization: ``"log"`` (default) searches over v = log η ∈ [log η_max − 30,
             log η_max] (so η ≥ 1e-13 η_max, i.e. 0 in practice); ``"linear"`` over η ∈ [0, η_max].
             Measured: log needs 1.7–8× fewer evaluations (S2: 128 vs 510, per-step hard phase
             at T = 1000: 609 vs 4792) for the same optimum. The penalty κ stays on η, so a strong
             one is better conditioned in ``"linear"`` (per-step hard phase, κ = 1: 702 iterations
-            to a KKT point, where log stalls at a projected gradient of 0.04).
+            to a KKT point, where log stalls at a projected gradient of 0.04). The batch is
+            always searched in log m.
         progress: show a progress bar over solver iterations with the current objective
             (log L(T) + penalty); it counts iterations (no total: the cap is not an estimate).
         monotone: keep the schedule non-increasing after its warmup, the controls before the
@@ -579,11 +960,29 @@ def optimize_schedule(
             cheaper, see ``_SEG_NS``; never below T = 100 000). On the segment path the result
             keeps ``etas`` as a :class:`rfmodel.segments.Piecewise` and ``curve`` at the
             boundaries and 2000 log-spaced steps (``curve_steps``).
+        optimize: the controls to optimize: ``("eta",)`` (default: the rate alone) or
+            ``("eta", "batch")``.
+        samples: the sample budget S = Σ_t m_t (with the batch optimized; default
+            T·problem.batch). Must lie in [T·batch_min, T·batch_max].
+        batch_min: smallest batch (default 1; ≥ 1).
+        batch_max: largest batch (default S − (T−1)·batch_min, i.e. unbounded in effect).
 
     Returns:
-        :class:`ScheduleResult`.
+        :class:`ScheduleResult` (with ``batches``, ``budget_residual``, ``kkt`` and
+        ``multipliers`` when the batch is optimized). ``converged`` means a KKT point of the
+        bounded, budget-constrained problem: every block's projected Lagrangian gradient
+        (:meth:`Control.residual`, the budget's ν estimated from the free batches) ≤ 1e-4.
+
+    >>> p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=100, batch=4)
+    >>> r = optimize_schedule(p, 200, controls=10, optimize=("eta", "batch"), samples=800)
+    >>> r.converged, abs(r.budget_residual) <= 1e-9 * 800, r.batches.shape
+    (True, True, (200,))
     """
     t0 = time.perf_counter()
+    names = _optimize_names(optimize)
+    budget = _validate_batch(problem, T, names, samples, batch_min, batch_max, batches)
+    if budget is not None and eta_max is None:
+        eta_max = problem.eta_mode_bound(budget[2])
     K, eta_max = _validate(problem, T, controls, eta_max, smoothness)
     if parameterization not in ("log", "linear"):
         raise ValueError(
@@ -597,19 +996,14 @@ def optimize_schedule(
         raise ValueError(f"monotone must be True or False; got monotone={monotone!r}")
     if monotone and parameterization != "log":
         raise ValueError("monotone=True needs parameterization='log' (it solves on log-decrements)")
-    seg, centers = _grid(problem, T, K, grid, method, batches)
-    start_evaluations = 0
-    if init is None:
-        eta0, start_evaluations = _best_constant(problem, T, eta_max, batches, method)
-        x0 = np.full(K, eta0)
-    else:
-        x0 = np.clip(_initial(init, K, centers), 0.0, eta_max)
-        _check_start(problem, x0, seg, batches)
-        start_evaluations = 1
-    peak = None
-    if monotone:  # the warmup ends at the start's peak; after it, the running minimum
-        peak = int(np.argmax(x0))
-        x0 = np.concatenate([x0[:peak], np.minimum.accumulate(x0[peak:])])
+    if names != ("eta",) and monotone:
+        raise ValueError(f"monotone=True applies to the rate alone; got optimize={names!r}")
+    if names != ("eta",) and method == "segments":
+        raise ValueError(
+            f"method='segments' evaluates the rate alone; optimize={names!r} needs "
+            "method='steps' (or 'auto')"
+        )
+    seg, centers = _grid(problem, T, K, grid, method if names == ("eta",) else "steps", batches)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -621,38 +1015,79 @@ def optimize_schedule(
             bar.update()
             bar.set_postfix(objective=f"{min(intermediate_result.fun, 1e300):.8g}", refresh=False)
 
-    u, res = _solve(
-        problem,
-        seg,
-        x0,
-        eta_max,
-        smoothness=smoothness,
-        batches=batches,
-        maxiter=maxiter,
-        tol=tol,
-        parameterization=parameterization,
-        callback=callback,
-        monotone_from=peak,
-    )
+    extra: dict[str, Any] = {}
+    if names == ("eta",):  # the rate alone: L-BFGS-B on the rates (results unchanged)
+        start_evaluations = 0
+        if init is None:
+            eta0, start_evaluations = _best_constant(problem, T, eta_max, batches, method)
+            x0 = np.full(K, eta0)
+        else:
+            x0 = np.clip(_initial(init, K, centers), 0.0, eta_max)
+            _check_start(problem, x0, seg, batches)
+            start_evaluations = 1
+        peak = None
+        if monotone:  # the warmup ends at the start's peak; after it, the running minimum
+            peak = int(np.argmax(x0))
+            x0 = np.concatenate([x0[:peak], np.minimum.accumulate(x0[peak:])])
+        u, res = _solve(
+            problem,
+            seg,
+            x0,
+            eta_max,
+            smoothness=smoothness,
+            batches=batches,
+            maxiter=maxiter,
+            tol=tol,
+            parameterization=parameterization,
+            callback=callback,
+            monotone_from=peak,
+        )
+        # One evaluation at the optimum: the loss curve and the KKT residual (on log L + penalty).
+        _, g, curve = _controls_objective(problem, u, seg, smoothness, batches)
+        if peak is None:
+            pg = projected_gradient(u, g, 0.0, eta_max)
+        else:
+            log_max = math.log(eta_max)
+            pg = _Monotone(peak, log_max - 30.0, log_max).projected_gradient(u, g)
+        if isinstance(seg, _Segments):
+            from .segments import Piecewise, log_steps, segment_losses
+
+            etas = Piecewise(u, seg.lengths)
+            steps = np.union1d(log_steps(T, 2000), etas.edges)
+            curve = segment_losses(problem, u, seg.lengths, steps=steps)[1]
+            extra = {"lengths": seg.lengths, "curve_steps": steps}
+        else:
+            etas = u[seg]
+    else:  # several controls: one block each, budgets by an augmented Lagrangian
+        blocks = _control_blocks(names, eta_max, parameterization, budget)
+        start, start_evaluations = _joint_start(problem, T, seg, blocks, init, batches, centers)
+        vals, res = _solve_joint(
+            problem,
+            seg,
+            blocks,
+            start,
+            smoothness=smoothness,
+            maxiter=maxiter,
+            tol=tol,
+            callback=callback,
+            batches=batches,
+        )
+        u = vals["eta"]
+        etas = u[seg]
+        _, grads, curve = _joint_objective(problem, vals, seg, smoothness, batches)
+        n = np.bincount(seg, minlength=K).astype(np.float64)
+        nus = {b.name: b.multiplier(vals[b.name], grads[b.name], n) for b in blocks if b.total}
+        kkt = {
+            b.name: b.residual(vals[b.name], grads[b.name], n, nus.get(b.name, 0.0)) for b in blocks
+        }
+        pg = max(kkt.values())
+        extra = {"kkt": kkt, "multipliers": nus}
+        if "batch" in vals:
+            m = vals["batch"][seg]
+            extra.update(batches=m, budget_residual=float(np.sum(m) - budget[0]))
     if bar is not None:
         bar.close()
-    # One evaluation at the optimum: the loss curve and the KKT residual (on log L + penalty).
-    _, g, curve = _controls_objective(problem, u, seg, smoothness, batches)
-    if peak is None:
-        pg = projected_gradient(u, g, 0.0, eta_max)
-    else:
-        pg = _Monotone(peak, math.log(eta_max) - 30.0, math.log(eta_max)).projected_gradient(u, g)
-    segments = None
-    if isinstance(seg, _Segments):
-        from .segments import Piecewise, log_steps, segment_losses
-
-        etas = Piecewise(u, seg.lengths)
-        steps = np.union1d(log_steps(T, 2000), etas.edges)
-        curve = segment_losses(problem, u, seg.lengths, steps=steps)[1]
-        segments = {"lengths": seg.lengths, "curve_steps": steps}
-    else:
-        etas = u[seg]
-    converged, message = _stop_reason(res, pg, maxiter)
+    converged, message = _stop_reason(res, pg, maxiter, rounding_floor=names != ("eta",))
     if not converged:
         warnings.warn(
             f"optimize_schedule: {message}: not a first-order optimum. Try a larger maxiter, "
@@ -675,8 +1110,12 @@ def optimize_schedule(
     }
     if monotone:  # only when set: the keys of existing results stay valid
         config["monotone"] = True
-    if segments is not None:
+    if "lengths" in extra:
         config["solved_on"] = "segments"
+    if names != ("eta",):  # only when not at the defaults: the keys of η-only results stay
+        config["optimize"] = list(names)
+    if budget is not None:
+        config.update(samples=budget[0], batch_min=budget[1], batch_max=budget[2])
     return ScheduleResult(
         etas=etas,
         controls=u,
@@ -690,7 +1129,7 @@ def optimize_schedule(
         wall_time=time.perf_counter() - t0,
         config=config,
         solver_message=str(res.message),
-        **(segments or {}),
+        **extra,
     )
 
 
@@ -710,6 +1149,8 @@ def _describe(x) -> Any:
     number, or a fingerprint of the array (its length and a SHA-1 of its float64 bytes)."""
     if x is None:
         return None
+    if isinstance(x, dict):
+        return {str(k): _describe(v) for k, v in x.items()}
     a = np.asarray(x, np.float64)
     if a.ndim == 0:
         return float(a)
@@ -722,13 +1163,24 @@ def _describe(x) -> Any:
 
 
 def _check_start(
-    problem: Problem, x0: np.ndarray, seg: np.ndarray, batches, name: str = "init"
+    problem: Problem,
+    x0: np.ndarray,
+    seg,
+    batches,
+    name: str = "init",
+    *,
+    batch_grad: bool = False,
 ) -> None:
     """Reject a start from which the solver cannot make honest progress: a diverging one, or
     one no better than not training (η ≡ 0, or an unstable rate that has not overflowed yet).
     In log coordinates η → 0 is a spurious stationary point, so such starts used to end at
     L(T) = L(0) with L-BFGS-B reporting convergence."""
-    v, _, curve = _controls_objective(problem, x0, seg, 0.0, batches)
+    if batch_grad:
+        v, _, curve = log_final_loss_and_grad(
+            problem, x0[seg], batches, with_curve=True, batch_grad=True
+        )
+    else:
+        v, _, curve = _controls_objective(problem, x0, seg, 0.0, batches)
     if not math.isfinite(v):
         raise ValueError(
             f"{name}: the initial schedule diverges; pass a smaller init or eta_max, or "
@@ -743,11 +1195,21 @@ def _check_start(
         )
 
 
-def _stop_reason(res: optimize.OptimizeResult, pg: float, maxiter: int) -> tuple[bool, str]:
-    """(converged, why it stopped): converged only at a first-order point of the bounded problem."""
+def _stop_reason(
+    res: optimize.OptimizeResult, pg: float, maxiter: int, *, rounding_floor: bool = False
+) -> tuple[bool, str]:
+    """(converged, why it stopped): converged only at a first-order point of the bounded problem.
+
+    ``rounding_floor`` (the joint solver): a line-search failure at a point whose residual is
+    100× below the tolerance counts too: the objective's rounding stopped L-BFGS-B there."""
     kkt = f"projected gradient {pg:.2g}"
     if res.success and pg <= KKT_TOLERANCE:
         return True, f"converged to a first-order point ({kkt} <= {KKT_TOLERANCE:g})"
+    if rounding_floor and "ABNORMAL" in str(res.message) and pg <= 1e-2 * KKT_TOLERANCE:
+        return True, (
+            f"converged to a first-order point ({kkt} <= {KKT_TOLERANCE:g}; the line search "
+            "found no further decrease at the objective's rounding level)"
+        )
     if res.nit >= maxiter:
         return False, f"stopped at the iteration cap maxiter={maxiter} ({kkt})"
     if res.success:
@@ -763,6 +1225,8 @@ _SOLVER_DEFAULTS = {
     "tol": 1e-10,
     "parameterization": "log",
 }
+#: Settings of the batch control: in a key only when the batch is optimized.
+_BATCH_OPTIONS = ("optimize", "samples", "batch_min", "batch_max")
 
 
 def horizon_keys(
@@ -772,18 +1236,24 @@ def horizon_keys(
 
     A key holds every setting that changes the answer: the problem, T, the number of controls,
     every solver setting with its default filled in, and how the horizon was started (``init``
-    for the first, a warm start from the previous horizon for the others).
+    for the first, a warm start from the previous horizon for the others). With the batch
+    optimized it also holds the controls optimized, the budget S of that horizon (``samples``
+    may be a callable ``T -> S``) and the batch bounds; keys of the rate alone are unchanged.
     """
     Ts = list(Ts)
     for T in Ts:
         if not isinstance(T, int | np.integer) or isinstance(T, bool) or T < 1:
             raise ValueError(f"Ts must be integers >= 1; got {T!r}")
     optional = _optional_config(kwargs.pop("grid", "uniform"), kwargs.pop("method", "auto"))
+    batch_kw = {k: kwargs.pop(k) for k in _BATCH_OPTIONS if k in kwargs}
     unknown = set(kwargs) - set(_SOLVER_DEFAULTS)
     if unknown:
         raise TypeError(f"unexpected solver arguments {sorted(unknown)}")
     solver = {**_SOLVER_DEFAULTS, **kwargs, **optional}
-    solver["eta_max"] = _validate(problem, 1, None, solver["eta_max"], 0.0)[1]
+    names = _optimize_names(batch_kw.get("optimize", ("eta",)))
+    if "batch" not in names:
+        _validate_batch(problem, 1, names, *(batch_kw.get(k) for k in _BATCH_OPTIONS[1:]), None)
+        solver["eta_max"] = _validate(problem, 1, None, solver["eta_max"], 0.0)[1]
     solver["batches"] = _describe(solver["batches"])
     out = {}
     for i, T in enumerate(sorted(int(T) for T in Ts)):
@@ -791,10 +1261,35 @@ def horizon_keys(
             "problem": problem.config(),
             "T": T,
             "controls": controls(T) if callable(controls) else controls,
-            "solver": solver,
+            "solver": solver
+            if "batch" not in names
+            else _batch_solver_key(problem, T, solver, names, batch_kw),
             "start": "warm start from the previous horizon" if i else _describe(init),
         }
     return out
+
+
+def _batch_solver_key(problem, T: int, solver, names, batch_kw) -> dict[str, Any]:
+    samples = batch_kw.get("samples")
+    S, lo, hi = _validate_batch(
+        problem,
+        T,
+        names,
+        samples(T) if callable(samples) else samples,
+        batch_kw.get("batch_min"),
+        batch_kw.get("batch_max"),
+        solver["batches"],
+    )
+    eta_max = problem.eta_mode_bound(hi) if solver["eta_max"] is None else solver["eta_max"]
+    eta_max = _validate(problem, 1, None, eta_max, 0.0)[1]
+    return {
+        **solver,
+        "eta_max": eta_max,
+        "optimize": list(names),
+        "samples": S,
+        "batch_min": lo,
+        "batch_max": hi,
+    }
 
 
 def optimize_schedules(
@@ -820,6 +1315,8 @@ def optimize_schedules(
     keys = horizon_keys(problem, Ts, **kwargs)
     prev = kwargs.pop("init", None)
     kwargs.pop("controls", None)  # in each horizon's key
+    samples = kwargs.pop("samples", None)  # a number or T -> S
+    batch = "batch" in _optimize_names(kwargs.get("optimize", ("eta",)))
     out = {}
     it = list(keys)
     if progress:
@@ -833,12 +1330,14 @@ def optimize_schedules(
         if saved is not None:
             out[T] = saved
         else:
+            if batch:
+                kwargs["samples"] = samples(T) if callable(samples) else samples
             try:
                 out[T] = optimize_schedule(
                     problem, T, controls=key["controls"], init=prev, **kwargs
                 )
             except ValueError as e:
-                if prev is None or not str(e).startswith("init:"):
+                if prev is None or batch or not str(e).startswith("init:"):
                     raise
                 # The previous optimum stretched to T can diverge (a hard-phase transient above
                 # η_c held 10x longer): start from it clipped below η_c instead.
@@ -851,7 +1350,7 @@ def optimize_schedules(
                 )
             if path is not None:
                 out[T].save(path, key=key)
-        prev = out[T].etas
+        prev = {"eta": out[T].etas, "batch": out[T].batches} if batch else out[T].etas
     return out
 
 
@@ -878,3 +1377,119 @@ def load_schedule(path: str | Path, key: dict[str, Any]) -> ScheduleResult | Non
     except ResultError as e:
         quarantine(path, e.reason)
         return None
+
+
+def integer_batches(batches) -> np.ndarray:
+    """Integer per-step batch sizes with the same total, each ⌊m_t⌋ or ⌈m_t⌉.
+
+    Cumulative rounding: with M(t) = Σ_{s<t} m_s, step t takes ⌊M(t+1) + ½⌋ − ⌊M(t) + ½⌋
+    samples, so the rounding error never accumulates: Σ_t equals the total rounded to an
+    integer (exactly S for an integer budget), and m_t ≥ 1 stays ≥ 1.
+
+    >>> integer_batches([1.5, 2.5, 1.5, 2.5]).tolist()
+    [2, 2, 2, 2]
+    """
+    m = np.asarray(batches, np.float64)
+    if m.ndim != 1 or m.size == 0 or not np.all(np.isfinite(m)) or np.any(m < 1):
+        raise ValueError("batches must be a non-empty 1-D array of finite batch sizes >= 1")
+    cum = np.floor(np.concatenate([[0.0], np.cumsum(m)]) + 0.5).astype(np.int64)
+    return np.diff(cum)
+
+
+@dataclass(frozen=True)
+class FewestSteps:
+    """Result of :func:`fewest_steps`.
+
+    Attributes:
+        steps: the smallest horizon T found whose joint optimum reaches the target loss.
+        result: the (η, m) optimum at that T.
+        losses: the optimal loss L*(T; S) of every horizon solved on the way.
+        results: those optima.
+    """
+
+    steps: int
+    result: ScheduleResult = field(repr=False)
+    losses: dict[int, float] = field(default_factory=dict)
+    results: dict[int, ScheduleResult] = field(default_factory=dict, repr=False)
+
+
+def fewest_steps(
+    problem: Problem,
+    samples: float,
+    target: float,
+    *,
+    T_start: int,
+    T_min: int | None = None,
+    controls=None,
+    rtol: float = 0.01,
+    **kwargs: Any,
+) -> FewestSteps:
+    """The fewest steps T at which the optimal (η_t, m_t) schedule on S = ``samples`` samples
+    reaches L(T) ≤ ``target`` (the wall-clock question, docs/theory.md §6).
+
+    From ``T_start`` (which must reach the target, e.g. the steps of the best constant-batch
+    schedule) T is halved until the optimum misses the target (or from ``T_min`` when given, a
+    horizon expected to miss it), then the bracket is bisected in log T to a relative width
+    ``rtol``. Each horizon is warm-started from the solved one nearest in log T. "Reaches" allows
+    the solver's precision, 1e-9 relative. Assumes L*(T; S) falls with T (fewer steps means
+    larger batches, whose progress per sample the stability bound on η caps). ``controls``:
+    None (per step), an int K (at most T), or a callable ``T -> K``; ``kwargs`` go to
+    :func:`optimize_schedule` (``batch_min``, ``batch_max``, ``eta_max``, ...), which checks
+    them.
+    """
+    for name, v in (("samples", samples), ("target", target)):
+        if _finite(name, v) <= 0:
+            raise ValueError(f"{name} must be a finite number > 0; got {name}={v!r}")
+    for name, v in (("T_start", T_start), ("T_min", T_min)):
+        if v is not None and (not isinstance(v, int | np.integer) or v < 1):
+            raise ValueError(f"{name} must be an integer >= 1; got {name}={v!r}")
+    if not 0 < rtol < 1:
+        raise ValueError(f"rtol must be in (0, 1); got rtol={rtol!r}")
+    kwargs = {**kwargs, "optimize": ("eta", "batch"), "samples": float(samples)}
+    bmax = kwargs.get("batch_max")
+    T_floor = max(1, math.ceil(float(samples) / bmax)) if bmax else 1
+    results: dict[int, ScheduleResult] = {}
+
+    def reaches(T: int) -> bool:
+        if T not in results:
+            K = controls(T) if callable(controls) else controls
+            K = None if K is None else max(1, min(int(K), T))
+            near = min(results, key=lambda t: abs(math.log(t / T)), default=None)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                try:  # warm start (η/m kept per segment), else the default start
+                    if near is None:
+                        raise ValueError
+                    init = {"eta": results[near].etas, "batch": results[near].batches}
+                    results[T] = optimize_schedule(problem, T, controls=K, init=init, **kwargs)
+                except ValueError:
+                    results[T] = optimize_schedule(problem, T, controls=K, **kwargs)
+        return results[T].loss <= target * (1 + 1e-9)
+
+    hi = int(T_start)
+    if not reaches(hi):
+        raise ValueError(
+            f"T_start: the optimum at T_start={hi} does not reach target={target:.6g} "
+            f"(L* = {results[hi].loss:.6g}); pass a larger T_start"
+        )
+    lo = hi
+    if T_min is not None and T_floor <= T_min < hi:
+        lo = int(T_min)
+        if reaches(lo):
+            hi = lo
+    while lo == hi and lo > T_floor:  # halve until a horizon misses the target
+        lo = max(T_floor, lo // 2)
+        if reaches(lo):
+            hi = lo
+    while hi > lo + 1 and hi / lo - 1 > rtol:
+        mid = min(max(int(round(math.sqrt(lo * hi))), lo + 1), hi - 1)
+        if reaches(mid):
+            hi = mid
+        else:
+            lo = mid
+    return FewestSteps(
+        steps=hi,
+        result=results[hi],
+        losses={T: r.loss for T, r in sorted(results.items())},
+        results=dict(sorted(results.items())),
+    )

@@ -388,22 +388,33 @@ def loss_curve(problem: Problem, etas, batches=None) -> Array | np.ndarray:
 _COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 
 
-@partial(jax.jit, static_argnames=("block",))
-def _log_final_vg(lam, lam2, c0, wlam, s2, etas, batches, block):
-    def f(e):
-        curve = _fast(lam, lam2, c0, wlam, s2, e, batches, block)
+@partial(jax.jit, static_argnames=("block", "batch_grad"))
+def _log_final_vg(lam, lam2, c0, wlam, s2, etas, batches, block, batch_grad=False):
+    """log L(T), its gradient (with respect to η, or (η, m) with ``batch_grad``) and L(0..T).
+
+    Both gradients come from the one adjoint pass (:func:`_schedule_grads`): the m-gradient
+    costs one more elementwise pass over T."""
+
+    def f(e, m):
+        curve = _fast(lam, lam2, c0, wlam, s2, e, m, block)
         return jnp.log(curve[-1]), curve
 
-    (v, curve), g = jax.value_and_grad(f, has_aux=True)(etas)
+    (v, curve), g = jax.value_and_grad(f, argnums=(0, 1) if batch_grad else 0, has_aux=True)(
+        etas, batches
+    )
     return v, g, curve
 
 
 @functools.lru_cache(maxsize=16)
-def _objective_executable(t: int, n: int, block: int):
+def _objective_executable(t: int, n: int, block: int, batch_grad: bool = False):
     """:func:`_log_final_vg` compiled for horizon t and n padded modes."""
     f64 = partial(jax.ShapeDtypeStruct, dtype=jnp.float64)
     vec, sched = f64((n,)), f64((t,))
-    return _compile(_log_final_vg.lower(vec, vec, vec, vec, f64(()), sched, sched, block=block))
+    return _compile(
+        _log_final_vg.lower(
+            vec, vec, vec, vec, f64(()), sched, sched, block=block, batch_grad=batch_grad
+        )
+    )
 
 
 def _compile(lowered):
@@ -417,20 +428,33 @@ def _compile(lowered):
 
 
 @float64
-def log_final_loss_and_grad(problem: Problem, etas, batches=None, *, with_curve: bool = False):
+def log_final_loss_and_grad(
+    problem: Problem,
+    etas,
+    batches=None,
+    *,
+    with_curve: bool = False,
+    batch_grad: bool = False,
+):
     """(log L(T), ∇_η log L(T)) as numpy (float, (T,)): the optimizers' objective.
 
     Compiled once per horizon T, shared by :mod:`rfmodel.control` and
     :func:`rfmodel.schedules.tune`. Returns (inf, NaN gradient) once the run diverges. With
-    ``with_curve`` also returns the loss curve L(0..T).
+    ``with_curve`` also returns the loss curve L(0..T). With ``batch_grad`` the gradient is the
+    pair (∇_η log L(T), ∇_m log L(T)), both shape (T,), from the same adjoint pass
+    (docs/theory.md §2): ``v, (g_eta, g_m) = log_final_loss_and_grad(p, etas, batches,
+    batch_grad=True)``.
     """
     etas, batches = _prepare(problem, etas, batches)
     arrays = _padded(problem)
     t, n = etas.shape[0], arrays[0].shape[0]
-    run = _objective_executable(t, n, _block_size(t))
+    run = _objective_executable(t, n, _block_size(t), bool(batch_grad))
     v, g, curve = run(*arrays, etas, batches)
     v = float(v)
-    g = np.asarray(g, dtype=np.float64) if math.isfinite(v) else np.full(t, np.nan)
+    if batch_grad:
+        g = tuple(np.asarray(x, np.float64) if math.isfinite(v) else np.full(t, np.nan) for x in g)
+    else:
+        g = np.asarray(g, dtype=np.float64) if math.isfinite(v) else np.full(t, np.nan)
     return (v, g, np.asarray(curve)) if with_curve else (v, g)
 
 

@@ -63,12 +63,21 @@ def simulation_figure(
 def optimize_figure(
     optimal: Mapping[str, Any], baselines: Mapping[str, Mapping[str, Any]], title: str = ""
 ):
-    """Two panels: η(t) of the optimum and each tuned baseline; L(t) on log-log axes.
+    """Two panels: η(t) of the optimum and each tuned baseline; L(t) on log-log axes; a third
+    with the optimum's batch m(t) when ``optimal`` has ``"batches"`` (not None).
 
     ``optimal`` and each baseline map ``"etas"`` (T,), ``"curve"`` (T+1,), ``"loss"``.
     """
     plt = _plt()
-    fig, (ax_eta, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.5))
+    batches = optimal.get("batches")
+    if batches is None:
+        fig, (ax_eta, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.5))
+    else:
+        fig, (ax_eta, ax_loss, ax_m) = plt.subplots(1, 3, figsize=(17, 4.5))
+        ax_m.plot(np.arange(len(batches)), batches, color="k", lw=2.2, label="optimal m(t)")
+        ax_m.axhline(np.mean(batches), color="gray", ls=":", label="constant m = S/T")
+        ax_m.set(xlabel="step t", ylabel="batch size m(t)", title="optimal batch schedule")
+        ax_m.legend(fontsize=8)
     items = [("optimal", optimal)] + sorted(baselines.items(), key=lambda kv: kv[1]["loss"])
     for i, (name, r) in enumerate(items):
         style = (

@@ -25,6 +25,9 @@ EXPECTED = {
     "lr_transfer.png",
     "horizon_transfer.png",
     "networks_digits.png",
+    "batch_schedules_shape.png",
+    "batch_schedules_degeneracy.png",
+    "batch_schedules_steps.png",
 }
 
 
@@ -57,6 +60,7 @@ def test_quick_writes_every_figure_and_the_table(quick):
         "## Baseline families",
         "K sensitivity",
         "Long-step pattern",
+        "## Batch-size schedules",
     ):
         assert needle in readme, needle
     for f in EXPECTED:

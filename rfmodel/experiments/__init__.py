@@ -32,6 +32,7 @@ EXPERIMENTS = (
     "long_horizons",
     "lr_transfer",
     "networks",
+    "batch_schedules",
 )
 
 

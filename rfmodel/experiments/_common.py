@@ -93,11 +93,22 @@ def result_centers(res: ScheduleResult) -> np.ndarray:
 
 
 def _chain_kwargs(chain: dict[str, Any]) -> dict[str, Any]:
+    """Solver keywords of a chain; optional entries (absent from older chains, so their keys do
+    not change): ``grid``, ``method``, ``eta_max``, and for the joint (η, m) control ``optimize``,
+    ``mean_batch`` (the budget S = mean_batch·T of each horizon) and ``batch_max``."""
     kw: dict[str, Any] = {k: chain[k] for k in ("grid", "method") if k in chain}
     if chain.get("smoothness"):
         kw["smoothness"] = float(chain["smoothness"])
     if chain.get("maxiter"):
         kw["maxiter"] = int(chain["maxiter"])
+    if chain.get("eta_max") is not None:
+        kw["eta_max"] = float(chain["eta_max"])
+    if chain.get("optimize"):
+        kw["optimize"] = tuple(chain["optimize"])
+        mean = float(chain["mean_batch"])
+        kw["samples"] = lambda T: mean * T
+        if chain.get("batch_max") is not None:
+            kw["batch_max"] = float(chain["batch_max"])
     return kw
 
 
