@@ -41,6 +41,7 @@ __all__ = [
     "max_rule_loss_exponent",
     "theory_xi",
     "classify_phase",
+    "compute_optimal_exponents",
 ]
 
 
@@ -283,3 +284,19 @@ def classify_phase(
     if x >= xi_threshold and plateau_ratio < pinned:
         return "easy"
     return "mixed"
+
+
+def compute_optimal_exponents(alpha: float, r: float) -> tuple[float, float, float]:
+    """(p, q, ℓ) of the compute-optimal frontier for L(N, T) = A N^(−α) + B T^(−r) at C = N·T·m.
+
+    Minimizing over N along T = C/(N m): N* ~ C^p, T* ~ C^q, L* ~ C^(−ℓ) with
+    p = r/(α + r), q = α/(α + r), ℓ = α r/(α + r) (docs/theory.md §7).
+
+    >>> [round(v, 6) for v in compute_optimal_exponents(1.5, 0.6)]  # easy top-N, a = 2.5
+    [0.285714, 0.714286, 0.428571]
+    """
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha must be a finite number > 0; got alpha={alpha}")
+    if not (math.isfinite(r) and r > 0):
+        raise ValueError(f"r must be a finite number > 0; got r={r}")
+    return r / (alpha + r), alpha / (alpha + r), alpha * r / (alpha + r)
