@@ -354,7 +354,15 @@ def spectral_density(
     dμ/dx = −1 − ∂R/∂x + 2(∂R/∂u)²/(∂G/∂u) (R = Re Σ_k λ_k²/(λ_k+κ)/N, u = y²).
     Needs M > N.
     """
-    N = int(n_features)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):  # many small products: no BLAS threads
+        return _spectral_density(
+            a, b, int(n_features), n_inputs, per_interval, per_decade, resolution
+        )
+
+
+def _spectral_density(a, b, N, n_inputs, per_interval, per_decade, resolution):
     modes = input_modes(a, b, N, n_inputs)
     kappa0 = ridge(modes, N)
     lam = modes.lam
@@ -436,7 +444,7 @@ def deterministic_equivalent(
     The counting function n(μ) = #{eigenvalues ≥ μ} of :func:`spectral_density` is cut at
     n = 1, 2, …, n₁ (one eigenvalue per bin at the top, n₁ = ⌊1/(10^(1/bins_per_decade) − 1)⌋)
     and then at geometric steps of ratio 10^(1/bins_per_decade). A bin's multiplicity W is its
-    eigenvalue count, μ̄ the mean of its eigenvalues (so Σ W μ̄ = tr Λ, the mean of tr Σ) and
+    eigenvalue count, μ̄ the mean of its eigenvalues (so Σ W μ̄ = tr Λ, the mean of tr Σ, to ~1e-4) and
     C(0) = ℓ/(W μ̄) with ℓ the initial loss its modes hold. The quadrature totals are rescaled
     to their exact values N and h(0) (they agree to ~1e-4 before).
     """
