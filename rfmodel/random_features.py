@@ -444,7 +444,7 @@ def deterministic_equivalent(
     The counting function n(μ) = #{eigenvalues ≥ μ} of :func:`spectral_density` is cut at
     n = 1, 2, …, n₁ (one eigenvalue per bin at the top, n₁ = ⌊1/(10^(1/bins_per_decade) − 1)⌋)
     and then at geometric steps of ratio 10^(1/bins_per_decade). A bin's multiplicity W is its
-    eigenvalue count, μ̄ the mean of its eigenvalues (so Σ W μ̄ = tr Λ, the mean of tr Σ, to ~1e-4) and
+    eigenvalue count, μ̄ the mean of its eigenvalues (Σ W μ̄ = tr Λ = E tr Σ to ~1e-4) and
     C(0) = ℓ/(W μ̄) with ℓ the initial loss its modes hold. The quadrature totals are rescaled
     to their exact values N and h(0) (they agree to ~1e-4 before).
     """

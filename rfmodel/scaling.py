@@ -352,11 +352,12 @@ def compute_frontier(
     """L*(C) = min over N·T·m = C of a loss grid ``L[i, j] = L(N_i, T_j)`` (docs/theory.md §7).
 
     log L is interpolated with a cubic spline in (log N, log T) (``scipy``'s
-    ``RegularGridInterpolator``); along each iso-compute line log N + log T = log(C/m) it is
-    evaluated at ``samples`` points and the minimum refined by a bounded scalar search.
+    ``RegularGridInterpolator``; linear when an axis has fewer than 4 values); along each
+    iso-compute line log N + log T = log(C/m) it is evaluated at ``samples`` points and the
+    minimum refined by a bounded scalar search.
 
     Args:
-        N, T: increasing grids (≥ 4 values each for the cubic spline), > 0.
+        N, T: increasing grids (≥ 2 values each; ≥ 4 for the cubic spline), > 0.
         L: losses, shape ``(len(N), len(T))``, finite and > 0.
         batch: m in C = N·T·m.
         C: budgets (default: geometric from the smallest to the largest grid product, with the
@@ -377,14 +378,18 @@ def compute_frontier(
         raise ValueError(
             f"L must have shape (len(N), len(T)) = {(lN.size, lT.size)}; got {L.shape}"
         )
-    if lN.size < 4 or lT.size < 4 or np.any(np.diff(lN) <= 0) or np.any(np.diff(lT) <= 0):
-        raise ValueError("N and T must be increasing grids of at least 4 values each")
+    if lN.size < 2 or lT.size < 2 or np.any(np.diff(lN) <= 0) or np.any(np.diff(lT) <= 0):
+        raise ValueError("N and T must be increasing grids of at least 2 values each")
     if not np.all(np.isfinite(L)) or np.any(L <= 0):
         raise ValueError("L must be finite and > 0 everywhere on the grid")
     if not (math.isfinite(batch) and batch > 0):
         raise ValueError(f"batch must be a finite number > 0; got batch={batch}")
     f = interpolate.RegularGridInterpolator(
-        (lN, lT), np.log(L), method="cubic", bounds_error=False, fill_value=None
+        (lN, lT),
+        np.log(L),
+        method="cubic" if min(lN.size, lT.size) >= 4 else "linear",
+        bounds_error=False,
+        fill_value=None,
     )  # fill_value=None: rounding at the grid edge extrapolates by ~1e-16
     lm = math.log(batch)
     if C is None:

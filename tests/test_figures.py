@@ -22,6 +22,9 @@ EXPECTED = {
     "phase_diagram.png",
     "phase_diagram_agreement.png",
     "long_step_pattern.png",
+    "compute_optimal_frontier.png",
+    "compute_optimal_loss.png",
+    "compute_optimal_multiplier.png",
 }
 
 

@@ -24,7 +24,13 @@ from types import ModuleType
 __all__ = ["EXPERIMENTS", "load_experiment"]
 
 #: Experiments in the order their figures appear in the README.
-EXPERIMENTS = ("optimal_schedules", "baselines", "phase_diagram", "long_step_pattern")
+EXPERIMENTS = (
+    "optimal_schedules",
+    "baselines",
+    "phase_diagram",
+    "long_step_pattern",
+    "compute_optimal",
+)
 
 
 def load_experiment(name: str) -> ModuleType:
