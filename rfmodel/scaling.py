@@ -45,6 +45,7 @@ __all__ = [
     "Frontier",
     "compute_frontier",
     "compute_multiplier",
+    "steps_for_compute",
 ]
 
 
@@ -397,7 +398,16 @@ def compute_frontier(
         lo, hi = lN[0] + lT[0] + lm, lN[-1] + lT[-1] + lm
         lC = np.arange(lo, hi + 1e-9 * step, step)
     else:
-        lC = np.log(_as_1d("C", C))
+        Cs = _as_1d("C", C)
+        if not np.all(np.isfinite(Cs)) or np.any(Cs <= 0):
+            raise ValueError("C must be finite and > 0 (compute budgets)")
+        lC = np.log(Cs)
+        small = np.exp(lC) < math.exp(lN[0] + lm)
+        if np.any(small):
+            raise ValueError(
+                f"C must be >= N_min·m = {math.exp(lN[0] + lm):g} (smaller budgets leave "
+                f"T < 1 step); got C={math.exp(lC[small][0]):g}"
+            )
     tol = 0.01 * float(np.min(np.diff(lN)))
     out = []
     for c in lC:
@@ -442,3 +452,31 @@ def compute_multiplier(reference: Frontier, other: Frontier) -> tuple[np.ndarray
     x, y = np.log(ol[order]), np.log(oc[order])
     ok = (rl >= ol.min()) & (rl <= ol.max())
     return rc[ok], np.exp(np.interp(np.log(rl[ok]), x, y)) / rc[ok]
+
+
+def steps_for_compute(C: float, n_features: int, batch: float = 1.0) -> int:
+    """T = ⌊C/(N·m)⌋, the steps a compute budget C buys a model of N features at batch m.
+
+    >>> steps_for_compute(1e6, 100, batch=4)
+    2500
+    >>> steps_for_compute(300, 100, batch=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: C must be >= N·m = 400 (it leaves T = C/(N·m) < 1 step); got C=300
+    """
+    if (
+        isinstance(n_features, bool)
+        or not isinstance(n_features, int | np.integer)
+        or n_features < 1
+    ):
+        raise ValueError(f"n_features must be an integer >= 1; got n_features={n_features!r}")
+    if not (isinstance(batch, int | float | np.number) and math.isfinite(batch) and batch >= 1):
+        raise ValueError(f"batch must be a finite number >= 1; got batch={batch!r}")
+    if not (isinstance(C, int | float | np.number) and math.isfinite(C) and C > 0):
+        raise ValueError(f"C must be a finite number > 0; got C={C!r}")
+    if C < n_features * batch:
+        raise ValueError(
+            f"C must be >= N·m = {n_features * batch:g} (it leaves T = C/(N·m) < 1 step); "
+            f"got C={C:g}"
+        )
+    return int(C // (n_features * batch))
