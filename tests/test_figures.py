@@ -57,6 +57,7 @@ def test_quick_writes_every_figure_and_the_table(quick):
         "## Baseline families",
         "K sensitivity",
         "Long-step pattern",
+        "## Compute-optimal scaling",
     ):
         assert needle in readme, needle
     for f in EXPECTED:
@@ -82,6 +83,14 @@ def test_quick_numbers_are_sane(quick):
             assert min(e["ratio"]) > 1 - 1e-6, fam
     pd = s["phase_diagram"]
     assert pd["n_done"] == pd["n_points"] == 9
+    co = s["compute_optimal"]
+    assert co["missing"] == 0 and len(co["cases"]) == 4
+    for c in co["cases"]:
+        assert c["converged"] == c["solves"]
+        # the optimum is never worse than the best constant rate or the tuned schedule
+        g = {k: np.array(c["grids"][k]) for k in ("optimal", "constant", "practitioner")}
+        assert np.all(g["optimal"] <= g["constant"] * (1 + 1e-6))
+        assert np.all(g["optimal"] <= g["practitioner"] * (1 + 1e-6))
 
 
 def test_second_run_reuses_the_cache(quick):

@@ -168,3 +168,26 @@ def test_top_n_bad_input_and_keys():
     for key in (jax.random.key(1), jax.random.PRNGKey(1)):
         p = Problem.from_random_features(2.0, 1.5, n_features=10, n_inputs=10, key=key)
         assert p.approx_error < 1e-12 and p.kind == "random_features"
+
+
+@pytest.mark.slow
+def test_deterministic_equivalent_against_256_draws():
+    """The numbers quoted in docs/theory.md §3: within 1% of 256 draws at every step."""
+    etas = np.full(400, 0.2)
+    de = Problem.from_random_features(A, B, SIGMA, n_features=N, n_inputs=M, batch=1)
+    curves = np.array(
+        [
+            _excess(
+                Problem.from_random_features(
+                    A, B, SIGMA, n_features=N, n_inputs=M, key=jax.random.key(5000 + s), batch=1
+                ),
+                etas,
+            )
+            for s in range(256)
+        ]
+    )
+    mean = curves.mean(0)
+    sem = curves.std(0, ddof=1) / 16
+    c = _excess(de, etas)
+    assert np.max(np.abs(c / mean - 1)) < 0.01
+    assert np.all(np.abs(c - mean)[1:] <= 3 * sem[1:])
