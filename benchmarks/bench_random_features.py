@@ -13,22 +13,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 
 import jax
-import numpy as np
+from bench_dynamics import median_time  # benchmarks/ is on sys.path when run as a script
 
 from rfmodel import Problem
 from rfmodel.random_features import spectral_density
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def main() -> None:

@@ -273,19 +273,28 @@ class Problem:
             a=a, b=b, sigma=sigma, n_modes=n, n_exact=n_exact, bins_per_decade=bins_per_decade
         )
         l_approx = float(special.zeta(base.a, n + 1.0))
-        return cls(
-            a=base.a,
-            b=base.b,
-            sigma=math.sqrt(base.sigma**2 + l_approx),
+        return base._finite_n(
+            "top_n", n, batch, l_approx, base.lam, base.c0, base.weight, n_exact=base.n_exact
+        )
+
+    def _finite_n(
+        self, kind: str, n: int, batch, l_approx: float, lam, c0, weight, **extra: Any
+    ) -> Problem:
+        """A finite-N model built from ``self`` (a, b, σ): modes (lam, c0, weight) of N
+        features, the approximation error as extra label noise σ_eff² = σ² + L_approx."""
+        return type(self)(
+            a=self.a,
+            b=self.b,
+            sigma=math.sqrt(self.sigma**2 + l_approx),
             n_modes=n,
             batch=batch,
-            n_exact=base.n_exact,
-            bins_per_decade=base.bins_per_decade,
-            lam=base.lam,
-            c0=base.c0,
-            weight=base.weight,
+            bins_per_decade=self.bins_per_decade,
+            lam=lam,
+            c0=c0,
+            weight=weight,
             approx_error=l_approx,
-            kind="top_n",
+            kind=kind,
+            **extra,
         )
 
     @classmethod
@@ -366,19 +375,15 @@ class Problem:
         mu, c0, weight, l_approx = deterministic_equivalent(
             base.a, base.b, n_features=n, n_inputs=m, bins_per_decade=base.bins_per_decade
         )
-        return cls(
-            a=base.a,
-            b=base.b,
-            sigma=math.sqrt(base.sigma**2 + l_approx),
-            n_modes=n,
-            batch=base.batch,
+        return base._finite_n(
+            "random_features_de",
+            n,
+            base.batch,
+            l_approx,
+            mu,
+            c0,
+            weight,
             n_exact=int(min(m, 2**62)),  # records M (2^62 for an infinite input)
-            bins_per_decade=base.bins_per_decade,
-            lam=mu,
-            c0=c0,
-            weight=weight,
-            approx_error=l_approx,
-            kind="random_features_de",
         )
 
     @classmethod
@@ -405,17 +410,15 @@ class Problem:
             v = u.T @ w_n
         l_approx = float(np.sum(lam_x * w_star**2) - cross @ w_n)
         l_approx = max(l_approx, 0.0)
-        return cls(
-            a=base.a,
-            b=base.b,
-            sigma=math.sqrt(base.sigma**2 + l_approx),
-            n_modes=n,
-            batch=batch,
-            lam=mu,
-            c0=v**2,
-            weight=np.ones_like(mu),
-            approx_error=l_approx,
-            kind="random_features",
+        return base._finite_n(
+            "random_features",
+            n,
+            batch,
+            l_approx,
+            mu,
+            v**2,
+            np.ones_like(mu),
+            n_exact=1000,
             features=RandomFeatures(f, lam_x, w_star, u, w_n, base.sigma),
         )
 
