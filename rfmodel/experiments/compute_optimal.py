@@ -470,100 +470,127 @@ def _readme_text(summary: dict[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------- figures
+def _frontier_panel(fig, ax, c: dict[str, Any], styles: dict) -> None:
+    """Iso-loss contours of the optimal L*(N, T), iso-compute lines, each schedule's frontier."""
+    Ns, Ts = np.array(c["Ns"], float), np.array(c["Ts"], float)
+    L = np.log10(np.array(c["grids"]["optimal"]))
+    cs = ax.contourf(Ts, Ns, L, levels=14, cmap="viridis")
+    ax.contour(Ts, Ns, L, levels=cs.levels, colors="w", linewidths=0.4)
+    fig.colorbar(cs, ax=ax, label="log10 L (optimal schedule)")
+    for k in range(-40, 40, 2):  # iso-compute lines, ×4 apart
+        ax.plot(Ts, 2.0**k * Ns[0] * Ts[0] / Ts, color="0.85", lw=0.5)
+    for name in SCHEDULES:
+        f = c["schedules"][name]["frontier"]
+        ins = np.array(f["interior"], bool)
+        col, ls = styles[name]
+        ax.plot(np.array(f["T"])[ins], np.array(f["N"])[ins], ls, color=col, lw=2.2, label=name)
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlim=(Ts[0], Ts[-1]),
+        ylim=(Ns[0], Ns[-1]),
+        xlabel="T (steps)",
+        ylabel="N (features)",
+        title=f"{_case_label(c)}\nm = {c['setting']['batch']}, σ = {c['setting']['sigma']}",
+    )
+    ax.legend(fontsize=7, loc="lower right", title="frontier N*(C), T*(C)", title_fontsize=7)
+
+
+def _loss_panels(ax_l, ax_s, c: dict[str, Any], styles: dict) -> None:
+    """L*(C) per schedule (grid-limited budgets faint) and its local exponent against theory."""
+    for name in SCHEDULES:
+        rec = c["schedules"][name]
+        f = rec["frontier"]
+        ins = np.array(f["interior"], bool)
+        C, Lf = np.array(f["C"]), np.array(f["L"])
+        col, ls = styles[name]
+        ax_l.loglog(C, Lf, ls, color=col, lw=0.8, alpha=0.35)
+        lab = _LABEL[name]
+        if "fits" in rec:
+            lab += f": ℓ = {rec['fits']['L']['exponent']:.3f} (theory {rec['predicted'][2]:.3f})"
+        ax_l.loglog(C[ins], Lf[ins], ls + "o", color=col, ms=3, label=lab)
+        if ins.sum() >= 2:
+            x, loc = local_exponents(C[ins], Lf[ins])
+            ax_s.semilogx(x, -loc, ls + "o", color=col, ms=3)
+        ax_s.axhline(rec["predicted"][2], color=col, ls=ls, lw=0.8, alpha=0.6)
+    from matplotlib.ticker import NullFormatter
+
+    for a in (ax_l, ax_s):
+        a.xaxis.set_minor_formatter(NullFormatter())
+    ax_l.set(xlabel="compute C = N·T·m", ylabel="L*(C), excess over σ²", title=_case_label(c))
+    ax_l.legend(fontsize=6.5)
+    ax_s.set(
+        xlabel="compute C",
+        ylabel="local ℓ = −d log L*/d log C",
+        title="local compute exponent (lines: theory)",
+    )
+
+
 def plot(
     cfg: dict[str, Any], summary: dict[str, Any], results_dir: Path, out: Path
 ) -> list[Figure]:
-    """Iso-loss contours with frontiers; L*(C) per schedule; compute multipliers."""
+    """Iso-loss contours with frontiers; L*(C) and its local exponent; compute multipliers."""
     cases = summary["cases"]
     if not cases:
         return []
     pyplot = plt()
     styles = {"optimal": ("C0", "-"), "constant": ("C3", "--"), "practitioner": ("C2", ":")}
     n = len(cases)
-    fig1, ax1 = pyplot.subplots(1, n, figsize=(5 * n, 4.6), squeeze=False)
-    fig2, ax2 = pyplot.subplots(1, n, figsize=(5 * n, 4.2), squeeze=False)
-    fig3, ax3 = pyplot.subplots(1, 1, figsize=(7, 4.5))
+    rows = 2 if n > 2 else 1
+    cols = -(-n // rows)
+    fig1, ax1 = pyplot.subplots(rows, cols, figsize=(6.5 * cols, 5.2 * rows), squeeze=False)
+    fig2, ax2 = pyplot.subplots(2, n, figsize=(4.6 * n, 8), squeeze=False)
+    phases = sorted({c["phase"] for c in cases})
+    fig3, ax3 = pyplot.subplots(1, len(phases), figsize=(6.5 * len(phases), 4.5), squeeze=False)
     for i, c in enumerate(cases):
-        a, b = ax1[0, i], ax2[0, i]
-        Ns, Ts = np.array(c["Ns"], float), np.array(c["Ts"], float)
-        L = np.log10(np.array(c["grids"]["optimal"]))
-        cs = a.contourf(Ts, Ns, L, levels=14, cmap="viridis")
-        a.contour(Ts, Ns, L, levels=cs.levels, colors="w", linewidths=0.4)
-        fig1.colorbar(cs, ax=a, label="log10 L* (optimal schedule)")
-        m = c["setting"]["batch"]
-        for k in range(-30, 30):  # iso-compute lines N·T·m = 2^k·N0·T0·m
-            C = 2.0**k * Ns[0] * Ts[0]
-            a.plot(Ts, C / Ts, color="0.8", lw=0.3)
-        for name in SCHEDULES:
-            f = c["schedules"][name]["frontier"]
-            ins = np.array(f["interior"], bool)
-            col, ls = styles[name]
-            a.plot(np.array(f["T"])[ins], np.array(f["N"])[ins], ls, color=col, lw=2, label=name)
-            C, Lf = np.array(f["C"]), np.array(f["L"])
-            b.loglog(C[ins], Lf[ins], ls + "o", color=col, ms=3, label=_LABEL[name])
-            fit = c["schedules"][name].get("fits")
-            if fit:
-                cc = C[ins][[0, -1]]
-                pr = c["schedules"][name]["predicted"][2]
-                b.loglog(
-                    cc,
-                    Lf[ins][0] * (cc / cc[0]) ** -pr,
-                    lw=0.8,
-                    color=col,
-                    alpha=0.5,
-                )
-                b.plot([], [], " ", label=f"  ℓ = {fit['L']['exponent']:.3f} (theory {pr:.3f})")
-        a.set(
-            xscale="log",
-            yscale="log",
-            xlim=(Ts[0], Ts[-1]),
-            ylim=(Ns[0], Ns[-1]),
-            xlabel="T (steps)",
-            ylabel="N (features)",
-            title=f"{_case_label(c)}\nm={m}, σ={c['setting']['sigma']}",
-        )
-        a.legend(fontsize=7, loc="upper left", title="frontier N*(C), T*(C)", title_fontsize=7)
-        b.set(xlabel="compute C = N·T·m", ylabel="L*(C) (excess over σ²)", title=_case_label(c))
-        b.legend(fontsize=6.5)
+        _frontier_panel(fig1, ax1.flat[i], c, styles)
+        _loss_panels(ax2[0, i], ax2[1, i], c, styles)
+        a = ax3[0, phases.index(c["phase"])]
         for name in ("constant", "practitioner"):
             mm = c["multiplier"][name]
             if mm["C"]:
-                col = f"C{i}"
-                ax3.semilogx(
+                a.semilogx(
                     mm["C"],
                     mm["multiplier"],
-                    styles[name][1],
-                    color=col,
-                    label=f"{c['phase']}, {c['model']}: vs {_LABEL[name]}",
+                    styles[name][1] + "o",
+                    ms=3,
+                    color="C0" if c["model"] == "top_n" else "C1",
+                    label=f"{c['model']}: vs {_LABEL[name]}",
                 )
-    for a in ax1[0]:
-        a.tick_params(labelsize=7)
-    ax3.axhline(1, color="k", lw=0.8)
-    ax3.set(
-        xlabel="compute C of the optimal schedule",
-        ylabel="compute multiplier C_other(L*)/C",
-        title="How much more compute the other schedules need for the optimum's loss",
-    )
-    ax3.legend(fontsize=7)
+    for ax in ax1.flat[n:]:
+        ax.axis("off")
+    for j, ph in enumerate(phases):
+        a = ax3[0, j]
+        a.axhline(1, color="k", lw=0.8)
+        a.set(
+            xlabel="compute C of the optimal schedule",
+            ylabel="compute multiplier C_other(L*) / C",
+            title=f"{ph} phase: compute the others need for the optimum's loss",
+        )
+        a.legend(fontsize=7)
     for fig, name in ((fig1, "frontier"), (fig2, "loss"), (fig3, "multiplier")):
         fig.tight_layout()
         save_figure(fig, Path(out) / f"compute_optimal_{name}.png")
     return [
         Figure(
             "compute_optimal_frontier.png",
-            "Iso-loss contours of the optimal schedule's L*(N, T) in the (T, N) plane per "
-            "phase × model (grey: iso-compute lines N·T·m = C), with the compute-optimal "
-            "frontier N*(C), T*(C) of the optimal, best constant and tuned cosine/WSD schedules.",
+            "Iso-loss contours of the optimal schedule's L(N, T) in the (T, N) plane per "
+            "phase × model (grey: iso-compute lines N·T·m = C, ×4 apart), with the "
+            "compute-optimal frontier N*(C), T*(C) of the optimal, best constant and tuned "
+            "cosine/WSD schedules (interior budgets).",
         ),
         Figure(
             "compute_optimal_loss.png",
-            "L*(C) along each schedule's frontier per phase × model, with the fitted and "
-            "predicted (docs/theory.md §7) compute exponents.",
+            "Top: L*(C) along each schedule's frontier per phase × model (faint: budgets whose "
+            "optimum the grid's edge limits) with fitted and predicted exponents; bottom: the "
+            "local compute exponent between neighbouring budgets against the prediction "
+            "(docs/theory.md §7).",
         ),
         Figure(
             "compute_optimal_multiplier.png",
             "Compute multiplier of the optimal schedule against C: the compute the best "
-            "constant rate and the tuned cosine/WSD schedule need to reach the optimum's loss.",
+            "constant rate and the tuned cosine/WSD schedule need to reach the optimum's loss, "
+            "per phase and finite-N model.",
         ),
     ]
 
