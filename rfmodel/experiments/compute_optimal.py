@@ -324,6 +324,9 @@ def summarize(cfg: dict[str, Any], results_dir: Path) -> dict[str, Any]:
         res = analyze_case(cfg, case, pts)
         res["converged"] = int(sum(sum(p["optimal"]["converged"]) for p in pts))
         res["solves"] = int(sum(len(p["Ts"]) for p in pts))
+        res["max_projected_gradient"] = float(
+            max(max(p["optimal"]["projected_gradient"]) for p in pts)
+        )
         res["n_eff"] = [p["n_eff"] for p in pts]
         cases.append(res)
     summary = {"cases": cases, "missing": missing, "compute_seconds": seconds, "config": cfg}
@@ -464,7 +467,9 @@ def _readme_text(summary: dict[str, Any]) -> str:
         lines.append(
             f"- {_case_label(c)}: compute multiplier of the optimal schedule "
             + ("; ".join(parts) or "— (frontiers do not overlap in loss)")
-            + f"; {c['converged']}/{c['solves']} optimal solves converged."
+            + f"; {c['converged']}/{c['solves']} optimal solves met L-BFGS-B's tolerances, "
+            f"largest projected gradient of log L {c['max_projected_gradient']:.1e} (KKT "
+            "tolerance 1e-4)."
         )
     return "\n".join(lines) + "\n"
 
