@@ -68,7 +68,7 @@ SETTINGS = {
 }
 MODELS = ("top_n", "random_features")
 #: Smallest N of each grid (log2), chosen so that the frontier lies inside it.
-_N0 = {("easy", "top_n"): 3, ("easy", "random_features"): 7, ("hard", "top_n"): 4}
+_N0 = {("easy", "top_n"): 3, ("easy", "random_features"): 7, ("hard", "top_n"): 2}
 _N0[("hard", "random_features")] = 5
 SCHEDULES = ("optimal", "constant", "practitioner")
 _LABEL = {"optimal": "optimal", "constant": "best constant", "practitioner": "tuned cosine/WSD"}
@@ -337,7 +337,15 @@ def summarize(cfg: dict[str, Any], results_dir: Path) -> dict[str, Any]:
         res["max_projected_gradient"] = float(
             max(max(p["optimal"]["projected_gradient"]) for p in pts)
         )
+        res["not_kkt"] = [
+            {"N": N, "T": T, "projected_gradient": g}
+            for N, p in zip(case["Ns"], pts, strict=True)
+            for T, g in zip(p["Ts"], p["optimal"]["projected_gradient"], strict=True)
+            if g > 1e-4
+        ]
         res["n_eff"] = [p["n_eff"] for p in pts]
+        fam = np.array(res["grids"]["practitioner_family"])
+        res["family_wins"] = {f: int((fam == i).sum()) for i, f in enumerate(cfg["families"])}
         cases.append(res)
     summary = {"cases": cases, "missing": missing, "compute_seconds": seconds, "config": cfg}
     summary["readme"] = _readme_text(summary)
@@ -506,9 +514,17 @@ def _readme_text(summary: dict[str, Any]) -> str:
         lines.append(
             f"- {_case_label(c)}: compute multiplier of the optimal schedule "
             + ("; ".join(parts) or "— (frontiers do not overlap in loss)")
+            + "; practitioner = "
+            + ", ".join(f"{f} at {k}" for f, k in c["family_wins"].items())
+            + " grid points"
             + f"; {c['converged']}/{c['solves']} optimal solves met L-BFGS-B's tolerances, "
             f"largest projected gradient of log L {c['max_projected_gradient']:.1e} (KKT "
-            "tolerance 1e-4)."
+            "tolerance 1e-4"
+            + "".join(
+                f"; above it: N = {q['N']}, T = {q['T']} ({q['projected_gradient']:.1e})"
+                for q in c["not_kkt"]
+            )
+            + ")."
         )
     return "\n".join(lines) + "\n"
 
