@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special
 
-__all__ = ["Problem", "TheoryExponents"]
+__all__ = ["Problem", "TheoryExponents", "approx_exponent"]
 
 
 #: Largest label-noise std: σ² enters the recursion (with room for the loss on top of it).
@@ -53,6 +53,33 @@ def _finite(name: str, value: Any) -> float:
     return v
 
 
+def _check_features(n_features: Any) -> int:
+    if (
+        isinstance(n_features, bool)
+        or not isinstance(n_features, int | np.integer)
+        or n_features < 1
+    ):
+        raise ValueError(f"n_features must be an integer >= 1; got n_features={n_features!r}")
+    return int(n_features)
+
+
+def _check_key(key: Any) -> None:
+    """A jax.random key: a typed key (``jax.random.key``) or a raw uint32 pair (``PRNGKey``)."""
+    import jax
+
+    ok = False
+    if isinstance(key, jax.Array):
+        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+            ok = key.ndim == 0
+        else:
+            ok = key.dtype == np.uint32 and key.shape == (2,)
+    if not ok:
+        raise ValueError(
+            "key must be None (the deterministic equivalent) or a single jax.random key "
+            f"(jax.random.key(seed) or jax.random.PRNGKey(seed)); got key={key!r}"
+        )
+
+
 def _power_sum(s: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Σ_{k=lo}^{hi} k^(-s), exactly, via the Hurwitz zeta function (s > 1)."""
     return special.zeta(s, lo) - special.zeta(s, hi + 1.0)
@@ -60,7 +87,15 @@ def _power_sum(s: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TheoryExponents:
-    """Predicted exponents of docs/theory.md §6–7 (predictions, to be measured)."""
+    """Predicted exponents of docs/theory.md §6–7 (predictions, to be measured).
+
+    The approximation and compute-optimal exponents belong to a *finite-N model*: ``model`` is
+    ``"top_n"`` (the student sees modes 1..N of an infinite target, L_approx = Σ_{k>N} k^-a),
+    ``"random_features"`` (N Gaussian random features of the input, per draw or averaged), or
+    ``"modes"`` (a plain problem that *is* N modes: no approximation error, so no trade of N
+    against T; those fields are ``None``). Compute C = N·T·m at fixed batch m; with
+    L ≈ N^(−α) + T^(−r), N* ~ C^(r/(α+r)), T* ~ C^(α/(α+r)), L* ~ C^(−αr/(α+r)) (§7).
+    """
 
     phase: str
     xi: float  # peak rate η* ~ T^(-xi)
@@ -68,9 +103,34 @@ class TheoryExponents:
     optimal_loss: float  # L*(T) ~ T^(-optimal_loss)
     constant_loss: float  # loss with the best constant rate ~ T^(-constant_loss)
     constant_eta: float  # best constant rate ~ T^(-constant_eta)
-    approx_error: float  # L_approx(N) ~ N^(-approx_error)
-    compute_model_size: float  # N* ~ C^(compute_model_size)
-    compute_loss: float  # L ~ C^(-compute_loss)
+    approx_error: float | None  # α: L_approx(N) ~ N^(-approx_error); None for "modes"
+    compute_model_size: float | None  # N* ~ C^(compute_model_size), optimal schedule
+    compute_loss: float | None  # L ~ C^(-compute_loss), optimal schedule
+    model: str = "modes"  # the finite-N model the last fields are for
+    compute_steps: float | None = None  # T* ~ C^(compute_steps), optimal schedule
+    constant_compute_model_size: float | None = None  # N* ~ C^(…), best constant rate
+    constant_compute_steps: float | None = None  # T* ~ C^(…), best constant rate
+    constant_compute_loss: float | None = None  # L ~ C^(-…), best constant rate
+
+
+#: Problem kinds of each finite-N model (:meth:`Problem.theory`).
+_MODELS = {
+    "top_n": "top_n",
+    "random_features": "random_features",
+    "random_features_de": "random_features",
+}
+
+
+def approx_exponent(a: float, b: float, model: str) -> float | None:
+    """α in L_approx(N) ~ N^(−α) (docs/theory.md §3): a − 1 for the top-N model,
+    min(a − 1, b) for Gaussian random features, None for a plain N-mode problem."""
+    if model == "top_n":
+        return a - 1
+    if model == "random_features":
+        return min(a - 1, b)
+    if model == "modes":
+        return None
+    raise ValueError(f"model must be 'top_n', 'random_features' or 'modes'; got {model!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -207,6 +267,61 @@ class Problem:
         )
 
     @classmethod
+    def top_n(
+        cls,
+        a: float,
+        b: float,
+        sigma: float = 0.0,
+        *,
+        n_features: int,
+        batch: float = 1,
+        n_exact: int = 1000,
+        bins_per_decade: float = 100.0,
+    ) -> Problem:
+        """The paper's finite-N model: a student that sees modes 1..N of the infinite target.
+
+        With Gaussian inputs the modes k > N are independent of the student's features, so the
+        part of y they carry, Σ_{k>N} w*_k x_k, is independent Gaussian noise of variance
+        L_approx(N) = Σ_{k>N} k^-a = ζ(a, N+1) (exact, Hurwitz zeta). The dynamics are those of
+        the N-mode problem with label noise σ_eff² = σ² + L_approx (stored as ``sigma``), and the
+        excess test loss over σ² is L(t) + L_approx (docs/theory.md §3).
+        L_approx ~ N^(−(a−1))/(a−1). ``n_exact``/``bins_per_decade``: the binned tail of
+        :class:`Problem` for large N.
+
+        >>> p = Problem.top_n(2.5, 1.2, 0.5, n_features=100)
+        >>> p.kind, p.n_modes, round(p.approx_error, 8), p.theory().approx_error
+        ('top_n', 100, 0.00066169, 1.5)
+        """
+        n = _check_features(n_features)
+        base = cls(
+            a=a, b=b, sigma=sigma, n_modes=n, n_exact=n_exact, bins_per_decade=bins_per_decade
+        )
+        l_approx = float(special.zeta(base.a, n + 1.0))
+        return base._finite_n(
+            "top_n", n, batch, l_approx, base.lam, base.c0, base.weight, n_exact=base.n_exact
+        )
+
+    def _finite_n(
+        self, kind: str, n: int, batch, l_approx: float, lam, c0, weight, **extra: Any
+    ) -> Problem:
+        """A finite-N model built from ``self`` (a, b, σ): modes (lam, c0, weight) of N
+        features, the approximation error as extra label noise σ_eff² = σ² + L_approx."""
+        return type(self)(
+            a=self.a,
+            b=self.b,
+            sigma=math.sqrt(self.sigma**2 + l_approx),
+            n_modes=n,
+            batch=batch,
+            bins_per_decade=self.bins_per_decade,
+            lam=lam,
+            c0=c0,
+            weight=weight,
+            approx_error=l_approx,
+            kind=kind,
+            **extra,
+        )
+
+    @classmethod
     def from_random_features(
         cls,
         a: float,
@@ -214,61 +329,127 @@ class Problem:
         sigma: float = 0.0,
         *,
         n_features: int,
-        n_inputs: int,
-        key: Any,
+        n_inputs: int | float,
+        key: Any = None,
         batch: float = 1,
+        bins_per_decade: float = 100.0,
     ) -> Problem:
-        """Exact problem for SGD on N random features of an M-dimensional power-law input.
+        """SGD on N Gaussian random features of an M-dimensional power-law input (§3).
 
-        Inputs x ∈ R^M, covariance Λ = diag(k^-b); features ψ = F x, F_ij ~ N(0, 1/N); target
-        y = w*·x + ε with λ_k w*_k² = k^-a. For the drawn F, ψ and y are jointly Gaussian, so
-        y = w_N·ψ + r with r independent of ψ (docs/theory.md §3). In the eigenbasis of
+        Inputs x ∈ R^M, covariance Λ = diag(k^-b); features ψ = F x, F_ij ~ N(0, 1/N) (so
+        E[FᵀF] = I); target y = w*·x + ε with λ_k w*_k² = k^-a. For a drawn F, ψ and y are
+        jointly Gaussian, so y = w_N·ψ + r with r independent of ψ. In the eigenbasis of
         Σ = F Λ Fᵀ = U diag(μ) Uᵀ this is the power-law recursion with spectrum μ, initial
-        errors (Uᵀ w_N)², and label noise σ_eff² = σ² + L_approx. The returned problem keeps
-        the draw (``features``) so that :mod:`rfmodel.simulate` can run SGD on real ψ = F x.
+        errors (Uᵀ w_N)², and label noise σ_eff² = σ² + L_approx (stored as ``sigma``); the
+        excess test loss over σ² is L(t) + L_approx.
+
+        Args:
+            a, b, sigma, batch: as for :class:`Problem`.
+            n_features: N ≥ 1, the number of random features.
+            n_inputs: M ≥ N, the input dimension. The projection maps M inputs onto N ≤ M
+                features; with N > M the features would be linearly dependent (Σ singular)
+                and the model is just the M-dimensional linear model on x. ``math.inf`` (an
+                infinite-dimensional input) is allowed for the deterministic equivalent.
+            key: a ``jax.random`` key: one draw of F (keeps the draw as ``features`` so that
+                :mod:`rfmodel.simulate` can run SGD on real ψ = F x; N×M memory, O(N²M) time).
+                ``None``: the deterministic equivalent, the average over F for large N and M
+                (:mod:`rfmodel.random_features`; needs M > N; kind ``"random_features_de"``;
+                N = 10^5 with M = ∞ takes seconds).
+            bins_per_decade: resolution of the deterministic equivalent's spectrum (one mode
+                per eigenvalue at the top, geometric bins below).
+
+        >>> p = Problem.from_random_features(2.5, 1.2, 0.3, n_features=200, n_inputs=4000)
+        >>> p.kind, p.n_modes, round(p.approx_error, 6), p.theory().approx_error
+        ('random_features_de', 200, 0.018892, 1.2)
         """
+        n = _check_features(n_features)
+        m = n_inputs
+        if isinstance(m, bool) or not (
+            isinstance(m, int | np.integer) or (isinstance(m, float) and math.isinf(m) and m > 0)
+        ):
+            raise ValueError(
+                f"n_inputs must be an integer >= n_features or math.inf; got n_inputs={m!r}"
+            )
+        if m < n:
+            raise ValueError(
+                f"n_inputs must be >= n_features={n} (M inputs projected onto N <= M features; "
+                f"with N > M the features are linearly dependent and the model is the "
+                f"M-dimensional linear model on x); got n_inputs={m}"
+            )
+        if key is None:
+            if m == n:
+                raise ValueError(
+                    f"n_inputs must be > n_features={n} for the deterministic equivalent (key=None)"
+                    f"; at M = N the features span the inputs: use Problem(a, b, n_modes={n}); "
+                    f"got n_inputs={m}"
+                )
+            return cls._random_features_mean(a, b, sigma, n, m, batch, bins_per_decade)
+        if math.isinf(m):
+            raise ValueError("n_inputs must be finite for a drawn projection (key given)")
+        _check_key(key)
+        return cls._random_features_draw(a, b, sigma, n, int(m), key, batch)
+
+    @classmethod
+    def _random_features_mean(
+        cls, a, b, sigma, n: int, m: float, batch, bins_per_decade
+    ) -> Problem:
+        from .random_features import deterministic_equivalent
+
+        base = cls(a=a, b=b, sigma=sigma, n_modes=n, batch=batch, bins_per_decade=bins_per_decade)
+        mu, c0, weight, l_approx = deterministic_equivalent(
+            base.a, base.b, n_features=n, n_inputs=m, bins_per_decade=base.bins_per_decade
+        )
+        return base._finite_n(
+            "random_features_de",
+            n,
+            base.batch,
+            l_approx,
+            mu,
+            c0,
+            weight,
+            n_exact=int(min(m, 2**62)),  # records M (2^62 for an infinite input)
+        )
+
+    @classmethod
+    def _random_features_draw(cls, a, b, sigma, n: int, m: int, key, batch) -> Problem:
         import jax  # local: problem.py stays importable without initializing jax
 
-        for name, v in (("n_features", n_features), ("n_inputs", n_inputs)):
-            if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1; got {name}={v!r}")
-        if n_features > n_inputs:
-            raise ValueError(
-                f"n_features must be in [1, n_inputs={n_inputs}] (the feature covariance "
-                f"F Λ Fᵀ has rank min(N, M)); got n_features={n_features}"
-            )
-        _check_memory("n_features × n_inputs", int(n_features) * int(n_inputs) // 4)
-        base = cls(a=a, b=b, sigma=sigma, n_modes=n_inputs, batch=batch, n_exact=n_inputs)
+        _check_memory("n_features × n_inputs", int(n) * int(m) // 4)
+        base = cls(a=a, b=b, sigma=sigma, n_modes=m, batch=batch, n_exact=m)
         lam_x = base.lam
         w_star = np.sqrt(base.c0)
         with jax.enable_x64(True):  # float64 draws, without touching the caller's JAX config
             f = np.asarray(
-                jax.random.normal(key, (n_features, n_inputs), dtype=jax.numpy.float64),
+                jax.random.normal(key, (n, m), dtype=jax.numpy.float64),
                 dtype=np.float64,
-            ) / math.sqrt(n_features)
-        cov = (f * lam_x) @ f.T
-        mu, u = np.linalg.eigh(cov)
-        if not mu[0] > _LAM_MIN:
-            raise ValueError(
-                f"n_features={n_features}: the feature covariance F Λ Fᵀ is numerically singular "
-                f"(smallest eigenvalue {mu[0]:.3g} with b={b}); use fewer features or more inputs"
-            )
-        cross = f @ (lam_x * w_star)  # E[ψ y] = F Λ w*
-        w_n = u @ ((u.T @ cross) / mu)  # best linear fit in feature space
-        v = u.T @ w_n
+            ) / math.sqrt(n)
+        from threadpoolctl import threadpool_limits
+
+        # One BLAS thread: on shared cores OpenBLAS's threads make eigh ~10x slower (measured
+        # 0.65 s vs 0.067 s for a 200×200 eigh plus the 200×4000 product, 2 busy cores).
+        with threadpool_limits(limits=1, user_api="blas"):
+            cov = (f * lam_x) @ f.T
+            mu, u = np.linalg.eigh(cov)
+            if not mu[0] > _LAM_MIN:
+                raise ValueError(
+                    f"n_features={n}: the feature covariance F Λ Fᵀ is numerically singular "
+                    f"(smallest eigenvalue {mu[0]:.3g} with b={b}); use fewer features or more "
+                    "inputs"
+                )
+            cross = f @ (lam_x * w_star)  # E[ψ y] = F Λ w*
+            w_n = u @ ((u.T @ cross) / mu)  # best linear fit in feature space
+            v = u.T @ w_n
         l_approx = float(np.sum(lam_x * w_star**2) - cross @ w_n)
         l_approx = max(l_approx, 0.0)
-        return cls(
-            a=base.a,
-            b=base.b,
-            sigma=math.sqrt(base.sigma**2 + l_approx),
-            n_modes=n_features,
-            batch=batch,
-            lam=mu,
-            c0=v**2,
-            weight=np.ones_like(mu),
-            approx_error=l_approx,
-            kind="random_features",
+        return base._finite_n(
+            "random_features",
+            n,
+            batch,
+            l_approx,
+            mu,
+            v**2,
+            np.ones_like(mu),
+            n_exact=1000,
             features=RandomFeatures(f, lam_x, w_star, u, w_n, base.sigma),
         )
 
@@ -360,21 +541,40 @@ class Problem:
             return "boundary"
         return "easy" if self.a > self.b else "hard"
 
+    @property
+    def model(self) -> str:
+        """The finite-N model: ``"top_n"``, ``"random_features"`` (per draw or the deterministic
+        equivalent) or ``"modes"`` (a plain problem of N modes, no approximation error)."""
+        return _MODELS.get(self.kind, "modes")
+
     def theory(self) -> TheoryExponents:
-        """Predicted exponents (docs/theory.md §6–7)."""
+        """Predicted exponents (docs/theory.md §6–7), the finite-N ones for :attr:`model`."""
+        from .scaling import compute_optimal_exponents
+
         a, b = self.a, self.b
         easy = a >= b
         const = (a - 1) / (a - 1 + b)
+        opt = (a - 1) / a if easy else (a - 1) / b
+        alpha = approx_exponent(a, b, self.model)
+        if alpha is None:
+            p = c = (None, None, None)
+        else:
+            p, c = compute_optimal_exponents(alpha, opt), compute_optimal_exponents(alpha, const)
         return TheoryExponents(
             phase=self.phase,
             xi=1 - b / a if easy else 0.0,
             delta=2 * b - 1 if easy else None,
-            optimal_loss=(a - 1) / a if easy else (a - 1) / b,
+            optimal_loss=opt,
             constant_loss=const,
             constant_eta=const,
-            approx_error=a - 1,
-            compute_model_size=1 / (a + 1) if easy else 1 / (b + 1),
-            compute_loss=(a - 1) / (a + 1) if easy else (a - 1) / (b + 1),
+            approx_error=alpha,
+            compute_model_size=p[0],
+            compute_loss=p[2],
+            model=self.model,
+            compute_steps=p[1],
+            constant_compute_model_size=c[0],
+            constant_compute_steps=c[1],
+            constant_compute_loss=c[2],
         )
 
     def stability_sum(self, eta: float, batch: float | None = None) -> float:

@@ -41,6 +41,11 @@ __all__ = [
     "max_rule_loss_exponent",
     "theory_xi",
     "classify_phase",
+    "compute_optimal_exponents",
+    "Frontier",
+    "compute_frontier",
+    "compute_multiplier",
+    "steps_for_compute",
 ]
 
 
@@ -283,3 +288,195 @@ def classify_phase(
     if x >= xi_threshold and plateau_ratio < pinned:
         return "easy"
     return "mixed"
+
+
+def compute_optimal_exponents(alpha: float, r: float) -> tuple[float, float, float]:
+    """(p, q, ℓ) of the compute-optimal frontier for L(N, T) = A N^(−α) + B T^(−r) at C = N·T·m.
+
+    Minimizing over N along T = C/(N m): N* ~ C^p, T* ~ C^q, L* ~ C^(−ℓ) with
+    p = r/(α + r), q = α/(α + r), ℓ = α r/(α + r) (docs/theory.md §7).
+
+    >>> [round(v, 6) for v in compute_optimal_exponents(1.5, 0.6)]  # easy top-N, a = 2.5
+    [0.285714, 0.714286, 0.428571]
+    """
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha must be a finite number > 0; got alpha={alpha}")
+    if not (math.isfinite(r) and r > 0):
+        raise ValueError(f"r must be a finite number > 0; got r={r}")
+    return r / (alpha + r), alpha / (alpha + r), alpha * r / (alpha + r)
+
+
+@dataclass(frozen=True)
+class Frontier:
+    """The compute-optimal frontier of a loss grid (:func:`compute_frontier`).
+
+    Arrays of shape ``(n,)``, one entry per compute budget: ``C`` (= N·T·m), the minimizer
+    ``N`` and ``T`` = C/(N·m) along the iso-compute line, the loss ``L`` there, and ``interior``:
+    the minimum lies strictly inside the grid (not on its edge), so it is a real optimum and
+    not one the grid's range imposed. Fits use the interior points only.
+    """
+
+    C: np.ndarray
+    N: np.ndarray
+    T: np.ndarray
+    L: np.ndarray
+    interior: np.ndarray
+
+    def fits(self, **kwargs: Any) -> dict[str, PowerLawFit]:
+        """Power-law fits over the interior points: ``"N"`` (p in N* ~ C^p), ``"T"`` (q) and
+        ``"L"`` (L* ~ C^(−ℓ), negated so that the exponent is ℓ); ``kwargs`` go to
+        :func:`power_law_fit`."""
+        m = self.interior
+        if int(m.sum()) < 2:
+            raise ValueError(
+                f"the frontier must have at least 2 interior points to fit; got {int(m.sum())}"
+            )
+        return {
+            "N": power_law_fit(self.C[m], self.N[m], **kwargs),
+            "T": power_law_fit(self.C[m], self.T[m], **kwargs),
+            "L": power_law_fit(self.C[m], self.L[m], **kwargs).negated(),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k).tolist() for k in ("C", "N", "T", "L", "interior")}
+
+
+def compute_frontier(
+    N: Sequence[float] | np.ndarray,
+    T: Sequence[float] | np.ndarray,
+    L: np.ndarray,
+    *,
+    batch: float = 1.0,
+    C: Sequence[float] | np.ndarray | None = None,
+    samples: int = 400,
+) -> Frontier:
+    """L*(C) = min over N·T·m = C of a loss grid ``L[i, j] = L(N_i, T_j)`` (docs/theory.md §7).
+
+    log L is interpolated with a cubic spline in (log N, log T) (``scipy``'s
+    ``RegularGridInterpolator``; linear when an axis has fewer than 4 values); along each
+    iso-compute line log N + log T = log(C/m) it is evaluated at ``samples`` points and the
+    minimum refined by a bounded scalar search.
+
+    Args:
+        N, T: increasing grids (≥ 2 values each; ≥ 4 for the cubic spline), > 0.
+        L: losses, shape ``(len(N), len(T))``, finite and > 0.
+        batch: m in C = N·T·m.
+        C: budgets (default: geometric from the smallest to the largest grid product, with the
+            coarser of the two grid ratios, so that neighbouring budgets are about as
+            independent as neighbouring grid points).
+        samples: points per iso-compute line before refinement.
+
+    Returns:
+        :class:`Frontier`; ``interior`` is False where the minimizer is within 1% of a grid
+        step of the line's end.
+    """
+    from scipy import interpolate
+    from scipy import optimize as sopt
+
+    lN, lT = np.log(_as_1d("N", N)), np.log(_as_1d("T", T))
+    L = np.asarray(L, dtype=np.float64)
+    if L.shape != (lN.size, lT.size):
+        raise ValueError(
+            f"L must have shape (len(N), len(T)) = {(lN.size, lT.size)}; got {L.shape}"
+        )
+    if lN.size < 2 or lT.size < 2 or np.any(np.diff(lN) <= 0) or np.any(np.diff(lT) <= 0):
+        raise ValueError("N and T must be increasing grids of at least 2 values each")
+    if not np.all(np.isfinite(L)) or np.any(L <= 0):
+        raise ValueError("L must be finite and > 0 everywhere on the grid")
+    if not (math.isfinite(batch) and batch > 0):
+        raise ValueError(f"batch must be a finite number > 0; got batch={batch}")
+    f = interpolate.RegularGridInterpolator(
+        (lN, lT),
+        np.log(L),
+        method="cubic" if min(lN.size, lT.size) >= 4 else "linear",
+        bounds_error=False,
+        fill_value=None,
+    )  # fill_value=None: rounding at the grid edge extrapolates by ~1e-16
+    lm = math.log(batch)
+    if C is None:
+        step = max(float(np.max(np.diff(lN))), float(np.max(np.diff(lT))))
+        lo, hi = lN[0] + lT[0] + lm, lN[-1] + lT[-1] + lm
+        lC = np.arange(lo, hi + 1e-9 * step, step)
+    else:
+        Cs = _as_1d("C", C)
+        if not np.all(np.isfinite(Cs)) or np.any(Cs <= 0):
+            raise ValueError("C must be finite and > 0 (compute budgets)")
+        lC = np.log(Cs)
+        small = np.exp(lC) < math.exp(lN[0] + lm)
+        if np.any(small):
+            raise ValueError(
+                f"C must be >= N_min·m = {math.exp(lN[0] + lm):g} (smaller budgets leave "
+                f"T < 1 step); got C={math.exp(lC[small][0]):g}"
+            )
+    tol = 0.01 * float(np.min(np.diff(lN)))
+    out = []
+    for c in lC:
+        u_lo = max(lN[0], c - lm - lT[-1])
+        u_hi = min(lN[-1], c - lm - lT[0])
+        if u_hi < u_lo - 1e-9:
+            raise ValueError(f"C={math.exp(c):.4g} has no iso-compute line inside the grid")
+
+        def g(u, c=c):
+            return float(f([[u, c - lm - u]])[0])
+
+        u_hi = max(u_hi, u_lo)
+        us = np.linspace(u_lo, u_hi, samples)
+        vals = f(np.stack([us, c - lm - us], axis=1))
+        k = int(np.argmin(vals))
+        a_, b_ = us[max(k - 1, 0)], us[min(k + 1, samples - 1)]
+        if b_ > a_:
+            r = sopt.minimize_scalar(g, bounds=(a_, b_), method="bounded", options={"xatol": 1e-9})
+            u, v = (float(r.x), float(r.fun)) if r.fun <= vals[k] else (us[k], float(vals[k]))
+        else:
+            u, v = float(us[k]), float(vals[k])
+        inside = (u - u_lo > tol) and (u_hi - u > tol)
+        out.append((math.exp(c), math.exp(u), math.exp(c - lm - u), math.exp(v), inside))
+    Cs, Ns, Ts, Ls, ins = (np.array(x) for x in zip(*out, strict=True))
+    return Frontier(Cs, Ns, Ts, Ls, ins.astype(bool))
+
+
+def compute_multiplier(reference: Frontier, other: Frontier) -> tuple[np.ndarray, np.ndarray]:
+    """How much more compute ``other`` needs than ``reference`` for the same loss.
+
+    For each interior budget C of ``reference`` whose loss L_ref(C) lies within the interior
+    losses of ``other``, C_other(L_ref(C)) / C (log-log interpolation of the other frontier).
+    Returns (C, multiplier), both shape ``(n,)``; the multiplier is ≥ 1 when ``reference`` is
+    better.
+    """
+    r, o = reference, other
+    rc, rl = r.C[r.interior], r.L[r.interior]
+    oc, ol = o.C[o.interior], o.L[o.interior]
+    if oc.size < 2:
+        return np.array([]), np.array([])
+    order = np.argsort(ol)
+    x, y = np.log(ol[order]), np.log(oc[order])
+    ok = (rl >= ol.min()) & (rl <= ol.max())
+    return rc[ok], np.exp(np.interp(np.log(rl[ok]), x, y)) / rc[ok]
+
+
+def steps_for_compute(C: float, n_features: int, batch: float = 1.0) -> int:
+    """T = ⌊C/(N·m)⌋, the steps a compute budget C buys a model of N features at batch m.
+
+    >>> steps_for_compute(1e6, 100, batch=4)
+    2500
+    >>> steps_for_compute(300, 100, batch=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: C must be >= N·m = 400 (it leaves T = C/(N·m) < 1 step); got C=300
+    """
+    if (
+        isinstance(n_features, bool)
+        or not isinstance(n_features, int | np.integer)
+        or n_features < 1
+    ):
+        raise ValueError(f"n_features must be an integer >= 1; got n_features={n_features!r}")
+    if not (isinstance(batch, int | float | np.number) and math.isfinite(batch) and batch >= 1):
+        raise ValueError(f"batch must be a finite number >= 1; got batch={batch!r}")
+    if not (isinstance(C, int | float | np.number) and math.isfinite(C) and C > 0):
+        raise ValueError(f"C must be a finite number > 0; got C={C!r}")
+    if C < n_features * batch:
+        raise ValueError(
+            f"C must be >= N·m = {n_features * batch:g} (it leaves T = C/(N·m) < 1 step); "
+            f"got C={C:g}"
+        )
+    return int(C // (n_features * batch))

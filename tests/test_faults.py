@@ -332,7 +332,7 @@ def test_library_bad_input_is_named():
         Problem(a=2.5, b=1.2, sigma=1e200)
     with pytest.raises(ValueError, match="batch must be a finite number"):
         Problem(a=2.5, b=1.2, batch=10**400)
-    with pytest.raises(ValueError, match="n_features must be in"):
+    with pytest.raises(ValueError, match="n_inputs must be >= n_features=60"):
         Problem.from_random_features(2.0, 1.5, n_features=60, n_inputs=30, key=None)
     with pytest.raises(ValueError, match="n_exact: 1e\\+12 exact modes need"):
         Problem(a=2.5, b=1.2, n_modes=10**12, n_exact=10**12)

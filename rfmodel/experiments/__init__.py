@@ -33,6 +33,7 @@ EXPERIMENTS = (
     "lr_transfer",
     "networks",
     "batch_schedules",
+    "compute_optimal",
 )
 
 
