@@ -140,10 +140,8 @@ def _arrays(problem: Problem) -> tuple[Array, Array, Array, Array]:
 
 def _coeffs(etas: Array, batches: Array, betas: Array) -> Array:
     """Per-step columns of X' = A(λ) X + F (L + σ²) λ (docs/theory.md §4), shape (T, 6, 3):
-
-    A[:, C] = e_C + λ P1 + λ² P2,  A[:, R] = Q0 + λ Q1,  A[:, V] = S0,  rows (P1, P2, Q0, Q1, S0, F),
-    each a vector over the outputs (C', R', V').
-    """
+    A[:, C] = e_C + λ P1 + λ² P2, A[:, R] = Q0 + λ Q1, A[:, V] = S0 with the rows
+    (P1, P2, Q0, Q1, S0, F), each a vector over the outputs (C', R', V')."""
     e, b, k, im = etas, betas, 1.0 + 1.0 / batches, 1.0 / batches
     z = jnp.zeros_like(e)
     eb = e * b
@@ -224,7 +222,9 @@ def _forward(lam, c0, wlam, s2, coef, block):
 
 def _costates(p: Array, eta) -> tuple[Array, Array]:
     """u = ∂J/∂V' = η² p_C − η p_R + p_V and p_a = ∂J/∂a = p_R − 2η p_C (a = βR + λC = E[e v'])."""
-    return p[..., 2, :] + eta * (eta * p[..., 0, :] - p[..., 1, :]), p[..., 1, :] - 2.0 * eta * p[..., 0, :]
+    return p[..., 2, :] + eta * (eta * p[..., 0, :] - p[..., 1, :]), p[..., 1, :] - 2.0 * eta * p[
+        ..., 0, :
+    ]
 
 
 def _grad_sums(lam, xs, ps, sc, noise):
@@ -387,7 +387,9 @@ def log_final_loss_and_grads(
     v = float(v)
     names = ("eta", "momentum", "batch")
     if math.isfinite(v):
-        grads = {k: np.asarray(g, np.float64) for k, g in zip(names, (g_eta, g_beta, g_m))}
+        grads = {
+            k: np.asarray(g, np.float64) for k, g in zip(names, (g_eta, g_beta, g_m), strict=True)
+        }
     else:
         grads = {k: np.full(t, np.nan) for k in names}
     return (v, grads, np.asarray(curve)) if with_curve else (v, grads)

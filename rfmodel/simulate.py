@@ -1,9 +1,17 @@
 """Monte-Carlo SGD on sampled Gaussian data: the empirical check of :mod:`rfmodel.dynamics`.
 
-Each step draws a fresh minibatch, takes the SGD step
-``w ← w − (η_t/m) Σ_i x_i (x_i·w − y_i)`` and records the *exact population* excess loss of the
-iterate (an expectation over fresh data, so the only randomness left is the SGD trajectory).
-Seeds run in parallel with ``vmap``; time runs in ``lax.scan``.
+Each step draws a fresh minibatch of m_t samples, forms the minibatch gradient
+``g = (1/m_t) Σ_i x_i (x_i·w − y_i)`` and takes the heavy-ball step of ``optax.sgd`` (docs/theory.md
+§4): ``v ← β_t v + g``, ``w ← w − η_t v`` with v(0) = 0, which is plain SGD ``w ← w − η_t g`` at
+β_t = 0. It records the *exact population* excess loss of the iterate (an expectation over fresh
+data, so the only randomness left is the SGD trajectory). Seeds run in parallel with ``vmap``;
+time runs in ``lax.scan``.
+
+Per-step batch sizes keep static shapes: the sizes are grouped into a few buckets (powers of two,
+capped at the largest m_t); a step draws its bucket's number of samples, selected by
+``lax.switch`` on the step's bucket (the same for every seed, so it stays a real branch under
+``vmap``), and masks the samples beyond m_t. The gradient is exact; at most half the draws are
+wasted. A constant batch is one bucket with no waste.
 
 - Plain power-law problem: x ~ N(0, diag λ) in the eigenbasis, y = w*·x + σε; excess loss
   Σ_k λ_k (w_k − w*_k)², which :func:`rfmodel.dynamics.loss_curve` predicts exactly.
@@ -21,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._momentum import check_betas
 from ._x64 import float64
 from .dynamics import check_schedule
 from .problem import Problem
@@ -49,49 +58,68 @@ def theory_excess(problem: Problem, curve) -> np.ndarray:
     return np.asarray(curve) + problem.approx_error
 
 
-@partial(jax.jit, static_argnames=("batch",))
-def _run_power_law(keys, lam, w_star, sigma, etas, batch):
-    sqrt_lam = jnp.sqrt(lam)
-
-    def one_seed(key):
-        def step(delta, inp):
-            eta, k = inp
-            kx, ke = jax.random.split(k)
-            x = _normal(kx, (batch, lam.shape[0])) * sqrt_lam
-            eps = sigma * _normal(ke, (batch,))
-            resid = x @ delta - eps  # prediction minus label, with Δ = w − w*
-            delta = delta - (eta / batch) * (resid @ x)
-            return delta, jnp.sum(lam * delta**2)
-
-        delta0 = -w_star
-        step_keys = jax.random.split(key, etas.shape[0])
-        _, losses = jax.lax.scan(step, delta0, (etas, step_keys))
-        return jnp.concatenate([jnp.sum(lam * delta0**2)[None], losses])
-
-    return jax.vmap(one_seed)(keys)
+def _buckets(batches: np.ndarray) -> tuple[tuple[int, ...], np.ndarray]:
+    """Sample counts drawn per step (powers of two capped at max m; one size if m is constant)
+    and each step's bucket index."""
+    top = int(batches.max())
+    sizes = np.minimum(2 ** np.ceil(np.log2(batches)).astype(np.int64), top)
+    buckets = tuple(int(x) for x in np.unique(sizes))
+    return buckets, np.searchsorted(np.asarray(buckets), sizes).astype(np.int32)
 
 
-@partial(jax.jit, static_argnames=("batch",))
-def _run_features(keys, proj, lam_x, w_star, sigma, etas, batch):
-    sqrt_lam = jnp.sqrt(lam_x)
+@partial(jax.jit, static_argnames=("kind", "buckets"))
+def _run(keys, model, etas, betas, batches, bucket, kind, buckets):
+    """Heavy-ball SGD for each key: per-step (η, β, m, bucket); returns (seeds, T+1) excess losses.
 
-    def excess(w):
-        r = proj.T @ w - w_star
-        return jnp.sum(lam_x * r**2)
+    ``model``: (λ, w*, σ) for ``kind="power_law"`` (iterate Δ = w − w*, features x), or
+    (F, λ_x, w*, σ) for ``kind="random_features"`` (iterate w, features ψ = F x).
+    """
+    if kind == "power_law":
+        lam, w_star, sigma = model
+        scale, dim = jnp.sqrt(lam), lam.shape[0]
 
-    def one_seed(key):
-        def step(w, inp):
-            eta, k = inp
-            kx, ke = jax.random.split(k)
-            x = _normal(kx, (batch, lam_x.shape[0])) * sqrt_lam
-            y = x @ w_star + sigma * _normal(ke, (batch,))
-            psi = x @ proj.T
-            w = w - (eta / batch) * ((psi @ w - y) @ psi)
-            return w, excess(w)
+        def feats_labels(x, eps):
+            return x, sigma * eps  # residual x·Δ − σε
+
+        def excess(w):
+            return jnp.sum(lam * w**2)
+
+        w0 = -w_star
+    else:
+        proj, lam_x, w_star, sigma = model
+        scale, dim = jnp.sqrt(lam_x), lam_x.shape[0]
+
+        def feats_labels(x, eps):
+            return x @ proj.T, x @ w_star + sigma * eps
+
+        def excess(w):
+            r = proj.T @ w - w_star
+            return jnp.sum(lam_x * r**2)
 
         w0 = jnp.zeros(proj.shape[0])
+
+    def grad(size, w, key, m):
+        kx, ke = jax.random.split(key)
+        psi, y = feats_labels(_normal(kx, (size, dim)) * scale, _normal(ke, (size,)))
+        resid = psi @ w - y
+        if size > 1:
+            resid = jnp.where(jnp.arange(size) < m, resid, 0.0)  # the step's m_t samples only
+        return (resid @ psi) / m
+
+    branches = [partial(grad, size) for size in buckets]
+
+    def one_seed(key):
+        def step(carry, inp):
+            w, v = carry
+            eta, beta, m, b, k = inp
+            g = branches[0](w, k, m) if len(branches) == 1 else jax.lax.switch(b, branches, w, k, m)
+            v = beta * v + g
+            w = w - eta * v
+            return (w, v), excess(w)
+
         step_keys = jax.random.split(key, etas.shape[0])
-        _, losses = jax.lax.scan(step, w0, (etas, step_keys))
+        inputs = (etas, betas, batches, bucket, step_keys)
+        _, losses = jax.lax.scan(step, (w0, jnp.zeros_like(w0)), inputs)
         return jnp.concatenate([excess(w0)[None], losses])
 
     return jax.vmap(one_seed)(keys)
@@ -103,57 +131,71 @@ def sgd(
     etas,
     key: jax.Array,
     *,
+    batches=None,
+    betas=None,
     n_seeds: int = 64,
     chunk: int | None = None,
     keep_all: bool = False,
     progress: bool = False,
 ) -> MonteCarlo:
-    """Run minibatch SGD under the schedule ``etas`` for ``n_seeds`` independent seeds.
+    """Run minibatch SGD (heavy ball with ``betas``) under the schedule for ``n_seeds`` seeds.
 
     Args:
         problem: an unbinned :class:`Problem` (every weight 1) or a random-feature problem.
-            Its ``batch`` must be an integer.
         etas: per-step learning rates, shape ``(T,)``.
         key: a ``jax.random`` key; the result is a pure function of it.
+        batches: per-step integer batch sizes ≥ 1, shape ``(T,)``; default ``problem.batch``
+            (then an integer) at every step.
+        betas: per-step momenta in [0, 1), shape ``(T,)``, optax's heavy-ball convention
+            (docs/theory.md §4); default plain SGD.
         n_seeds: number of independent SGD runs (≥ 2, for a standard error).
         chunk: seeds run together in one ``vmap`` (memory knob); default all.
         keep_all: also return every seed's curve.
         progress: show a progress bar over seed chunks.
 
     Returns:
-        :class:`MonteCarlo` with the mean excess loss over seeds and its standard error.
+        :class:`MonteCarlo` with the mean excess loss over seeds and its standard error, to compare
+        with ``theory_excess(problem, loss_curve(problem, etas, batches, betas))``.
     """
-    check_schedule(etas)
+    check_schedule(etas, batches)
+    if betas is not None:
+        check_betas(betas, etas)
     if problem.binned:
         raise ValueError(
             "problem must be unbinned for Monte-Carlo SGD (a binned tail is a "
             f"theory device); got n_modes={problem.n_modes} > n_exact="
             f"{problem.n_exact}. Use n_exact >= n_modes."
         )
-    if problem.batch != int(problem.batch):
-        raise ValueError(f"problem.batch must be an integer for sampling; got {problem.batch}")
+    if batches is None:
+        if problem.batch != int(problem.batch):
+            raise ValueError(f"problem.batch must be an integer for sampling; got {problem.batch}")
+        batches = np.full(np.shape(etas), problem.batch)
+    batches = np.asarray(batches, np.float64)
+    if np.any(batches != np.round(batches)):
+        raise ValueError("batches must be integers for sampling; got non-integer batch sizes")
     if not isinstance(n_seeds, int | np.integer) or n_seeds < 2:
         raise ValueError(f"n_seeds must be an integer >= 2; got n_seeds={n_seeds!r}")
     chunk = n_seeds if chunk is None else int(chunk)
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1; got chunk={chunk}")
     etas = jnp.asarray(etas, jnp.float64)
-    batch = int(problem.batch)
+    betas = jnp.zeros_like(etas) if betas is None else jnp.asarray(betas, jnp.float64)
+    buckets, bucket = _buckets(batches)
     keys = jax.random.split(key, n_seeds)
     if problem.kind == "random_features":
         rf = problem.features
-        args = (jnp.asarray(rf.proj), jnp.asarray(rf.lam_x), jnp.asarray(rf.w_star), rf.sigma, etas)
-        run = _run_features
+        model = (jnp.asarray(rf.proj), jnp.asarray(rf.lam_x), jnp.asarray(rf.w_star), rf.sigma)
     else:
-        args = (jnp.asarray(problem.lam), jnp.sqrt(jnp.asarray(problem.c0)), problem.sigma, etas)
-        run = _run_power_law
+        model = (jnp.asarray(problem.lam), jnp.sqrt(jnp.asarray(problem.c0)), problem.sigma)
+    kind = "random_features" if problem.kind == "random_features" else "power_law"
+    args = (model, etas, betas, jnp.asarray(batches), jnp.asarray(bucket))
     starts = range(0, n_seeds, chunk)
     if progress:
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc="Monte-Carlo SGD", unit="chunk")
     losses = np.concatenate(
-        [np.asarray(run(keys[s : s + chunk], *args, batch=batch)) for s in starts]
+        [np.asarray(_run(keys[s : s + chunk], *args, kind=kind, buckets=buckets)) for s in starts]
     )
     mean = losses.mean(axis=0)
     sem = losses.std(axis=0, ddof=1) / np.sqrt(n_seeds)
