@@ -420,8 +420,8 @@ def stability_sum(problem: Problem, eta: float, beta: float, batch: float | None
 
 
 def eta_critical(problem: Problem, beta: float, batch: float | None = None) -> float:
-    """Largest stable constant η at momentum β, the root of S(η, β) = 1 (≈ (1 − β) × the SGD
-    value for small rates: the effective rate η/(1 − β) is what matters)."""
+    """Largest stable constant η at momentum β, the root of S(η, β) = 1 (docs/theory.md §4). In
+    effective-rate terms η_c(β)/(1 − β) ≥ η_c(0): momentum enlarges the stable region."""
     m = problem.batch if batch is None else float(batch)
     _check_constant(beta, m)
     top = 2 * m * (1 - beta) / (float(np.max(problem.lam)) * ((m + 1) - 2 * m * beta / (1 + beta)))

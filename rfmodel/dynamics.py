@@ -7,6 +7,8 @@ For Gaussian data the per-mode second moments close exactly::
 
 (w_k is the multiplicity of a binned mode, 1 otherwise). :func:`loss_curve` returns
 L(0), …, L(T) for a schedule η_0..η_{T−1} (η_t is the rate used by update t, the optax convention).
+With ``betas=`` it follows heavy-ball momentum instead, three moments per mode
+(docs/theory.md §4; implemented in :mod:`rfmodel._momentum`).
 
 Two implementations share the step above:
 
