@@ -33,8 +33,8 @@ from scipy import optimize
 
 from ._x64 import float64, host
 from .dynamics import (
-    _COMPILER_OPTIONS,
     _as_f64,
+    _compile_objective,
     _guard,
     _is_concrete,
     _pad_to,
@@ -71,14 +71,9 @@ def check_betas(betas, etas) -> None:
             f"betas must have the shape of etas {np.shape(etas)} (one momentum per step); "
             f"got shape {b.shape}"
         )
-    if not np.all(np.isfinite(b)):
-        raise ValueError(
-            f"betas must be finite, in [0, 1); got NaN/Inf at step "
-            f"{int(np.flatnonzero(~np.isfinite(b))[0])}"
-        )
-    bad = np.flatnonzero((b < 0) | (b >= 1))
+    bad = np.flatnonzero(~((b >= 0) & (b < 1)))  # NaN fails both comparisons
     if bad.size:
-        raise ValueError(f"betas must be in [0, 1); got betas[{bad[0]}]={b[bad[0]]}")
+        raise ValueError(f"betas must be finite and in [0, 1); got betas[{bad[0]}]={b[bad[0]]}")
 
 
 def _prepare_momentum(problem: Problem, etas, batches, betas):
@@ -354,12 +349,7 @@ def _objective_executable(t: int, n: int, block: int):
     f64 = partial(jax.ShapeDtypeStruct, dtype=jnp.float64)
     vec, sched = f64((n,)), f64((t,))
     lowered = _log_final_vg.lower(vec, vec, vec, f64(()), sched, sched, sched, block=block)
-    if jax.default_backend() == "cpu":
-        try:
-            return lowered.compile(_COMPILER_OPTIONS)
-        except jax.errors.JaxRuntimeError:
-            pass
-    return lowered.compile()
+    return _compile_objective(lowered)
 
 
 @float64

@@ -417,6 +417,12 @@ def _objective_executable(t: int, n: int, block: int):
     f64 = partial(jax.ShapeDtypeStruct, dtype=jnp.float64)
     vec, sched = f64((n,)), f64((t,))
     lowered = _log_final_vg.lower(vec, vec, vec, vec, f64(()), sched, sched, block=block)
+    return _compile_objective(lowered)
+
+
+def _compile_objective(lowered):
+    """Compile a lowered objective with :data:`_COMPILER_OPTIONS` on CPU (the default if the
+    option is gone)."""
     if jax.default_backend() == "cpu":
         try:
             return lowered.compile(_COMPILER_OPTIONS)

@@ -13,6 +13,9 @@ capped at the largest m_t); a step draws its bucket's number of samples, selecte
 ``vmap``), and masks the samples beyond m_t. The gradient is exact; at most half the draws are
 wasted. A constant batch is one bucket with no waste.
 
+:func:`train_optax` runs any optax optimizer on the same sampled data (e.g. the exported
+``schedules.to_optax_sgd``), so that training as users do it can be held against the theory.
+
 - Plain power-law problem: x ~ N(0, diag λ) in the eigenbasis, y = w*·x + σε; excess loss
   Σ_k λ_k (w_k − w*_k)², which :func:`rfmodel.dynamics.loss_curve` predicts exactly.
 - Random-feature problem (:meth:`Problem.from_random_features`): x ∈ R^M, features ψ = F x, model
@@ -28,13 +31,14 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from ._momentum import check_betas
 from ._x64 import float64
 from .dynamics import check_schedule
 from .problem import Problem
 
-__all__ = ["MonteCarlo", "sgd", "theory_excess"]
+__all__ = ["MonteCarlo", "sgd", "train_optax", "theory_excess"]
 
 
 def _normal(key, shape):
@@ -45,7 +49,8 @@ def _normal(key, shape):
 
 @dataclass(frozen=True)
 class MonteCarlo:
-    """Result of :func:`sgd`: per-step mean and standard error over seeds (float64, (T+1,))."""
+    """Result of :func:`sgd` and :func:`train_optax`: per-step mean and standard error over seeds
+    (float64, (T+1,))."""
 
     mean: np.ndarray
     sem: np.ndarray
@@ -67,40 +72,39 @@ def _buckets(batches: np.ndarray) -> tuple[tuple[int, ...], np.ndarray]:
     return buckets, np.searchsorted(np.asarray(buckets), sizes).astype(np.int32)
 
 
-@partial(jax.jit, static_argnames=("kind", "buckets"))
-def _run(keys, model, etas, betas, batches, bucket, kind, buckets):
-    """Heavy-ball SGD for each key: per-step (η, β, m, bucket); returns (seeds, T+1) excess losses.
+def _model(kind: str, model):
+    """(draw(key, size) -> (features ψ, labels y), excess loss of w, initial w) of a problem.
 
-    ``model``: (λ, w*, σ) for ``kind="power_law"`` (iterate Δ = w − w*, features x), or
-    (F, λ_x, w*, σ) for ``kind="random_features"`` (iterate w, features ψ = F x).
+    ``model``: (λ, w*, σ) for ``kind="power_law"`` (ψ = x ~ N(0, diag λ)), or (F, λ_x, w*, σ) for
+    ``kind="random_features"`` (x ∈ R^M, ψ = F x, excess (Fᵀw − w*)ᵀ Λ (Fᵀw − w*)).
     """
     if kind == "power_law":
         lam, w_star, sigma = model
-        scale, dim = jnp.sqrt(lam), lam.shape[0]
-
-        def feats_labels(x, eps):
-            return x, sigma * eps  # residual x·Δ − σε
-
-        def excess(w):
-            return jnp.sum(lam * w**2)
-
-        w0 = -w_star
+        scale, proj, lam_x = jnp.sqrt(lam), None, lam
     else:
         proj, lam_x, w_star, sigma = model
-        scale, dim = jnp.sqrt(lam_x), lam_x.shape[0]
+        scale = jnp.sqrt(lam_x)
 
-        def feats_labels(x, eps):
-            return x @ proj.T, x @ w_star + sigma * eps
+    def draw(key, size):
+        kx, ke = jax.random.split(key)
+        x = _normal(kx, (size, scale.shape[0])) * scale
+        y = x @ w_star + sigma * _normal(ke, (size,))
+        return (x if proj is None else x @ proj.T), y
 
-        def excess(w):
-            r = proj.T @ w - w_star
-            return jnp.sum(lam_x * r**2)
+    def excess(w):
+        r = (w if proj is None else proj.T @ w) - w_star
+        return jnp.sum(lam_x * r**2)
 
-        w0 = jnp.zeros(proj.shape[0])
+    return draw, excess, jnp.zeros(w_star.shape[0] if proj is None else proj.shape[0])
+
+
+@partial(jax.jit, static_argnames=("kind", "buckets"))
+def _run(keys, model, etas, betas, batches, bucket, kind, buckets):
+    """Heavy-ball SGD for each key, per-step (η, β, m, bucket): (seeds, T+1) excess losses."""
+    draw, excess, w0 = _model(kind, model)
 
     def grad(size, w, key, m):
-        kx, ke = jax.random.split(key)
-        psi, y = feats_labels(_normal(kx, (size, dim)) * scale, _normal(ke, (size,)))
+        psi, y = draw(key, size)
         resid = psi @ w - y
         if size > 1:
             resid = jnp.where(jnp.arange(size) < m, resid, 0.0)  # the step's m_t samples only
@@ -123,6 +127,59 @@ def _run(keys, model, etas, betas, batches, bucket, kind, buckets):
         return jnp.concatenate([excess(w0)[None], losses])
 
     return jax.vmap(one_seed)(keys)
+
+
+@partial(jax.jit, static_argnames=("kind", "optimizer", "steps", "batch"))
+def _run_optax(keys, model, kind, optimizer, steps, batch):
+    """``optimizer`` on the squared loss ½ mean (ψ·w − y)² for each key; (seeds, T+1) losses."""
+    draw, excess, w0 = _model(kind, model)
+
+    def one_seed(key):
+        def step(carry, k):
+            w, state = carry
+            psi, y = draw(k, batch)
+            updates, state = optimizer.update(((psi @ w - y) @ psi) / batch, state, w)
+            w = optax.apply_updates(w, updates)
+            return (w, state), excess(w)
+
+        _, losses = jax.lax.scan(step, (w0, optimizer.init(w0)), jax.random.split(key, steps))
+        return jnp.concatenate([excess(w0)[None], losses])
+
+    return jax.vmap(one_seed)(keys)
+
+
+def _sampled(problem: Problem, n_seeds, chunk) -> tuple[str, tuple, int]:
+    """Checks shared by the samplers; the problem's kind and arrays, and the chunk size."""
+    if problem.binned:
+        raise ValueError(
+            "problem must be unbinned for Monte-Carlo SGD (a binned tail is a "
+            f"theory device); got n_modes={problem.n_modes} > n_exact="
+            f"{problem.n_exact}. Use n_exact >= n_modes."
+        )
+    if not isinstance(n_seeds, int | np.integer) or n_seeds < 2:
+        raise ValueError(f"n_seeds must be an integer >= 2; got n_seeds={n_seeds!r}")
+    chunk = n_seeds if chunk is None else int(chunk)
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1; got chunk={chunk}")
+    if problem.kind == "random_features":
+        rf = problem.features
+        model = (jnp.asarray(rf.proj), jnp.asarray(rf.lam_x), jnp.asarray(rf.w_star), rf.sigma)
+        return "random_features", model, chunk
+    return "power_law", (jnp.asarray(problem.lam), jnp.sqrt(problem.c0), problem.sigma), chunk
+
+
+def _collect(run, key, n_seeds: int, chunk: int, keep_all: bool, progress: bool) -> MonteCarlo:
+    """Mean and standard error over ``n_seeds`` runs of ``run(keys)``, ``chunk`` seeds at a time."""
+    keys = jax.random.split(key, n_seeds)
+    starts = range(0, n_seeds, chunk)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="Monte-Carlo SGD", unit="chunk")
+    losses = np.concatenate([np.asarray(run(keys[s : s + chunk])) for s in starts])
+    mean = losses.mean(axis=0)
+    sem = losses.std(axis=0, ddof=1) / np.sqrt(n_seeds)
+    return MonteCarlo(mean=mean, sem=sem, n_seeds=n_seeds, losses=losses if keep_all else None)
 
 
 @float64
@@ -160,12 +217,7 @@ def sgd(
     check_schedule(etas, batches)
     if betas is not None:
         check_betas(betas, etas)
-    if problem.binned:
-        raise ValueError(
-            "problem must be unbinned for Monte-Carlo SGD (a binned tail is a "
-            f"theory device); got n_modes={problem.n_modes} > n_exact="
-            f"{problem.n_exact}. Use n_exact >= n_modes."
-        )
+    kind, model, chunk = _sampled(problem, n_seeds, chunk)
     if batches is None:
         if problem.batch != int(problem.batch):
             raise ValueError(f"problem.batch must be an integer for sampling; got {problem.batch}")
@@ -173,30 +225,60 @@ def sgd(
     batches = np.asarray(batches, np.float64)
     if np.any(batches != np.round(batches)):
         raise ValueError("batches must be integers for sampling; got non-integer batch sizes")
-    if not isinstance(n_seeds, int | np.integer) or n_seeds < 2:
-        raise ValueError(f"n_seeds must be an integer >= 2; got n_seeds={n_seeds!r}")
-    chunk = n_seeds if chunk is None else int(chunk)
-    if chunk < 1:
-        raise ValueError(f"chunk must be >= 1; got chunk={chunk}")
     etas = jnp.asarray(etas, jnp.float64)
     betas = jnp.zeros_like(etas) if betas is None else jnp.asarray(betas, jnp.float64)
     buckets, bucket = _buckets(batches)
-    keys = jax.random.split(key, n_seeds)
-    if problem.kind == "random_features":
-        rf = problem.features
-        model = (jnp.asarray(rf.proj), jnp.asarray(rf.lam_x), jnp.asarray(rf.w_star), rf.sigma)
-    else:
-        model = (jnp.asarray(problem.lam), jnp.sqrt(jnp.asarray(problem.c0)), problem.sigma)
-    kind = "random_features" if problem.kind == "random_features" else "power_law"
     args = (model, etas, betas, jnp.asarray(batches), jnp.asarray(bucket))
-    starts = range(0, n_seeds, chunk)
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc="Monte-Carlo SGD", unit="chunk")
-    losses = np.concatenate(
-        [np.asarray(_run(keys[s : s + chunk], *args, kind=kind, buckets=buckets)) for s in starts]
+    return _collect(
+        lambda keys: _run(keys, *args, kind=kind, buckets=buckets),
+        key,
+        n_seeds,
+        chunk,
+        keep_all,
+        progress,
     )
-    mean = losses.mean(axis=0)
-    sem = losses.std(axis=0, ddof=1) / np.sqrt(n_seeds)
-    return MonteCarlo(mean=mean, sem=sem, n_seeds=n_seeds, losses=losses if keep_all else None)
+
+
+@float64
+def train_optax(
+    problem: Problem,
+    optimizer: optax.GradientTransformation,
+    T: int,
+    key: jax.Array,
+    *,
+    batch: int | None = None,
+    n_seeds: int = 64,
+    chunk: int | None = None,
+    keep_all: bool = False,
+    progress: bool = False,
+) -> MonteCarlo:
+    """Train with an optax optimizer on sampled data of ``problem`` for T steps, many seeds.
+
+    The loss is ½ mean_i (ψ_i·w − y_i)² over a fresh batch each step, from w = 0 (so the gradient
+    is the one :func:`sgd` uses); the result records the population excess loss, as :func:`sgd`.
+    E.g. ``train_optax(p, schedules.to_optax_sgd(etas, betas), T, key)`` is heavy-ball SGD through
+    optax, to compare with ``loss_curve(p, etas, betas=betas)``.
+
+    Args:
+        problem: as for :func:`sgd`.
+        optimizer: any ``optax.GradientTransformation`` (hashable: it is a static argument).
+        T: number of steps ≥ 1.
+        key, n_seeds, chunk, keep_all, progress: as for :func:`sgd`.
+        batch: samples per step; default ``problem.batch`` (an integer).
+    """
+    batch = problem.batch if batch is None else batch
+    if batch != int(batch) or batch < 1:
+        raise ValueError(f"batch must be an integer >= 1 for sampling; got batch={batch}")
+    if not isinstance(T, int | np.integer) or T < 1:
+        raise ValueError(f"T must be an integer >= 1; got T={T!r}")
+    kind, model, chunk = _sampled(problem, n_seeds, chunk)
+    return _collect(
+        lambda keys: _run_optax(
+            keys, model, kind=kind, optimizer=optimizer, steps=int(T), batch=int(batch)
+        ),
+        key,
+        n_seeds,
+        chunk,
+        keep_all,
+        progress,
+    )

@@ -14,6 +14,7 @@ from rfmodel import Problem
 from rfmodel import _momentum as M
 from rfmodel.dynamics import diverged, loss_curve, loss_curve_reference
 from rfmodel.schedules import to_optax_sgd
+from rfmodel.simulate import train_optax
 
 
 def _schedule(T, eta, beta_max=0.8):
@@ -25,7 +26,7 @@ def _schedule(T, eta, beta_max=0.8):
 def test_beta_zero_is_sgd():
     """betas = 0 is the SGD recursion to 1e-14 (per-step batches, binned tail), gradient too."""
     p = Problem(a=1.5, b=2.5, sigma=0.5, n_modes=100_000, n_exact=300, batch=3)
-    T = 1000
+    T = 600
     t = np.arange(T)
     etas = 0.9 * p.eta_critical() * (1 - t / T) + 0.01
     m = 1.0 + (t % 7)
@@ -224,40 +225,30 @@ def test_optax_training_matches_recursion():
     p = Problem(a=2.0, b=1.5, sigma=0.4, n_modes=60, batch=4, n_exact=60)
     T = 150
     etas, betas = _schedule(T, 0.8 * p.eta_critical())
-    opt = to_optax_sgd(etas, betas)
-    lam, w_star = jnp.asarray(p.lam, jnp.float32), jnp.sqrt(jnp.asarray(p.c0, jnp.float32))
-
-    def run(key):
-        def step(carry, k):
-            w, state = carry
-            kx, ke = jax.random.split(k)
-            x = jax.random.normal(kx, (4, 60)) * jnp.sqrt(lam)
-            y = x @ w_star + 0.4 * jax.random.normal(ke, (4,))
-            grads = jax.grad(lambda w: 0.5 * jnp.mean((x @ w - y) ** 2))(w)
-            updates, state = opt.update(grads, state, w)
-            w = optax.apply_updates(w, updates)
-            return (w, state), jnp.sum(lam * (w - w_star) ** 2)
-
-        w0 = jnp.zeros(60)
-        _, losses = jax.lax.scan(step, (w0, opt.init(w0)), jax.random.split(key, T))
-        return losses
-
-    losses = np.asarray(jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(5), 1024)))
-    times = [0, 10, 50, 100, 149]
-    mean, sem = losses.mean(0)[times], losses.std(0, ddof=1)[times] / np.sqrt(1024)
-    z = (mean - np.asarray(loss_curve(p, etas, betas=betas))[1:][times]) / sem
+    mc = train_optax(p, to_optax_sgd(etas, betas), T, jax.random.key(5), n_seeds=1024)
+    times = [1, 10, 50, 100, 150]
+    z = (mc.mean[times] - np.asarray(loss_curve(p, etas, betas=betas))[times]) / mc.sem[times]
     assert np.all(np.abs(z) < 4), z
-    z_sgd = (mean - np.asarray(loss_curve(p, etas))[1:][times]) / sem  # momentum left out
-    assert np.max(np.abs(z_sgd)) > 4, z_sgd
+    z_sgd = (mc.mean[times] - np.asarray(loss_curve(p, etas))[times]) / mc.sem[times]
+    assert np.max(np.abs(z_sgd)) > 4, z_sgd  # the same schedule without momentum is rejected
+
+
+_RANGE = r"betas must be finite and in \[0, 1\)"
 
 
 @pytest.mark.parametrize(
     "betas,msg",
     [
         (np.full(3, 0.5), "betas must have the shape of etas"),
-        (np.array([0.1, np.nan, 0.2, 0.3]), "betas must be finite"),
-        (np.array([0.1, 1.0, 0.2, 0.3]), r"betas must be in \[0, 1\); got betas\[1\]=1.0"),
-        (np.array([0.1, 0.1, -0.2, 0.3]), r"betas must be in \[0, 1\)"),
+        (
+            np.array([0.1, np.nan, 0.2, 0.3]),
+            r"betas must be finite and in \[0, 1\); got betas\[1\]=nan",
+        ),
+        (
+            np.array([0.1, 1.0, 0.2, 0.3]),
+            r"betas must be finite and in \[0, 1\); got betas\[1\]=1.0",
+        ),
+        (np.array([0.1, 0.1, -0.2, 0.3]), r"betas must be finite and in \[0, 1\); got betas\[2\]"),
         (np.zeros((2, 2)), "betas must have the shape"),
     ],
 )

@@ -71,21 +71,22 @@ def test_monte_carlo_per_step_batches_and_momentum():
     """Heavy-ball SGD with per-step batch sizes (1..6: four sample buckets) and momenta
     matches loss_curve(problem, etas, batches, betas)."""
     p = Problem(a=1.5, b=2.5, sigma=0.5, n_modes=100, batch=1, n_exact=100)
-    T = 300
+    T = 200
+    times = [1, 5, 20, 60, 120, 199]
     etas, betas = _momentum_schedule(p, T)
     batches = 1 + (np.arange(T) * 5) % 6
     theory = theory_excess(p, loss_curve(p, etas, batches, betas))
     mc = sgd(p, etas, jax.random.key(21), batches=batches, betas=betas, n_seeds=1024, chunk=512)
-    z = (mc.mean[TIMES] - theory[TIMES]) / mc.sem[TIMES]
+    z = (mc.mean[times] - theory[times]) / mc.sem[times]
     assert np.all(np.abs(z) < 4), f"deviations in standard errors: {z}"
-    assert theory[TIMES[-1]] < 0.7 * theory[0]
+    assert theory[times[-1]] < 0.7 * theory[0]
     # power: the same run against the recursion with momenta 10% smaller, or with each step's
     # batch size one step late (a convention error), is rejected
     for wrong in (
         loss_curve(p, etas, batches, 0.9 * betas),
         loss_curve(p, etas, np.concatenate([[1], batches[:-1]]), betas),
     ):
-        z = (mc.mean[TIMES] - theory_excess(p, wrong)[TIMES]) / mc.sem[TIMES]
+        z = (mc.mean[times] - theory_excess(p, wrong)[times]) / mc.sem[times]
         assert np.max(np.abs(z)) > 4, z
 
 
@@ -109,5 +110,5 @@ def test_sgd_invalid_schedules():
         sgd(p, np.full(3, 0.1), key, batches=np.array([1, 2.5, 3]))
     with pytest.raises(ValueError, match="batches must have the shape"):
         sgd(p, np.full(3, 0.1), key, batches=np.array([1, 2]))
-    with pytest.raises(ValueError, match=r"betas must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"betas must be finite and in \[0, 1\)"):
         sgd(p, np.full(3, 0.1), key, betas=np.array([0.0, 1.0, 0.5]))
