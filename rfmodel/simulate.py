@@ -63,20 +63,23 @@ def theory_excess(problem: Problem, curve) -> np.ndarray:
     return np.asarray(curve) + problem.approx_error
 
 
-def _buckets(batches: np.ndarray) -> tuple[tuple[int, ...], np.ndarray]:
-    """Sample counts drawn per step (powers of two capped at max m; one size if m is constant)
-    and each step's bucket index."""
+def _buckets(batches: np.ndarray) -> tuple[tuple[tuple[int, bool], ...], np.ndarray]:
+    """Sample counts drawn per step (powers of two capped at max m; one size if m is constant),
+    each with whether some step in it uses fewer samples (then masked), and each step's bucket."""
     top = int(batches.max())
     sizes = np.minimum(2 ** np.ceil(np.log2(batches)).astype(np.int64), top)
-    buckets = tuple(int(x) for x in np.unique(sizes))
-    return buckets, np.searchsorted(np.asarray(buckets), sizes).astype(np.int32)
+    counts = np.unique(sizes)
+    index = np.searchsorted(counts, sizes).astype(np.int32)
+    buckets = tuple((int(c), bool(np.any(batches[sizes == c] < c))) for c in counts)
+    return buckets, index
 
 
-def _model(kind: str, model):
-    """(draw(key, size) -> (features ψ, labels y), excess loss of w, initial w) of a problem.
+def _model(kind: str, model, shifted: bool = False):
+    """(draw(key, size) -> (features ψ, labels y), excess loss of the iterate, initial iterate).
 
     ``model``: (λ, w*, σ) for ``kind="power_law"`` (ψ = x ~ N(0, diag λ)), or (F, λ_x, w*, σ) for
-    ``kind="random_features"`` (x ∈ R^M, ψ = F x, excess (Fᵀw − w*)ᵀ Λ (Fᵀw − w*)).
+    ``kind="random_features"`` (x ∈ R^M, ψ = F x, excess (Fᵀw − w*)ᵀ Λ (Fᵀw − w*)). ``shifted``
+    (power law only): iterate Δ = w − w* from −w*, labels σε (saves a product per sample).
     """
     if kind == "power_law":
         lam, w_star, sigma = model
@@ -84,42 +87,48 @@ def _model(kind: str, model):
     else:
         proj, lam_x, w_star, sigma = model
         scale = jnp.sqrt(lam_x)
+    shifted = shifted and proj is None
 
     def draw(key, size):
         kx, ke = jax.random.split(key)
         x = _normal(kx, (size, scale.shape[0])) * scale
-        y = x @ w_star + sigma * _normal(ke, (size,))
-        return (x if proj is None else x @ proj.T), y
+        noise = sigma * _normal(ke, (size,))
+        if shifted:
+            return x, noise
+        return (x if proj is None else x @ proj.T), x @ w_star + noise
 
     def excess(w):
-        r = (w if proj is None else proj.T @ w) - w_star
+        r = w if shifted else (w if proj is None else proj.T @ w) - w_star
         return jnp.sum(lam_x * r**2)
 
-    return draw, excess, jnp.zeros(w_star.shape[0] if proj is None else proj.shape[0])
+    w0 = jnp.zeros(w_star.shape[0] if proj is None else proj.shape[0])
+    return draw, excess, (w0 - w_star if shifted else w0)
 
 
-@partial(jax.jit, static_argnames=("kind", "buckets"))
-def _run(keys, model, etas, betas, batches, bucket, kind, buckets):
-    """Heavy-ball SGD for each key, per-step (η, β, m, bucket): (seeds, T+1) excess losses."""
-    draw, excess, w0 = _model(kind, model)
+@partial(jax.jit, static_argnames=("kind", "buckets", "momentum"))
+def _run(keys, model, etas, betas, batches, bucket, kind, buckets, momentum):
+    """Heavy-ball SGD for each key, per-step (η, β, m, bucket): (seeds, T+1) excess losses.
 
-    def grad(size, w, key, m):
+    ``buckets``: (sample count, whether some step of the bucket uses fewer samples) pairs.
+    """
+    draw, excess, w0 = _model(kind, model, shifted=True)
+
+    def grad(size, masked, w, key, m):
         psi, y = draw(key, size)
         resid = psi @ w - y
-        if size > 1:
+        if masked:
             resid = jnp.where(jnp.arange(size) < m, resid, 0.0)  # the step's m_t samples only
         return (resid @ psi) / m
 
-    branches = [partial(grad, size) for size in buckets]
+    branches = [partial(grad, size, masked) for size, masked in buckets]
 
     def one_seed(key):
         def step(carry, inp):
             w, v = carry
             eta, beta, m, b, k = inp
             g = branches[0](w, k, m) if len(branches) == 1 else jax.lax.switch(b, branches, w, k, m)
-            v = beta * v + g
-            w = w - eta * v
-            return (w, v), excess(w)
+            v = beta * v + g if momentum else g
+            return (w - eta * v, v), excess(w - eta * v)
 
         step_keys = jax.random.split(key, etas.shape[0])
         inputs = (etas, betas, batches, bucket, step_keys)
@@ -225,12 +234,13 @@ def sgd(
     batches = np.asarray(batches, np.float64)
     if np.any(batches != np.round(batches)):
         raise ValueError("batches must be integers for sampling; got non-integer batch sizes")
+    momentum = betas is not None
     etas = jnp.asarray(etas, jnp.float64)
-    betas = jnp.zeros_like(etas) if betas is None else jnp.asarray(betas, jnp.float64)
+    betas = jnp.asarray(betas if momentum else np.zeros(etas.shape), jnp.float64)
     buckets, bucket = _buckets(batches)
     args = (model, etas, betas, jnp.asarray(batches), jnp.asarray(bucket))
     return _collect(
-        lambda keys: _run(keys, *args, kind=kind, buckets=buckets),
+        lambda keys: _run(keys, *args, kind=kind, buckets=buckets, momentum=momentum),
         key,
         n_seeds,
         chunk,
