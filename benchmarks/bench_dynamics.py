@@ -4,6 +4,9 @@ Prints, measured in one run (medians over repeats, after compilation):
 - ``loss_curve`` forward and forward+gradient, seconds per step and ns per mode-step, at
   N = 1000 and N = 10 000 with T = 10^4; the autodiff oracle (``loss_curve_reference``) and a
   NumPy loop doing the same recursion, as ratios;
+- momentum (docs/theory.md §4): ``loss_curve(..., betas=)`` forward and value+gradient in (η, β)
+  against the SGD η-only ones, and the solvers' objectives (``_momentum.log_final_loss_and_grads``,
+  gradients in η, β and m, against ``log_final_loss_and_grad``), as ratios (target: ≤ 3);
 - Monte-Carlo SGD throughput (sample-steps per second) for 64 seeds at N = 1000, batch 8, and the
   same work in a NumPy loop, as a ratio.
 
@@ -20,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from rfmodel import Problem
-from rfmodel.dynamics import loss_curve, loss_curve_reference
+from rfmodel._momentum import log_final_loss_and_grads
+from rfmodel.dynamics import log_final_loss_and_grad, loss_curve, loss_curve_reference
 from rfmodel.simulate import sgd
 
 
@@ -78,6 +82,33 @@ def bench_recursion(n: int, T: int, r: int) -> list[tuple[str, float]]:
     ]
 
 
+def bench_momentum(n: int, T: int, r: int) -> list[tuple[str, float]]:
+    """Momentum over SGD cost ratios at N = n modes, T steps (one run, medians of r)."""
+    p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=n, batch=4, n_exact=n)
+    etas = jnp.asarray(0.5 * (1 - np.arange(T) / T) + 0.01)
+    betas = jnp.full(T, 0.5)
+    fwd = jax.jit(lambda e: loss_curve(p, e)[-1])
+    fwd_m = jax.jit(lambda e, b: loss_curve(p, e, None, b)[-1])
+    vg = jax.jit(jax.value_and_grad(lambda e: loss_curve(p, e)[-1]))
+    vg_m = jax.jit(jax.value_and_grad(lambda e, b: loss_curve(p, e, None, b)[-1], argnums=(0, 1)))
+    e_np, b_np = np.asarray(etas), np.asarray(betas)
+    pairs = [
+        ("forward", lambda: fwd(etas).block_until_ready(), lambda: fwd_m(etas, betas)),
+        ("value+grad (jax.grad)", lambda: vg(etas)[1], lambda: vg_m(etas, betas)[1][1]),
+        (
+            "solver objective",
+            lambda: log_final_loss_and_grad(p, e_np),
+            lambda: log_final_loss_and_grads(p, e_np, b_np),
+        ),
+    ]
+    out = []
+    for name, base, mom in pairs:
+        t_sgd = median_time(lambda base=base: jax.block_until_ready(base()), r)
+        t_mom = median_time(lambda mom=mom: jax.block_until_ready(mom()), r)
+        out.append((name, t_mom / t_sgd))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--T", type=int, default=10_000)
@@ -96,6 +127,10 @@ def main() -> None:
             print(
                 f"{n:6d} {name:28s} {sec / T:10.3e} {sec / (T * n) * 1e9:13.2f} {sec / ref:9.2f}x"
             )
+    print("\nmomentum (η, β) over SGD (η), same N and T (target ≤ 3x for value+gradient):")
+    for n in (1000, 10_000):
+        for name, ratio in bench_momentum(n, T, r):
+            print(f"{n:6d} {name:28s} {ratio:9.2f}x")
     # Monte-Carlo throughput
     n, m, seeds, t_mc = 1000, 8, 64, 500
     p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=n, batch=m, n_exact=n)

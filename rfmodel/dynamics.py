@@ -7,6 +7,8 @@ For Gaussian data the per-mode second moments close exactly::
 
 (w_k is the multiplicity of a binned mode, 1 otherwise). :func:`loss_curve` returns
 L(0), …, L(T) for a schedule η_0..η_{T−1} (η_t is the rate used by update t, the optax convention).
+With ``betas=`` it follows heavy-ball momentum instead, three moments per mode
+(docs/theory.md §4; implemented in :mod:`rfmodel._momentum`).
 
 Two implementations share the step above:
 
@@ -158,8 +160,13 @@ def _reference(lam, c0, wlam, s2, etas, batches, unroll=1):
 
 
 @float64
-def loss_curve_reference(problem: Problem, etas, batches=None) -> Array | np.ndarray:
-    """L(0..T) by a plain ``lax.scan`` (autodiff keeps every state): the test oracle."""
+def loss_curve_reference(problem: Problem, etas, batches=None, betas=None) -> Array | np.ndarray:
+    """L(0..T) by a plain ``lax.scan`` (autodiff keeps every state): the test oracle. With
+    ``betas``, heavy-ball momentum (docs/theory.md §4)."""
+    if betas is not None:
+        from ._momentum import momentum_curve_reference
+
+        return momentum_curve_reference(problem, etas, batches, betas)
     etas, batches = _prepare(problem, etas, batches)
     return host(_reference(*problem_arrays(problem), etas, batches))
 
@@ -358,7 +365,7 @@ def _fast_jit(lam, lam2, c0, wlam, s2, etas, batches, block):
 
 
 @float64
-def loss_curve(problem: Problem, etas, batches=None) -> Array | np.ndarray:
+def loss_curve(problem: Problem, etas, batches=None, betas=None) -> Array | np.ndarray:
     """Exact expected excess loss L(t) = Σ_k λ_k C_k(t), t = 0..T (docs/theory.md §2).
 
     Args:
@@ -366,16 +373,23 @@ def loss_curve(problem: Problem, etas, batches=None) -> Array | np.ndarray:
         etas: per-step learning rates, shape ``(T,)``; ``etas[t]`` is used by update t.
         batches: optional per-step batch sizes, shape ``(T,)`` (real-valued, ≥ 1); default
             ``problem.batch`` at every step.
+        betas: optional per-step heavy-ball momenta in [0, 1), shape ``(T,)``, optax's
+            convention ``v' = β_t v + g``, ``w' = w − η_t v'`` (docs/theory.md §4); default none
+            (plain SGD).
 
     Returns:
         float64 array of shape ``(T+1,)``; ``inf`` from the first step whose loss overflowed.
         A NumPy array for concrete inputs (whatever JAX's global x64 setting), a JAX array
         inside ``jit``/``grad``/``vmap``.
 
-    Differentiable (``jax.grad``, ``jax.vjp``) with respect to ``etas`` and ``batches`` through a
-    hand-written adjoint (see the module docstring). Gradients with respect to the problem's
-    spectrum are not provided (they are constants of a :class:`Problem`).
+    Differentiable (``jax.grad``, ``jax.vjp``) with respect to ``etas``, ``batches`` and
+    ``betas`` through a hand-written adjoint (see the module docstring). Gradients with respect
+    to the problem's spectrum are not provided (they are constants of a :class:`Problem`).
     """
+    if betas is not None:
+        from ._momentum import momentum_curve
+
+        return momentum_curve(problem, etas, batches, betas)
     etas, batches = _prepare(problem, etas, batches)
     return host(_fast_jit(*_padded(problem), etas, batches, _block_size(etas.shape[0])))
 

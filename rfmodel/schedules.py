@@ -52,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ._momentum import check_betas
 from ._x64 import float64, host
 from .control import lbfgsb
 from .dynamics import check_schedule, final_losses, log_final_loss_and_grad, loss_curve
@@ -69,6 +70,7 @@ __all__ = [
     "inverse_sqrt",
     "from_array",
     "to_optax",
+    "to_optax_sgd",
     "as_array",
     "FAMILIES",
     "OPTAX_FAMILIES",
@@ -281,6 +283,36 @@ def _past_horizon_warning(sched: Schedule, horizon: int) -> Schedule:
         return sched(step)
 
     return f
+
+
+def to_optax_sgd(etas, betas=None) -> optax.GradientTransformation:
+    """``optax.sgd`` driven per step by (η_t, β_t): a ready ``optax.inject_hyperparams`` transform.
+
+    Update t (optax's count t, the first update is count 0) uses ``learning_rate = etas[t]`` and
+    ``momentum = betas[t]``: heavy ball ``v ← β_t v + g``, ``w ← w − η_t v`` with v(0) = 0, the
+    convention of ``loss_curve(problem, etas, betas=betas)`` (docs/theory.md §4). Steps past the
+    end hold the last values. ``betas=None`` gives plain SGD (``momentum=None``: no trace state);
+    ``betas`` of zeros is the same update with a trace. Either argument may be an array or an
+    ``optax.Schedule``; the current values are in ``state.hyperparams``.
+
+    >>> import jax.numpy as jnp
+    >>> opt = to_optax_sgd(jnp.array([0.5, 0.25]), jnp.array([0.0, 0.5]))
+    >>> w, state = jnp.zeros(1), opt.init(jnp.zeros(1))
+    >>> for _ in range(2):  # gradient 1 at every step: v = 1, then 0.5·1 + 1
+    ...     upd, state = opt.update(jnp.ones(1), state)
+    ...     w = optax.apply_updates(w, upd)
+    >>> float(w[0])  # −0.5·1 − 0.25·1.5
+    -0.875
+    """
+    if not callable(etas):
+        check_schedule(etas)
+    if betas is None:
+        return optax.inject_hyperparams(optax.sgd)(learning_rate=to_optax(etas))
+    if not callable(betas):
+        check_betas(betas, betas if callable(etas) else etas)
+    return optax.inject_hyperparams(optax.sgd)(
+        learning_rate=to_optax(etas), momentum=to_optax(betas)
+    )
 
 
 @float64

@@ -1,9 +1,20 @@
 """Monte-Carlo SGD on sampled Gaussian data: the empirical check of :mod:`rfmodel.dynamics`.
 
-Each step draws a fresh minibatch, takes the SGD step
-``w ← w − (η_t/m) Σ_i x_i (x_i·w − y_i)`` and records the *exact population* excess loss of the
-iterate (an expectation over fresh data, so the only randomness left is the SGD trajectory).
-Seeds run in parallel with ``vmap``; time runs in ``lax.scan``.
+Each step draws a fresh minibatch of m_t samples, forms the minibatch gradient
+``g = (1/m_t) Σ_i x_i (x_i·w − y_i)`` and takes the heavy-ball step of ``optax.sgd`` (docs/theory.md
+§4): ``v ← β_t v + g``, ``w ← w − η_t v`` with v(0) = 0, which is plain SGD ``w ← w − η_t g`` at
+β_t = 0. It records the *exact population* excess loss of the iterate (an expectation over fresh
+data, so the only randomness left is the SGD trajectory). Seeds run in parallel with ``vmap``;
+time runs in ``lax.scan``.
+
+Per-step batch sizes keep static shapes: the sizes are grouped into a few buckets (powers of two,
+capped at the largest m_t); a step draws its bucket's number of samples, selected by
+``lax.switch`` on the step's bucket (the same for every seed, so it stays a real branch under
+``vmap``), and masks the samples beyond m_t. The gradient is exact; at most half the draws are
+wasted. A constant batch is one bucket with no waste.
+
+:func:`train_optax` runs any optax optimizer on the same sampled data (e.g. the exported
+``schedules.to_optax_sgd``), so that training as users do it can be held against the theory.
 
 - Plain power-law problem: x ~ N(0, diag λ) in the eigenbasis, y = w*·x + σε; excess loss
   Σ_k λ_k (w_k − w*_k)², which :func:`rfmodel.dynamics.loss_curve` predicts exactly.
@@ -20,12 +31,14 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
+from ._momentum import check_betas
 from ._x64 import float64
 from .dynamics import check_schedule
 from .problem import Problem
 
-__all__ = ["MonteCarlo", "sgd", "theory_excess"]
+__all__ = ["MonteCarlo", "sgd", "train_optax", "theory_excess"]
 
 
 def _normal(key, shape):
@@ -36,7 +49,8 @@ def _normal(key, shape):
 
 @dataclass(frozen=True)
 class MonteCarlo:
-    """Result of :func:`sgd`: per-step mean and standard error over seeds (float64, (T+1,))."""
+    """Result of :func:`sgd` and :func:`train_optax`: per-step mean and standard error over seeds
+    (float64, (T+1,))."""
 
     mean: np.ndarray
     sem: np.ndarray
@@ -49,66 +63,146 @@ def theory_excess(problem: Problem, curve) -> np.ndarray:
     return np.asarray(curve) + problem.approx_error
 
 
-@partial(jax.jit, static_argnames=("batch",))
-def _run_power_law(keys, lam, w_star, sigma, etas, batch):
-    sqrt_lam = jnp.sqrt(lam)
-
-    def one_seed(key):
-        def step(delta, inp):
-            eta, k = inp
-            kx, ke = jax.random.split(k)
-            x = _normal(kx, (batch, lam.shape[0])) * sqrt_lam
-            eps = sigma * _normal(ke, (batch,))
-            resid = x @ delta - eps  # prediction minus label, with Δ = w − w*
-            delta = delta - (eta / batch) * (resid @ x)
-            return delta, jnp.sum(lam * delta**2)
-
-        delta0 = -w_star
-        step_keys = jax.random.split(key, etas.shape[0])
-        _, losses = jax.lax.scan(step, delta0, (etas, step_keys))
-        return jnp.concatenate([jnp.sum(lam * delta0**2)[None], losses])
-
-    return jax.vmap(one_seed)(keys)
+def _buckets(batches: np.ndarray) -> tuple[tuple[tuple[int, bool], ...], np.ndarray]:
+    """Sample counts drawn per step (powers of two capped at max m; one size if m is constant),
+    each with whether some step in it uses fewer samples (then masked), and each step's bucket."""
+    top = int(batches.max())
+    sizes = np.minimum(2 ** np.ceil(np.log2(batches)).astype(np.int64), top)
+    counts = np.unique(sizes)
+    index = np.searchsorted(counts, sizes).astype(np.int32)
+    buckets = tuple((int(c), bool(np.any(batches[sizes == c] < c))) for c in counts)
+    return buckets, index
 
 
-@partial(jax.jit, static_argnames=("batch",))
-def _run_features(keys, proj, lam_x, w_star, sigma, etas, batch):
-    sqrt_lam = jnp.sqrt(lam_x)
+def _model(kind: str, model, shifted: bool = False):
+    """(draw(key, size) -> (features ψ, labels y), excess loss of the iterate, initial iterate).
+
+    ``model``: (λ, w*, σ) for ``kind="power_law"`` (ψ = x ~ N(0, diag λ)), or (F, λ_x, w*, σ) for
+    ``kind="random_features"`` (x ∈ R^M, ψ = F x, excess (Fᵀw − w*)ᵀ Λ (Fᵀw − w*)). ``shifted``
+    (power law only): iterate Δ = w − w* from −w*, labels σε (saves a product per sample).
+    """
+    if kind == "power_law":
+        lam, w_star, sigma = model
+        scale, proj, lam_x = jnp.sqrt(lam), None, lam
+    else:
+        proj, lam_x, w_star, sigma = model
+        scale = jnp.sqrt(lam_x)
+    shifted = shifted and proj is None
+
+    def draw(key, size):
+        kx, ke = jax.random.split(key)
+        x = _normal(kx, (size, scale.shape[0])) * scale
+        noise = sigma * _normal(ke, (size,))
+        if shifted:
+            return x, noise
+        return (x if proj is None else x @ proj.T), x @ w_star + noise
 
     def excess(w):
-        r = proj.T @ w - w_star
+        r = w if shifted else (w if proj is None else proj.T @ w) - w_star
         return jnp.sum(lam_x * r**2)
 
-    def one_seed(key):
-        def step(w, inp):
-            eta, k = inp
-            kx, ke = jax.random.split(k)
-            x = _normal(kx, (batch, lam_x.shape[0])) * sqrt_lam
-            y = x @ w_star + sigma * _normal(ke, (batch,))
-            psi = x @ proj.T
-            w = w - (eta / batch) * ((psi @ w - y) @ psi)
-            return w, excess(w)
+    w0 = jnp.zeros(w_star.shape[0] if proj is None else proj.shape[0])
+    return draw, excess, (w0 - w_star if shifted else w0)
 
-        w0 = jnp.zeros(proj.shape[0])
+
+@partial(jax.jit, static_argnames=("kind", "buckets", "momentum"))
+def _run(keys, model, etas, betas, batches, bucket, kind, buckets, momentum):
+    """Heavy-ball SGD for each key, per-step (η, β, m, bucket): (seeds, T+1) excess losses.
+
+    ``buckets``: (sample count, whether some step of the bucket uses fewer samples) pairs.
+    """
+    draw, excess, w0 = _model(kind, model, shifted=True)
+
+    def grad(size, masked, w, key, m):
+        psi, y = draw(key, size)
+        resid = psi @ w - y
+        if masked:
+            resid = jnp.where(jnp.arange(size) < m, resid, 0.0)  # the step's m_t samples only
+        return (resid @ psi) / m
+
+    branches = [partial(grad, size, masked) for size, masked in buckets]
+
+    def one_seed(key):
+        def step(carry, inp):
+            w, v = carry
+            eta, beta, m, b, k = inp
+            g = branches[0](w, k, m) if len(branches) == 1 else jax.lax.switch(b, branches, w, k, m)
+            v = beta * v + g if momentum else g
+            return (w - eta * v, v), excess(w - eta * v)
+
         step_keys = jax.random.split(key, etas.shape[0])
-        _, losses = jax.lax.scan(step, w0, (etas, step_keys))
+        inputs = (etas, betas, batches, bucket, step_keys)
+        _, losses = jax.lax.scan(step, (w0, jnp.zeros_like(w0)), inputs)
         return jnp.concatenate([excess(w0)[None], losses])
 
     return jax.vmap(one_seed)(keys)
 
 
-def _check_sample_memory(problem: Problem, chunk: int) -> None:
+def _check_sample_memory(problem: Problem, chunk: int, batch: int) -> None:
     """Refuse before allocating: one step draws chunk × batch samples of the input dimension."""
     from .problem import _available_memory
 
     dim = problem.features.lam_x.shape[0] if problem.features is not None else problem.n_eff
-    need = 8 * 3 * chunk * int(problem.batch) * dim
+    need = 8 * 3 * chunk * int(batch) * dim
     if need > _available_memory() / 2:
         raise ValueError(
-            f"chunk={chunk} seeds × batch {int(problem.batch)} × {dim} dimensions need "
+            f"chunk={chunk} seeds × batch {int(batch)} × {dim} dimensions need "
             f"~{need / 2**30:.3g} GiB per step, more than half of this machine's memory: pass a "
             "smaller chunk (or sample fewer modes)"
         )
+
+
+@partial(jax.jit, static_argnames=("kind", "optimizer", "steps", "batch"))
+def _run_optax(keys, model, kind, optimizer, steps, batch):
+    """``optimizer`` on the squared loss ½ mean (ψ·w − y)² for each key; (seeds, T+1) losses."""
+    draw, excess, w0 = _model(kind, model)
+
+    def one_seed(key):
+        def step(carry, k):
+            w, state = carry
+            psi, y = draw(k, batch)
+            updates, state = optimizer.update(((psi @ w - y) @ psi) / batch, state, w)
+            w = optax.apply_updates(w, updates)
+            return (w, state), excess(w)
+
+        _, losses = jax.lax.scan(step, (w0, optimizer.init(w0)), jax.random.split(key, steps))
+        return jnp.concatenate([excess(w0)[None], losses])
+
+    return jax.vmap(one_seed)(keys)
+
+
+def _sampled(problem: Problem, n_seeds, chunk) -> tuple[str, tuple, int]:
+    """Checks shared by the samplers; the problem's kind and arrays, and the chunk size."""
+    if problem.binned:
+        raise ValueError(
+            "problem must be unbinned for Monte-Carlo SGD (a binned tail is a "
+            f"theory device); got n_modes={problem.n_modes} > n_exact="
+            f"{problem.n_exact}. Use n_exact >= n_modes."
+        )
+    if not isinstance(n_seeds, int | np.integer) or n_seeds < 2:
+        raise ValueError(f"n_seeds must be an integer >= 2; got n_seeds={n_seeds!r}")
+    chunk = n_seeds if chunk is None else int(chunk)
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1; got chunk={chunk}")
+    if problem.kind == "random_features":
+        rf = problem.features
+        model = (jnp.asarray(rf.proj), jnp.asarray(rf.lam_x), jnp.asarray(rf.w_star), rf.sigma)
+        return "random_features", model, chunk
+    return "power_law", (jnp.asarray(problem.lam), jnp.sqrt(problem.c0), problem.sigma), chunk
+
+
+def _collect(run, key, n_seeds: int, chunk: int, keep_all: bool, progress: bool) -> MonteCarlo:
+    """Mean and standard error over ``n_seeds`` runs of ``run(keys)``, ``chunk`` seeds at a time."""
+    keys = jax.random.split(key, n_seeds)
+    starts = range(0, n_seeds, chunk)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="Monte-Carlo SGD", unit="chunk")
+    losses = np.concatenate([np.asarray(run(keys[s : s + chunk])) for s in starts])
+    mean = losses.mean(axis=0)
+    sem = losses.std(axis=0, ddof=1) / np.sqrt(n_seeds)
+    return MonteCarlo(mean=mean, sem=sem, n_seeds=n_seeds, losses=losses if keep_all else None)
 
 
 @float64
@@ -117,59 +211,99 @@ def sgd(
     etas,
     key: jax.Array,
     *,
+    batches=None,
+    betas=None,
     n_seeds: int = 64,
     chunk: int | None = None,
     keep_all: bool = False,
     progress: bool = False,
 ) -> MonteCarlo:
-    """Run minibatch SGD under the schedule ``etas`` for ``n_seeds`` independent seeds.
+    """Run minibatch SGD (heavy ball with ``betas``) under the schedule for ``n_seeds`` seeds.
 
     Args:
         problem: an unbinned :class:`Problem` (every weight 1) or a random-feature problem.
-            Its ``batch`` must be an integer.
         etas: per-step learning rates, shape ``(T,)``.
         key: a ``jax.random`` key; the result is a pure function of it.
+        batches: per-step integer batch sizes ≥ 1, shape ``(T,)``; default ``problem.batch``
+            (then an integer) at every step.
+        betas: per-step momenta in [0, 1), shape ``(T,)``, optax's heavy-ball convention
+            (docs/theory.md §4); default plain SGD.
         n_seeds: number of independent SGD runs (≥ 2, for a standard error).
         chunk: seeds run together in one ``vmap`` (memory knob); default all.
         keep_all: also return every seed's curve.
         progress: show a progress bar over seed chunks.
 
     Returns:
-        :class:`MonteCarlo` with the mean excess loss over seeds and its standard error.
+        :class:`MonteCarlo` with the mean excess loss over seeds and its standard error, to compare
+        with ``theory_excess(problem, loss_curve(problem, etas, batches, betas))``.
     """
-    check_schedule(etas)
-    if problem.binned:
-        raise ValueError(
-            "problem must be unbinned for Monte-Carlo SGD (a binned tail is a "
-            f"theory device); got n_modes={problem.n_modes} > n_exact="
-            f"{problem.n_exact}. Use n_exact >= n_modes."
-        )
-    if problem.batch != int(problem.batch):
-        raise ValueError(f"problem.batch must be an integer for sampling; got {problem.batch}")
-    if not isinstance(n_seeds, int | np.integer) or n_seeds < 2:
-        raise ValueError(f"n_seeds must be an integer >= 2; got n_seeds={n_seeds!r}")
-    chunk = n_seeds if chunk is None else int(chunk)
-    if chunk < 1:
-        raise ValueError(f"chunk must be >= 1; got chunk={chunk}")
-    _check_sample_memory(problem, min(chunk, n_seeds))
+    check_schedule(etas, batches)
+    if betas is not None:
+        check_betas(betas, etas)
+    kind, model, chunk = _sampled(problem, n_seeds, chunk)
+    if batches is None:
+        if problem.batch != int(problem.batch):
+            raise ValueError(f"problem.batch must be an integer for sampling; got {problem.batch}")
+        batches = np.full(np.shape(etas), problem.batch)
+    batches = np.asarray(batches, np.float64)
+    if np.any(batches != np.round(batches)):
+        raise ValueError("batches must be integers for sampling; got non-integer batch sizes")
+    momentum = betas is not None
+    _check_sample_memory(problem, min(chunk, n_seeds), int(batches.max()))
     etas = jnp.asarray(etas, jnp.float64)
-    batch = int(problem.batch)
-    keys = jax.random.split(key, n_seeds)
-    if problem.kind == "random_features":
-        rf = problem.features
-        args = (jnp.asarray(rf.proj), jnp.asarray(rf.lam_x), jnp.asarray(rf.w_star), rf.sigma, etas)
-        run = _run_features
-    else:
-        args = (jnp.asarray(problem.lam), jnp.sqrt(jnp.asarray(problem.c0)), problem.sigma, etas)
-        run = _run_power_law
-    starts = range(0, n_seeds, chunk)
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc="Monte-Carlo SGD", unit="chunk")
-    losses = np.concatenate(
-        [np.asarray(run(keys[s : s + chunk], *args, batch=batch)) for s in starts]
+    betas = jnp.asarray(betas if momentum else np.zeros(etas.shape), jnp.float64)
+    buckets, bucket = _buckets(batches)
+    args = (model, etas, betas, jnp.asarray(batches), jnp.asarray(bucket))
+    return _collect(
+        lambda keys: _run(keys, *args, kind=kind, buckets=buckets, momentum=momentum),
+        key,
+        n_seeds,
+        chunk,
+        keep_all,
+        progress,
     )
-    mean = losses.mean(axis=0)
-    sem = losses.std(axis=0, ddof=1) / np.sqrt(n_seeds)
-    return MonteCarlo(mean=mean, sem=sem, n_seeds=n_seeds, losses=losses if keep_all else None)
+
+
+@float64
+def train_optax(
+    problem: Problem,
+    optimizer: optax.GradientTransformation,
+    T: int,
+    key: jax.Array,
+    *,
+    batch: int | None = None,
+    n_seeds: int = 64,
+    chunk: int | None = None,
+    keep_all: bool = False,
+    progress: bool = False,
+) -> MonteCarlo:
+    """Train with an optax optimizer on sampled data of ``problem`` for T steps, many seeds.
+
+    The loss is ½ mean_i (ψ_i·w − y_i)² over a fresh batch each step, from w = 0 (so the gradient
+    is the one :func:`sgd` uses); the result records the population excess loss, as :func:`sgd`.
+    E.g. ``train_optax(p, schedules.to_optax_sgd(etas, betas), T, key)`` is heavy-ball SGD through
+    optax, to compare with ``loss_curve(p, etas, betas=betas)``.
+
+    Args:
+        problem: as for :func:`sgd`.
+        optimizer: any ``optax.GradientTransformation`` (hashable: it is a static argument).
+        T: number of steps ≥ 1.
+        key, n_seeds, chunk, keep_all, progress: as for :func:`sgd`.
+        batch: samples per step; default ``problem.batch`` (an integer).
+    """
+    batch = problem.batch if batch is None else batch
+    if batch != int(batch) or batch < 1:
+        raise ValueError(f"batch must be an integer >= 1 for sampling; got batch={batch}")
+    if not isinstance(T, int | np.integer) or T < 1:
+        raise ValueError(f"T must be an integer >= 1; got T={T!r}")
+    kind, model, chunk = _sampled(problem, n_seeds, chunk)
+    return _collect(
+        lambda keys: _run_optax(
+            keys, model, kind=kind, optimizer=optimizer, steps=int(T), batch=int(batch)
+        ),
+        key,
+        n_seeds,
+        chunk,
+        keep_all,
+        progress,
+    )

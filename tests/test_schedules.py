@@ -8,6 +8,7 @@ import pytest
 
 from rfmodel import Problem, loss_curve
 from rfmodel import schedules as S
+from rfmodel.simulate import train_optax
 
 
 def test_families_shapes_and_endpoints():
@@ -46,29 +47,10 @@ def test_optax_round_trip_matches_recursion():
     p = Problem(a=2.0, b=1.5, sigma=0.4, n_modes=60, batch=4, n_exact=60)
     T = 200
     etas = np.asarray(S.as_array(S.cosine(0.8 * p.eta_critical(), T), T))
-    opt = optax.sgd(S.to_optax(etas))
-    lam, w_star = jnp.asarray(p.lam), jnp.sqrt(jnp.asarray(p.c0))
-
-    def run(key):
-        def step(carry, k):
-            w, state = carry
-            kx, ke = jax.random.split(k)
-            x = jax.random.normal(kx, (4, 60)) * jnp.sqrt(lam)
-            y = x @ w_star + 0.4 * jax.random.normal(ke, (4,))
-            grads = jax.grad(lambda w: 0.5 * jnp.mean((x @ w - y) ** 2))(w)
-            updates, state = opt.update(grads, state, w)
-            w = optax.apply_updates(w, updates)
-            return (w, state), jnp.sum(lam * (w - w_star) ** 2)
-
-        w0 = jnp.zeros(60)
-        _, losses = jax.lax.scan(step, (w0, opt.init(w0)), jax.random.split(key, T))
-        return losses
-
-    losses = np.asarray(jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(5), 1024)))
-    theory = np.asarray(loss_curve(p, etas))[1:]
-    for t in (0, 20, 80, 150, T - 1):
-        sem = losses[:, t].std(ddof=1) / np.sqrt(len(losses))
-        assert abs(losses[:, t].mean() - theory[t]) < 4 * sem
+    mc = train_optax(p, optax.sgd(S.to_optax(etas)), T, jax.random.key(5), n_seeds=1024)
+    theory = np.asarray(loss_curve(p, etas))
+    for t in (1, 21, 81, 151, T):
+        assert abs(mc.mean[t] - theory[t]) < 4 * mc.sem[t]
 
 
 @pytest.mark.parametrize("name", sorted(S.FAMILIES))
