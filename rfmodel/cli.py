@@ -223,7 +223,7 @@ def _k_label(K: int | None) -> str:
 def _optimize_controls(args: argparse.Namespace, problem) -> dict[str, Any]:
     """The controls named by --optimize (``eta`` always included) and the batch settings,
     checked before any work starts: {} for the rate alone, else optimize_schedule's keywords."""
-    from .control import _validate_batch
+    from .control import CONTROLS, _validate_batch
 
     names = {"eta", *args.optimize}
     if "batch" not in names:
@@ -231,19 +231,43 @@ def _optimize_controls(args: argparse.Namespace, problem) -> dict[str, Any]:
         if given:
             flag = "--" + given[0].replace("_", "-")
             raise ValueError(f"{flag} needs --optimize batch (it sets the batch control)")
+    if "momentum" not in names and args.beta_max is not None:
+        raise ValueError("--beta-max needs --optimize momentum (it bounds the momentum control)")
+    if names == {"eta"}:
         return {}
-    samples = args.samples if args.samples is not None else args.T * args.batch
-    S, lo, hi = _validate_batch(
-        problem, args.T, ("eta", "batch"), samples, args.batch_min, args.batch_max, None
+    out: dict[str, Any] = {"optimize": tuple(c for c in CONTROLS if c in names)}
+    if "batch" in names:
+        samples = args.samples if args.samples is not None else args.T * args.batch
+        S, lo, hi = _validate_batch(
+            problem, args.T, ("eta", "batch"), samples, args.batch_min, args.batch_max, None
+        )
+        out.update(samples=S, batch_min=lo, batch_max=hi)
+    if "momentum" in names:
+        out["beta_max"] = args.beta_max
+    return out
+
+
+def _momentum_report(opt, sgd) -> dict[str, Any]:
+    """Print β(t) beside η(t) and the gain over plain SGD (the rate alone at β = 0)."""
+    T = opt.etas.size
+    print(f"\n{'t/T':>6s} {'eta(t)':>10s} {'beta(t)':>9s} {'eta/(1-beta)':>13s}")
+    for f in (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0):
+        t = int(round(f * (T - 1)))
+        e, b = opt.etas[t], opt.betas[t]
+        print(f"{f:6.2f} {e:10.4g} {b:9.4g} {e / (1 - b):13.4g}")
+    gain = sgd.loss / opt.loss
+    print(
+        f"momentum: beta in [{opt.betas.min():.3g}, {opt.betas.max():.3g}] (beta_max "
+        f"{opt.config['beta_max']:g}); gain over plain SGD with its own optimal rates: "
+        f"L_SGD/L = {gain:.4f} ({sgd.loss:.6g} vs {opt.loss:.6g})"
     )
-    return dict(optimize=("eta", "batch"), samples=S, batch_min=lo, batch_max=hi)
+    return {"gain_over_sgd": gain, "loss_sgd": sgd.loss}
 
 
 def _batch_report(problem, opt, out: Path) -> dict[str, Any]:
     """Print η(t), m(t) and what integer batches cost; write schedule.csv/.json (step, eta,
     batch; batch_int: integer batches with the same total, eta_int: the rates rescaled to keep
     η_t/m_t per step). A data loader reads m_t per step."""
-    from . import results
     from .control import integer_batches
     from .dynamics import loss_curve
 
@@ -272,20 +296,29 @@ def _batch_report(problem, opt, out: Path) -> dict[str, Any]:
         "batch_int": m_int,
         "eta_int": eta_int,
     }
-    results.write_text(
-        out / "schedule.csv",
-        ",".join(columns)
-        + "\n"
-        + "".join(
-            f"{t},{e:.12g},{m:.12g},{mi},{ei:.12g}\n"
-            for t, e, m, mi, ei in zip(*columns.values(), strict=True)
-        ),
-    )
-    results.write_json(
-        out / "schedule.json",
-        {**{k: v.tolist() for k, v in columns.items()}, "samples": opt.config["samples"]},
-    )
+    _write_schedule(out, opt, columns, {"samples": opt.config["samples"]})
     return {"loss_integer_batches": loss_scaled, "loss_integer_batches_same_rates": loss_int}
+
+
+def _write_schedule(out: Path, opt, columns: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """schedule.csv and schedule.json: one row per step (``columns``, plus ``beta`` when the
+    schedule has momenta), for a data loader or an optimizer to read per step."""
+    from . import results
+
+    if opt.betas is not None:
+        columns = {**columns, "beta": opt.betas}
+    fmt = [
+        ("{:d}" if np.issubdtype(np.asarray(v).dtype, np.integer) else "{:.12g}")
+        for v in columns.values()
+    ]
+    rows = "".join(
+        ",".join(f.format(x) for f, x in zip(fmt, row, strict=True)) + "\n"
+        for row in zip(*(np.asarray(v).tolist() for v in columns.values()), strict=True)
+    )
+    results.write_text(out / "schedule.csv", ",".join(columns) + "\n" + rows)
+    results.write_json(
+        out / "schedule.json", {**{k: np.asarray(v).tolist() for k, v in columns.items()}, **meta}
+    )
 
 
 def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
@@ -296,7 +329,7 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
     say = _say(args)
     problem = Problem(a=args.a, b=args.b, sigma=args.sigma, n_modes=args.n_modes, batch=args.batch)
     joint = _optimize_controls(args, problem)
-    if joint:  # the reference schedules run at the constant batch S/T
+    if "samples" in joint:  # the reference schedules run at the constant batch S/T
         problem = Problem(
             a=args.a,
             b=args.b,
@@ -354,26 +387,6 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
 
     from tqdm.auto import tqdm
 
-    rows = [{"schedule": "optimal", "loss": opt.loss, "ratio_to_optimal": 1.0, "params": {}}]
-    extra: dict[str, Any] = {}
-    if joint:
-        const = optimize_schedule(
-            problem,
-            args.T,
-            controls=args.controls,
-            eta_max=opt.config["eta_max"],
-            smoothness=args.smoothness,
-        )
-        rows[0]["schedule"] = "optimal eta and m"
-        rows.append(
-            {
-                "schedule": f"optimal eta at m={problem.batch:g}",
-                "loss": const.loss,
-                "ratio_to_optimal": const.loss / opt.loss,
-                "params": {},
-            }
-        )
-        extra = {**_batch_report(problem, opt, out), "constant_batch": const.metadata()}
     tuned = {}
     bar = tqdm(args.families, desc="tuning baselines", unit="family", disable=args.quiet)
     for name in bar:
@@ -398,24 +411,33 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
         for i, (lab, r, k) in enumerate(solved)
     ]
     extra: dict[str, Any] = {}
-    if joint:  # the optimum of the rate alone at the constant batch S/T
+    if joint:  # the optimum of the rate alone (plain SGD, at the constant batch S/T)
         const = optimize_schedule(
             problem, args.T, controls=K, **{**solve, "eta_max": opt.config["eta_max"]}
         )
         rows[0]["schedule"] = "optimal " + " and ".join(_SYMBOL[n] for n in joint["optimize"])
+        batch = "batch" in joint["optimize"]
         rows.insert(
             1,
             {
-                "schedule": f"optimal eta at m={problem.batch:g}",
+                "schedule": f"optimal eta at m={problem.batch:g}" if batch else "optimal eta, SGD",
                 "controls": _k_label(K),
                 "loss": const.loss,
                 "ratio_to_optimal": const.loss / opt.loss,
                 "params": {},
                 "seconds": const.wall_time,
-                "note": "the rate alone at the constant batch S/T",
+                "note": "the rate alone"
+                + (" at the constant batch S/T" if batch else "")
+                + (", no momentum" if opt.betas is not None else ""),
             },
         )
-        extra = {**_batch_report(problem, opt, out), "constant_batch": const.metadata()}
+        extra = {"constant_batch" if batch else "sgd": const.metadata()}
+        if batch:
+            extra.update(_batch_report(problem, opt, out))
+        if opt.betas is not None:
+            extra.update(_momentum_report(opt, const))
+            if not batch:
+                _write_schedule(out, opt, {"step": np.arange(args.T), "eta": opt.etas}, {})
     rows += [
         {
             "schedule": n,
@@ -461,11 +483,18 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
         f"m={args.batch}, N={args.n_modes}, T={args.T}"
     )
     shown = dict(tuned)
-    if joint:
+    if joint and "samples" in joint:
         title += f", S={joint['samples']:g} samples (constant-batch schedules at m = S/T)"
+    if joint:
         shown[rows[1]["schedule"]] = {"etas": const.etas, "curve": const.curve, "loss": const.loss}
     fig = plotting.optimize_figure(
-        {"etas": opt.etas, "curve": opt.curve, "loss": opt.loss, "batches": opt.batches},
+        {
+            "etas": opt.etas,
+            "curve": opt.curve,
+            "loss": opt.loss,
+            "batches": opt.batches,
+            "betas": opt.betas,
+        },
         shown,
         title,
     )
@@ -757,6 +786,13 @@ def _add_optimize(sub) -> None:
         type=float_flag(1),
         default=None,
         help="largest batch with --optimize batch (default: unbounded)",
+    )
+    p.add_argument(
+        "--beta-max",
+        type=float_flag(0, 1, lo_open=True, hi_open=True),
+        default=None,
+        help="largest momentum β_t with --optimize momentum (heavy ball, optax.sgd's momentum;"
+        " default 0.9)",
     )
 
 

@@ -54,7 +54,10 @@ __all__ = [
 ]
 
 #: The controls ``optimize_schedule(optimize=...)`` knows, in the order of their blocks.
-CONTROLS = ("eta", "batch")
+CONTROLS = ("eta", "batch", "momentum")
+#: Default bound on the optimized momentum β_t (the common practical value; any value < 1 may be
+#: passed as ``beta_max``).
+BETA_MAX = 0.9
 
 
 def segment_index(T: int, K: int) -> np.ndarray:
@@ -95,6 +98,8 @@ class ScheduleResult:
         batches: per-step batch sizes m_t, shape ``(T,)``, when the batch was optimized
             (``optimize=("eta", "batch")``); else ``None`` (the problem's batch, or the fixed
             ``batches`` of the config).
+        betas: per-step momenta β_t, shape ``(T,)``, when the momentum was optimized
+            (``optimize=(..., "momentum")``) or given fixed (``betas=``); else ``None`` (SGD).
         budget_residual: Σ_t m_t − S in samples (|·| ≤ 1e-9 S is guaranteed), or ``None``.
         kkt: the first-order residual of each optimized control (``projected_gradient`` is
             their maximum), or ``None`` for the rate alone.
@@ -116,6 +121,7 @@ class ScheduleResult:
     lengths: np.ndarray | None = field(default=None, repr=False)
     curve_steps: np.ndarray | None = field(default=None, repr=False)
     batches: np.ndarray | None = field(default=None, repr=False)
+    betas: np.ndarray | None = field(default=None, repr=False)
     budget_residual: float | None = None
     kkt: dict[str, float] | None = None
     multipliers: dict[str, float] | None = None
@@ -137,6 +143,8 @@ class ScheduleResult:
             }
         if self.batches is not None:
             arrays["batches"] = self.batches
+        if self.betas is not None:
+            arrays["betas"] = self.betas
         save_result(path, arrays, self.metadata(), config=self.config if key is None else key)
 
     def metadata(self) -> dict[str, Any]:
@@ -209,6 +217,7 @@ class ScheduleResult:
                 controls=arrays["controls"],
                 curve=arrays["curve"],
                 batches=arrays.get("batches"),
+                betas=arrays.get("betas"),
                 **{k: meta[k] for k in _META_FIELDS},
                 **(seg or {}),
                 **{k: meta[k] for k in _OPTIONAL_FIELDS if k in meta},
@@ -229,6 +238,7 @@ class ScheduleResult:
             or res.curve.shape != (n_curve,)
             or res.controls.ndim != 1
             or (res.batches is not None and res.batches.shape != (T,))
+            or (res.betas is not None and res.betas.shape != (T,))
         ):
             raise ResultError(
                 path,
@@ -640,21 +650,57 @@ def _validate_batch(
     return S, lo, hi
 
 
+def _validate_momentum(names, beta_max, betas, T: int) -> float | None:
+    """β_max when the momentum is optimized, else None; fixed ``betas`` checked (shape (T,),
+    each in [0, 1)) and refused together with an optimized momentum."""
+    if "momentum" not in names:
+        if beta_max is not None:
+            raise ValueError(
+                "beta_max is a setting of the momentum control: pass "
+                f"optimize=('eta', 'momentum') with it; got beta_max={beta_max!r}"
+            )
+    elif betas is not None:
+        raise ValueError(
+            "betas (fixed per-step momenta) cannot be given with optimize=(..., 'momentum'), "
+            "which optimizes them; pass beta_max instead"
+        )
+    if betas is not None:
+        from ._momentum import check_betas
+
+        check_betas(betas, np.zeros(T))
+    if "momentum" not in names:
+        return None
+    bm = BETA_MAX if beta_max is None else _finite("beta_max", beta_max)
+    if not 0 < bm < 1:
+        raise ValueError(f"beta_max must be in (0, 1); got beta_max={beta_max!r}")
+    return bm
+
+
 def _joint_objective(
-    problem: Problem, values: dict[str, np.ndarray], seg: np.ndarray, smoothness, batches=None
+    problem: Problem,
+    values: dict[str, np.ndarray],
+    seg: np.ndarray,
+    smoothness,
+    batches=None,
+    betas=None,
 ):
     """log L(T) (+ κ Σ_j (η_{j+1} − η_j)² on the rates), its gradient with respect to every
-    block's K values (one adjoint pass, docs/theory.md §2), and L(0..T). ``batches``: fixed
-    per-step batches when the batch is not among the values."""
+    block's K values (one adjoint pass, docs/theory.md §2, §4), and L(0..T). ``batches``,
+    ``betas``: fixed per-step batches / momenta for the controls not among the values."""
     u = values["eta"]
     K = len(u)
     m = values["batch"][seg] if "batch" in values else batches
-    v, (ge, gm), curve = log_final_loss_and_grad(
-        problem, u[seg], m, with_curve=True, batch_grad=True
-    )
-    grads = {"eta": np.bincount(seg, weights=ge, minlength=K)}
-    if "batch" in values:
-        grads["batch"] = np.bincount(seg, weights=gm, minlength=K)
+    beta = values["momentum"][seg] if "momentum" in values else betas
+    if beta is None:  # plain SGD: the adjoint of docs/theory.md §2
+        v, (ge, gm), curve = log_final_loss_and_grad(
+            problem, u[seg], m, with_curve=True, batch_grad=True
+        )
+        per_step = {"eta": ge, "batch": gm}
+    else:  # heavy ball: the three-moment adjoint of docs/theory.md §4
+        from ._momentum import log_final_loss_and_grads
+
+        v, per_step, curve = log_final_loss_and_grads(problem, u[seg], beta, m, with_curve=True)
+    grads = {k: np.bincount(seg, weights=per_step[k], minlength=K) for k in values}
     return _penalize(v, grads["eta"], u, smoothness), grads, curve
 
 
@@ -694,6 +740,7 @@ def _solve_joint(
     tol: float,
     callback=None,
     batches=None,
+    betas=None,
 ):
     """Minimize log L(T) over the blocks' controls, budgets held by an augmented Lagrangian.
 
@@ -714,7 +761,7 @@ def _solve_joint(
 
     def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
         vals = unpack(x)
-        v, grads, _ = _joint_objective(problem, vals, seg, smoothness, batches)
+        v, grads, _ = _joint_objective(problem, vals, seg, smoothness, batches, betas)
         if not math.isfinite(v) or not all(np.all(np.isfinite(g)) for g in grads.values()):
             return 1e10, np.zeros_like(x)  # diverged: a wall the line search backs off
         return v, np.concatenate([grads[b.name] * b.dudx(vals[b.name]) for b in blocks])
@@ -728,7 +775,7 @@ def _solve_joint(
     nu = {}
     if budgets:  # multipliers of the normalized budgets c = (Σ n u − S)/S
         vals = unpack(x)
-        _, grads, _ = _joint_objective(problem, vals, seg, smoothness, batches)
+        _, grads, _ = _joint_objective(problem, vals, seg, smoothness, batches, betas)
         nu = {b.name: b.multiplier(vals[b.name], grads[b.name], n) * b.total for b in budgets}
         nfev += 1
     alm = {"rho": 10.0}
@@ -778,13 +825,18 @@ def _solve_joint(
     return vals, summary
 
 
-def _control_blocks(names, eta_max: float, parameterization: str, budget) -> list[Control]:
+def _control_blocks(
+    names, eta_max: float, parameterization: str, budget, beta_max: float | None = None
+) -> list[Control]:
     """The solver's blocks of the optimized controls, in the order of :data:`CONTROLS`: the
-    rate (log or linear, as ``parameterization``), the batch (log m, with the budget)."""
+    rate (log or linear, as ``parameterization``), the batch (log m, with the budget), the
+    momentum (β itself in [0, β_max]: β = 0, plain SGD, is a reachable bound)."""
     blocks = [Control("eta", 0.0, eta_max, log=parameterization == "log")]
     if "batch" in names:
         S, lo, hi = budget
         blocks.append(Control("batch", lo, hi, log=True, total=S, kkt_log=True))
+    if "momentum" in names:
+        blocks.append(Control("momentum", 0.0, float(beta_max), log=False))
     return blocks
 
 
@@ -796,12 +848,13 @@ def _joint_start(
     init,
     fixed=None,
     centers: np.ndarray | None = None,
+    betas=None,
 ) -> tuple[dict[str, np.ndarray], int]:
     """Start values of every block and the evaluations spent finding them: ``init`` (a dict by
     control name, or the rates alone), resampled to K and projected onto the budget (given both,
     the rates are rescaled with the batches, keeping η/m per segment: a warm start from another
-    budget stays as stable per sample); by default m ≡ S/T and the best constant rate at that
-    batch."""
+    budget stays as stable per sample); by default m ≡ S/T, β ≡ 0 (the start is plain SGD) and
+    the best constant rate at that batch."""
     K = int(seg[-1]) + 1
     n = np.bincount(seg, minlength=K).astype(np.float64)
     given = dict(init) if isinstance(init, dict) else ({} if init is None else {"eta": init})
@@ -816,35 +869,45 @@ def _joint_start(
     for b in blocks:
         if b.name == "eta":
             continue
-        u = (
-            _initial(given[b.name], K, centers)
-            if b.name in given
-            else np.full(K, b.total / n.sum())
-        )
-        if np.any(u <= 0):
+        if b.name in given:
+            u = _initial(given[b.name], K, centers)
+        else:
+            u = np.full(K, b.total / n.sum() if b.total else b.lo)
+        if b.total and np.any(u <= 0):
             raise ValueError(f"init[{b.name!r}] must be > 0")
-        out[b.name] = project_budget(u, n, b.total, b.lo, b.hi) if b.total else u
+        out[b.name] = (
+            project_budget(u, n, b.total, b.lo, b.hi) if b.total else np.clip(u, b.lo, b.hi)
+        )
         if b.name == "batch" and b.name in given:
             rescale = out[b.name] / u
     batches = out["batch"][seg] if "batch" in out else fixed
+    beta = out["momentum"][seg] if "momentum" in out else betas
     eta_max = blocks[0].hi
     if "eta" in given:
         out["eta"] = np.clip(_initial(given["eta"], K, centers) * rescale, 0.0, eta_max)
-        _check_start(problem, out["eta"], seg, batches, batch_grad=True)
+        _check_start(problem, out["eta"], seg, batches, batch_grad=True, betas=beta)
         return out, 1
-    eta0, evals = _joint_best_constant(problem, T, eta_max, batches)
+    eta0, evals = _joint_best_constant(problem, T, eta_max, batches, beta)
     out["eta"] = np.full(K, eta0)
     return out, evals
 
 
-def _joint_best_constant(problem: Problem, T: int, eta_max: float, batches) -> tuple[float, int]:
-    """:func:`best_constant_rate` for per-step ``batches`` (from half the largest stable
-    constant rate at their mean), on the executable of the joint objective (one compilation
-    per horizon in a joint solve)."""
+def _joint_best_constant(
+    problem: Problem, T: int, eta_max: float, batches, betas=None
+) -> tuple[float, int]:
+    """:func:`best_constant_rate` for per-step ``batches`` and ``betas`` (from half the largest
+    stable constant rate at their means), on the executable of the joint objective (one
+    compilation per horizon in a joint solve)."""
     m = np.full(T, float(problem.batch)) if batches is None else np.asarray(batches)
-    x0 = np.array([min(0.5 * problem.eta_critical(float(np.mean(m))), eta_max)])
+    if betas is None or not np.any(betas):
+        eta_c = problem.eta_critical(float(np.mean(m)))
+    else:
+        from ._momentum import eta_critical
+
+        eta_c = eta_critical(problem, float(np.mean(betas)), float(np.mean(m)))
+    x0 = np.array([min(0.5 * eta_c, eta_max)])
     seg = np.zeros(int(T), np.int64)
-    _check_start(problem, x0, seg, m, batch_grad=True)
+    _check_start(problem, x0, seg, m, batch_grad=True, betas=betas)
     vals, res = _solve_joint(
         problem,
         seg,
@@ -854,6 +917,7 @@ def _joint_best_constant(problem: Problem, T: int, eta_max: float, batches) -> t
         maxiter=200,
         tol=1e-6,
         batches=m,
+        betas=betas,
     )
     return float(vals["eta"][0]), int(res.nfev) + 1  # + the check of the start
 
@@ -913,10 +977,15 @@ def optimize_schedule(
     samples: float | None = None,
     batch_min: float | None = None,
     batch_max: float | None = None,
+    beta_max: float | None = None,
+    betas=None,
 ) -> ScheduleResult:
     """The learning-rate schedule minimizing L(T), subject to 0 ≤ η_t ≤ η_max; with
     ``optimize=("eta", "batch")`` the joint (η_t, m_t) schedule under the sample budget
-    Σ_t m_t = S, batch_min ≤ m_t ≤ batch_max (docs/theory.md §6).
+    Σ_t m_t = S, batch_min ≤ m_t ≤ batch_max (docs/theory.md §6); with
+    ``optimize=("eta", "momentum")`` the joint (η_t, β_t) schedule of heavy-ball SGD,
+    0 ≤ β_t ≤ β_max (docs/theory.md §4, §6); all three at once with
+    ``optimize=("eta", "batch", "momentum")``.
 
     Args:
         problem: the :class:`~rfmodel.Problem`.
@@ -966,6 +1035,11 @@ def optimize_schedule(
             T·problem.batch). Must lie in [T·batch_min, T·batch_max].
         batch_min: smallest batch (default 1; ≥ 1).
         batch_max: largest batch (default S − (T−1)·batch_min, i.e. unbounded in effect).
+        beta_max: with the momentum optimized, the bound β_t ≤ β_max, in (0, 1) (default
+            :data:`BETA_MAX` = 0.9).
+        betas: optional fixed per-step momenta β_t ∈ [0, 1), shape ``(T,)``, for the rate
+            optimized under a given momentum schedule (e.g. a constant β); not with the
+            momentum optimized.
 
     Returns:
         :class:`ScheduleResult` (with ``batches``, ``budget_residual``, ``kkt`` and
@@ -984,6 +1058,10 @@ def optimize_schedule(
     if budget is not None and eta_max is None:
         eta_max = problem.eta_mode_bound(budget[2])
     K, eta_max = _validate(problem, T, controls, eta_max, smoothness)
+    beta_max = _validate_momentum(names, beta_max, betas, T)
+    if betas is not None:
+        betas = np.asarray(betas, np.float64)
+    alone = names == ("eta",) and betas is None  # the rate alone, plain SGD
     if parameterization not in ("log", "linear"):
         raise ValueError(
             f"parameterization must be 'log' or 'linear'; got parameterization={parameterization!r}"
@@ -996,14 +1074,18 @@ def optimize_schedule(
         raise ValueError(f"monotone must be True or False; got monotone={monotone!r}")
     if monotone and parameterization != "log":
         raise ValueError("monotone=True needs parameterization='log' (it solves on log-decrements)")
-    if names != ("eta",) and monotone:
-        raise ValueError(f"monotone=True applies to the rate alone; got optimize={names!r}")
-    if names != ("eta",) and method == "segments":
+    if not alone and monotone:
         raise ValueError(
-            f"method='segments' evaluates the rate alone; optimize={names!r} needs "
-            "method='steps' (or 'auto')"
+            f"monotone=True applies to the rate alone of plain SGD; got optimize={names!r}"
+            + ("" if betas is None else " with betas")
         )
-    seg, centers = _grid(problem, T, K, grid, method if names == ("eta",) else "steps", batches)
+    if not alone and method == "segments":
+        raise ValueError(
+            "method='segments' evaluates the rate alone of plain SGD; with "
+            f"optimize={names!r}{'' if betas is None else ' and betas'} pass method='steps' "
+            "(or 'auto')"
+        )
+    seg, centers = _grid(problem, T, K, grid, method if alone else "steps", batches)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -1016,7 +1098,7 @@ def optimize_schedule(
             bar.set_postfix(objective=f"{min(intermediate_result.fun, 1e300):.8g}", refresh=False)
 
     extra: dict[str, Any] = {}
-    if names == ("eta",):  # the rate alone: L-BFGS-B on the rates (results unchanged)
+    if alone:  # the rate alone: L-BFGS-B on the rates (results unchanged)
         start_evaluations = 0
         if init is None:
             eta0, start_evaluations = _best_constant(problem, T, eta_max, batches, method)
@@ -1059,8 +1141,10 @@ def optimize_schedule(
         else:
             etas = u[seg]
     else:  # several controls: one block each, budgets by an augmented Lagrangian
-        blocks = _control_blocks(names, eta_max, parameterization, budget)
-        start, start_evaluations = _joint_start(problem, T, seg, blocks, init, batches, centers)
+        blocks = _control_blocks(names, eta_max, parameterization, budget, beta_max)
+        start, start_evaluations = _joint_start(
+            problem, T, seg, blocks, init, batches, centers, betas
+        )
         vals, res = _solve_joint(
             problem,
             seg,
@@ -1071,10 +1155,11 @@ def optimize_schedule(
             tol=tol,
             callback=callback,
             batches=batches,
+            betas=betas,
         )
         u = vals["eta"]
         etas = u[seg]
-        _, grads, curve = _joint_objective(problem, vals, seg, smoothness, batches)
+        _, grads, curve = _joint_objective(problem, vals, seg, smoothness, batches, betas)
         n = np.bincount(seg, minlength=K).astype(np.float64)
         nus = {b.name: b.multiplier(vals[b.name], grads[b.name], n) for b in blocks if b.total}
         kkt = {
@@ -1085,9 +1170,13 @@ def optimize_schedule(
         if "batch" in vals:
             m = vals["batch"][seg]
             extra.update(batches=m, budget_residual=float(np.sum(m) - budget[0]))
+        if "momentum" in vals:
+            extra["betas"] = vals["momentum"][seg]
+        elif betas is not None:
+            extra["betas"] = betas
     if bar is not None:
         bar.close()
-    converged, message = _stop_reason(res, pg, maxiter, rounding_floor=names != ("eta",))
+    converged, message = _stop_reason(res, pg, maxiter, rounding_floor=not alone)
     if not converged:
         warnings.warn(
             f"optimize_schedule: {message}: not a first-order optimum. Try a larger maxiter, "
@@ -1116,6 +1205,10 @@ def optimize_schedule(
         config["optimize"] = list(names)
     if budget is not None:
         config.update(samples=budget[0], batch_min=budget[1], batch_max=budget[2])
+    if beta_max is not None:
+        config["beta_max"] = beta_max
+    if betas is not None:
+        config["betas"] = _describe(betas)
     return ScheduleResult(
         etas=etas,
         controls=u,
@@ -1170,15 +1263,14 @@ def _check_start(
     name: str = "init",
     *,
     batch_grad: bool = False,
+    betas=None,
 ) -> None:
     """Reject a start from which the solver cannot make honest progress: a diverging one, or
     one no better than not training (η ≡ 0, or an unstable rate that has not overflowed yet).
     In log coordinates η → 0 is a spurious stationary point, so such starts used to end at
     L(T) = L(0) with L-BFGS-B reporting convergence."""
-    if batch_grad:
-        v, _, curve = log_final_loss_and_grad(
-            problem, x0[seg], batches, with_curve=True, batch_grad=True
-        )
+    if batch_grad or betas is not None:
+        v, _, curve = _joint_objective(problem, {"eta": x0}, seg, 0.0, batches, betas)
     else:
         v, _, curve = _controls_objective(problem, x0, seg, 0.0, batches)
     if not math.isfinite(v):
@@ -1225,8 +1317,9 @@ _SOLVER_DEFAULTS = {
     "tol": 1e-10,
     "parameterization": "log",
 }
-#: Settings of the batch control: in a key only when the batch is optimized.
+#: Settings of the batch and momentum controls: in a key only when set.
 _BATCH_OPTIONS = ("optimize", "samples", "batch_min", "batch_max")
+_JOINT_OPTIONS = (*_BATCH_OPTIONS, "beta_max", "betas")
 
 
 def horizon_keys(
@@ -1238,19 +1331,22 @@ def horizon_keys(
     every solver setting with its default filled in, and how the horizon was started (``init``
     for the first, a warm start from the previous horizon for the others). With the batch
     optimized it also holds the controls optimized, the budget S of that horizon (``samples``
-    may be a callable ``T -> S``) and the batch bounds; keys of the rate alone are unchanged.
+    may be a callable ``T -> S``) and the batch bounds; with the momentum optimized, β_max;
+    with fixed ``betas`` (an array, or a callable ``T -> betas``) their fingerprint. Keys of the
+    rate alone of plain SGD are unchanged.
     """
     Ts = list(Ts)
     for T in Ts:
         if not isinstance(T, int | np.integer) or isinstance(T, bool) or T < 1:
             raise ValueError(f"Ts must be integers >= 1; got {T!r}")
     optional = _optional_config(kwargs.pop("grid", "uniform"), kwargs.pop("method", "auto"))
-    batch_kw = {k: kwargs.pop(k) for k in _BATCH_OPTIONS if k in kwargs}
+    batch_kw = {k: kwargs.pop(k) for k in _JOINT_OPTIONS if k in kwargs}
     unknown = set(kwargs) - set(_SOLVER_DEFAULTS)
     if unknown:
         raise TypeError(f"unexpected solver arguments {sorted(unknown)}")
     solver = {**_SOLVER_DEFAULTS, **kwargs, **optional}
     names = _optimize_names(batch_kw.get("optimize", ("eta",)))
+    _validate_momentum(names, batch_kw.get("beta_max"), None, 1)
     if "batch" not in names:
         _validate_batch(problem, 1, names, *(batch_kw.get(k) for k in _BATCH_OPTIONS[1:]), None)
         solver["eta_max"] = _validate(problem, 1, None, solver["eta_max"], 0.0)[1]
@@ -1261,12 +1357,26 @@ def horizon_keys(
             "problem": problem.config(),
             "T": T,
             "controls": controls(T) if callable(controls) else controls,
-            "solver": solver
-            if "batch" not in names
-            else _batch_solver_key(problem, T, solver, names, batch_kw),
+            "solver": _solver_key(problem, T, solver, names, batch_kw),
             "start": "warm start from the previous horizon" if i else _describe(init),
         }
     return out
+
+
+def _solver_key(problem, T: int, solver, names, batch_kw) -> dict[str, Any]:
+    """The solver part of a horizon's key: ``solver`` as is for the rate alone of plain SGD."""
+    key = _batch_solver_key(problem, T, solver, names, batch_kw) if "batch" in names else solver
+    if names == ("eta",) and batch_kw.get("betas") is None:
+        return key
+    key = {**key, "optimize": list(names)}
+    if "momentum" in names:
+        key["beta_max"] = _validate_momentum(names, batch_kw.get("beta_max"), None, T)
+    betas = batch_kw.get("betas")
+    if betas is not None:
+        betas = betas(T) if callable(betas) else betas
+        _validate_momentum(names, None, betas, T)
+        key["betas"] = _describe(betas)
+    return key
 
 
 def _batch_solver_key(problem, T: int, solver, names, batch_kw) -> dict[str, Any]:
@@ -1316,7 +1426,9 @@ def optimize_schedules(
     prev = kwargs.pop("init", None)
     kwargs.pop("controls", None)  # in each horizon's key
     samples = kwargs.pop("samples", None)  # a number or T -> S
-    batch = "batch" in _optimize_names(kwargs.get("optimize", ("eta",)))
+    betas = kwargs.pop("betas", None)  # an array or T -> betas
+    names = _optimize_names(kwargs.get("optimize", ("eta",)))
+    batch = "batch" in names
     out = {}
     it = list(keys)
     if progress:
@@ -1332,12 +1444,14 @@ def optimize_schedules(
         else:
             if batch:
                 kwargs["samples"] = samples(T) if callable(samples) else samples
+            if betas is not None:
+                kwargs["betas"] = betas(T) if callable(betas) else betas
             try:
                 out[T] = optimize_schedule(
                     problem, T, controls=key["controls"], init=prev, **kwargs
                 )
             except ValueError as e:
-                if prev is None or batch or not str(e).startswith("init:"):
+                if prev is None or isinstance(prev, dict) or not str(e).startswith("init:"):
                     raise
                 # The previous optimum stretched to T can diverge (a hard-phase transient above
                 # η_c held 10x longer): start from it clipped below η_c instead.
@@ -1350,7 +1464,10 @@ def optimize_schedules(
                 )
             if path is not None:
                 out[T].save(path, key=key)
-        prev = {"eta": out[T].etas, "batch": out[T].batches} if batch else out[T].etas
+        prev = out[T].etas
+        if names != ("eta",):  # every optimized control carries over
+            prev = {"eta": out[T].etas, "batch": out[T].batches, "momentum": out[T].betas}
+            prev = {k: v for k, v in prev.items() if k in names}
     return out
 
 

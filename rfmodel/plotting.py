@@ -63,21 +63,27 @@ def simulation_figure(
 def optimize_figure(
     optimal: Mapping[str, Any], baselines: Mapping[str, Mapping[str, Any]], title: str = ""
 ):
-    """Two panels: η(t) of the optimum and each tuned baseline; L(t) on log-log axes; a third
-    with the optimum's batch m(t) when ``optimal`` has ``"batches"`` (not None).
+    """Two panels: η(t) of the optimum and each tuned baseline; L(t) on log-log axes; one more
+    for each other optimized control of ``optimal``: its batch m(t) (``"batches"``) and its
+    momentum β(t) (``"betas"``), when not None.
 
     ``optimal`` and each baseline map ``"etas"`` (T,), ``"curve"`` (T+1,), ``"loss"``.
     """
     plt = _plt()
-    batches = optimal.get("batches")
-    if batches is None:
-        fig, (ax_eta, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.5))
-    else:
-        fig, (ax_eta, ax_loss, ax_m) = plt.subplots(1, 3, figsize=(17, 4.5))
-        ax_m.plot(np.arange(len(batches)), batches, color="k", lw=2.2, label="optimal m(t)")
-        ax_m.axhline(np.mean(batches), color="gray", ls=":", label="constant m = S/T")
-        ax_m.set(xlabel="step t", ylabel="batch size m(t)", title="optimal batch schedule")
-        ax_m.legend(fontsize=8)
+    extra = [k for k in ("batches", "betas") if optimal.get(k) is not None]
+    fig, axes = plt.subplots(1, 2 + len(extra), figsize=(6 + 5.5 * (1 + len(extra)), 4.5))
+    ax_eta, ax_loss = axes[0], axes[1]
+    for ax, k in zip(axes[2:], extra, strict=True):
+        u = np.asarray(optimal[k])
+        if k == "batches":
+            ax.plot(np.arange(len(u)), u, color="k", lw=2.2, label="optimal m(t)")
+            ax.axhline(np.mean(u), color="gray", ls=":", label="constant m = S/T")
+            ax.set(xlabel="step t", ylabel="batch size m(t)", title="optimal batch schedule")
+        else:
+            ax.plot(np.arange(len(u)), u, color="k", lw=2.2, label="optimal β(t)")
+            ax.axhline(0.0, color="gray", ls=":", label="plain SGD (β = 0)")
+            ax.set(xlabel="step t", ylabel="momentum β(t)", title="optimal momentum schedule")
+        ax.legend(fontsize=8)
     items = [("optimal", optimal)] + sorted(baselines.items(), key=lambda kv: kv[1]["loss"])
     for i, (name, r) in enumerate(items):
         style = (
