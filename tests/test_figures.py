@@ -31,6 +31,8 @@ EXPECTED = {
     "compute_optimal_frontier.png",
     "compute_optimal_loss.png",
     "compute_optimal_multiplier.png",
+    "momentum_schedules.png",
+    "momentum_gain.png",
 }
 
 
@@ -65,6 +67,7 @@ def test_quick_writes_every_figure_and_the_table(quick):
         "Long-step pattern",
         "## Batch-size schedules",
         "## Compute-optimal scaling",
+        "## Momentum schedules",
     ):
         assert needle in readme, needle
     for f in EXPECTED:

@@ -34,6 +34,7 @@ EXPERIMENTS = (
     "networks",
     "batch_schedules",
     "compute_optimal",
+    "momentum",
 )
 
 

@@ -94,8 +94,9 @@ def result_centers(res: ScheduleResult) -> np.ndarray:
 
 def _chain_kwargs(chain: dict[str, Any]) -> dict[str, Any]:
     """Solver keywords of a chain; optional entries (absent from older chains, so their keys do
-    not change): ``grid``, ``method``, ``eta_max``, and for the joint (η, m) control ``optimize``,
-    ``mean_batch`` (the budget S = mean_batch·T of each horizon) and ``batch_max``."""
+    not change): ``grid``, ``method``, ``eta_max``, ``optimize``; for the batch control
+    ``mean_batch`` (the budget S = mean_batch·T of each horizon) and ``batch_max``; for the
+    momentum ``beta_max``, or ``beta_const`` (a fixed constant β under optimal rates)."""
     kw: dict[str, Any] = {k: chain[k] for k in ("grid", "method") if k in chain}
     if chain.get("smoothness"):
         kw["smoothness"] = float(chain["smoothness"])
@@ -105,10 +106,16 @@ def _chain_kwargs(chain: dict[str, Any]) -> dict[str, Any]:
         kw["eta_max"] = float(chain["eta_max"])
     if chain.get("optimize"):
         kw["optimize"] = tuple(chain["optimize"])
+    if "batch" in kw.get("optimize", ()):
         mean = float(chain["mean_batch"])
         kw["samples"] = lambda T: mean * T
         if chain.get("batch_max") is not None:
             kw["batch_max"] = float(chain["batch_max"])
+    if chain.get("beta_max") is not None:
+        kw["beta_max"] = float(chain["beta_max"])
+    if chain.get("beta_const") is not None:  # a fixed constant momentum under optimal rates
+        beta = float(chain["beta_const"])
+        kw["betas"] = lambda T: np.full(T, beta)
     return kw
 
 
