@@ -1072,14 +1072,20 @@ def optimize_schedule(
 
     Returns:
         :class:`ScheduleResult` (with ``batches``, ``budget_residual``, ``kkt`` and
-        ``multipliers`` when the batch is optimized). ``converged`` means a KKT point of the
-        bounded, budget-constrained problem: every block's projected Lagrangian gradient
-        (:meth:`Control.residual`, the budget's ν estimated from the free batches) ≤ 1e-4.
+        ``multipliers`` when the batch is optimized; ``betas`` and ``kkt`` when the momentum
+        is). ``converged`` means a KKT point of the bounded, budget-constrained problem: every
+        block's projected Lagrangian gradient (:meth:`Control.residual`, the budget's ν
+        estimated from the free batches) ≤ 1e-4.
 
     >>> p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=100, batch=4)
     >>> r = optimize_schedule(p, 200, controls=10, optimize=("eta", "batch"), samples=800)
     >>> r.converged, abs(r.budget_residual) <= 1e-9 * 800, r.batches.shape
     (True, True, (200,))
+    >>> q = Problem(a=1.5, b=2.5, sigma=0.5, n_modes=100, batch=4)  # hard phase
+    >>> s = optimize_schedule(q, 200, controls=10)
+    >>> r = optimize_schedule(q, 200, controls=10, optimize=("eta", "momentum"), beta_max=0.9)
+    >>> r.converged, bool(r.betas.max() <= 0.9), r.loss < s.loss
+    (True, True, True)
     """
     t0 = time.perf_counter()
     names = _optimize_names(optimize)
@@ -1480,15 +1486,16 @@ def optimize_schedules(
                     problem, T, controls=key["controls"], init=prev, **kwargs
                 )
             except ValueError as e:
-                if prev is None or isinstance(prev, dict) or not str(e).startswith("init:"):
+                if prev is None or not str(e).startswith("init:"):
                     raise
                 # The previous optimum stretched to T can diverge (a hard-phase transient above
-                # η_c held 10x longer): start from it clipped below η_c instead.
+                # η_c held 10x longer): start from it clipped below η_c instead; with several
+                # controls (a momentum near 1 held longer is as unstable) from the default start.
                 out[T] = optimize_schedule(
                     problem,
                     T,
                     controls=key["controls"],
-                    init=_below_critical(problem, prev),
+                    init=None if isinstance(prev, dict) else _below_critical(problem, prev),
                     **kwargs,
                 )
             if path is not None:
