@@ -85,7 +85,9 @@ def within(measured: float, predicted: float, tol: float) -> str:
     """``"within 0.05 (Δ = +0.012)"`` or ``"off by +0.071 (tolerance 0.05)"``."""
     d = measured - predicted
     return (
-        f"within {tol:g} (Δ = {d:+.3f})" if abs(d) <= tol else f"off by {d:+.3f} (tolerance {tol:g})"
+        f"within {tol:g} (Δ = {d:+.3f})"
+        if abs(d) <= tol
+        else f"off by {d:+.3f} (tolerance {tol:g})"
     )
 
 

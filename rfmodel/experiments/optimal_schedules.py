@@ -36,6 +36,7 @@ import numpy as np
 from ..runner import Task
 from ..scaling import local_exponents, power_law_fit, sliding_fits
 from ._common import (
+    REFERENCE_SETTINGS,
     chain_seconds,
     chain_task,
     find_chain,
@@ -76,11 +77,7 @@ __all__ = [
 ]
 
 GROUP = "optimal"
-_RES = {"n_exact": 200, "bins_per_decade": 100}
-SETTINGS: dict[str, dict[str, Any]] = {
-    "easy": {"a": 2.5, "b": 1.2, "sigma": 0.3, "batch": 4, "n_modes": 10**6, **_RES},
-    "hard": {"a": 1.5, "b": 2.5, "sigma": 0.5, "batch": 4, "n_modes": 10**8, **_RES},
-}
+SETTINGS = REFERENCE_SETTINGS
 _QUICK_RES = {"n_exact": 100, "bins_per_decade": 30}
 
 
