@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 
 from ..dynamics import loss_curve
-from ..figures import Figure, fmt_fit
 from ..plotting import save_figure
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
 from ..scaling import power_law_fit, sliding_fits
 from ..schedules import FAMILIES, as_array, tune
 from ._common import find_chain, make_problem, plt, setting_label, sliding_text
+from ._format import Figure, experiment_main, fmt_fit
 
 __all__ = ["config", "tasks", "tune_family", "summarize", "plot", "table_rows", "main"]
 
@@ -531,12 +531,11 @@ def plot(
     return figs
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run this experiment alone (and the optimal-schedule main chains it compares to)."""
-    from ._cli import run_experiment
-
-    run_experiment("baselines", __doc__, argv)
-
+main = experiment_main(
+    "baselines",
+    __doc__,
+    "Run this experiment alone (and the optimal-schedule main chains it compares to).",
+)
 
 if __name__ == "__main__":
     main()

@@ -45,7 +45,6 @@ import numpy as np
 from .. import Problem
 from ..control import best_constant_rate, optimize_schedules
 from ..dynamics import log_final_loss_and_grad
-from ..figures import Figure, fmt_fit
 from ..plotting import save_figure
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
@@ -58,6 +57,7 @@ from ..scaling import (
 )
 from ..schedules import tune
 from ._common import NS_PER_MODE_STEP, plt
+from ._format import Figure, experiment_main, fmt_fit
 
 __all__ = ["config", "tasks", "run_point", "summarize", "plot", "table_rows", "main"]
 
@@ -655,12 +655,11 @@ def plot(
     ]
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run this experiment alone (grid columns in parallel, resumable), draw its figures."""
-    from ._cli import run_experiment
-
-    run_experiment("compute_optimal", __doc__, argv)
-
+main = experiment_main(
+    "compute_optimal",
+    __doc__,
+    "Run this experiment alone (grid columns in parallel, resumable), draw its figures.",
+)
 
 if __name__ == "__main__":
     main()

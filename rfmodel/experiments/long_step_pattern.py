@@ -20,11 +20,11 @@ import numpy as np
 
 from .. import Problem
 from ..control import ScheduleResult, load_schedule, optimize_schedule
-from ..figures import Figure
 from ..plotting import save_figure
 from ..results import config_key
 from ..runner import Task
 from ._common import plt, solve_seconds
+from ._format import Figure, experiment_main
 
 __all__ = ["config", "tasks", "solve_variant", "summarize", "plot", "table_rows"]
 
@@ -200,12 +200,7 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run this experiment alone: compute what is missing, print the table, draw figures."""
-    from ._cli import run_experiment
-
-    run_experiment(GROUP, __doc__, argv)
-
+main = experiment_main(GROUP, __doc__)
 
 if __name__ == "__main__":
     main()

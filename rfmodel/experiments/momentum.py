@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from ..figures import Figure, fmt_fit
 from ..plotting import save_figure
 from ..runner import Task
 from ..scaling import power_law_fit
 from ._common import chain_seconds, chain_task, find_chain, make_problem, plt, run_chain
+from ._format import Figure, experiment_main, fmt_fit
 from .optimal_schedules import _QUICK_RES, SETTINGS
 
 __all__ = ["config", "tasks", "run_chain", "summarize", "plot", "table_rows", "main"]
@@ -277,12 +277,7 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run this experiment alone: compute what is missing, print the table, draw figures."""
-    from ._cli import run_experiment
-
-    run_experiment(GROUP, __doc__, argv)
-
+main = experiment_main(GROUP, __doc__)
 
 if __name__ == "__main__":
     main()

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from ..control import optimize_schedules
-from ..figures import Figure
 from ..plotting import save_figure
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
@@ -37,6 +36,7 @@ from ..scaling import (
     theory_xi,
 )
 from ._common import controls_for, make_problem, plt, segment_centers, solve_seconds
+from ._format import Figure, experiment_main
 
 __all__ = ["config", "tasks", "run_point", "summarize", "plot", "table_rows", "main"]
 
@@ -545,12 +545,11 @@ def plot(
     return figs
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run this experiment alone (points in parallel, resumable), draw its figures."""
-    from ._cli import run_experiment
-
-    run_experiment("phase_diagram", __doc__, argv)
-
+main = experiment_main(
+    "phase_diagram",
+    __doc__,
+    "Run this experiment alone (points in parallel, resumable), draw its figures.",
+)
 
 if __name__ == "__main__":
     main()
