@@ -25,13 +25,12 @@ from typing import Any
 import numpy as np
 
 from ..dynamics import loss_curve
-from ..plotting import save_figure
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
 from ..scaling import power_law_fit, sliding_fits
 from ..schedules import FAMILIES, as_array, tune
 from ._common import find_chain, make_problem, plt, setting_label, sliding_text
-from ._format import Figure, experiment_main, fmt_fit
+from ._format import Figure, experiment_main, finish, fmt_fit
 
 __all__ = ["config", "tasks", "tune_family", "summarize", "plot", "table_rows", "main"]
 
@@ -515,17 +514,16 @@ def plot(
             ylim=(ylo, None),
         )
         a2.legend(fontsize=6.5, ncol=2)
-        fig.suptitle(f"{ph.capitalize()} phase baselines: {d['label']}", fontsize=10)
-        fig.tight_layout()
-        name = f"baselines_{ph}.png"
-        save_figure(fig, Path(out) / name)
         figs.append(
-            Figure(
-                name,
+            finish(
+                fig,
+                out,
+                f"baselines_{ph}.png",
                 f"{ph.capitalize()} phase ({d['label']}): final loss against T "
                 f"for the optimum and every tuned family with fitted exponents; "
                 f"ratio to the optimum against T; the tuned schedules at "
                 f"T = {T}.",
+                f"{ph.capitalize()} phase baselines: {d['label']}",
             )
         )
     return figs

@@ -27,11 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from ..plotting import save_figure
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
 from ._common import plt
-from ._format import Figure, experiment_main
+from ._format import Figure, experiment_main, finish
 
 __all__ = ["config", "tasks", "run_net", "summarize", "plot", "table_rows"]
 
@@ -416,12 +415,11 @@ def plot(
             f"{len(net['seeds'])} seeds",
         )
         axs[2].legend(fontsize=7)
-        fig.tight_layout()
-        fname = f"networks_{name}.png"
-        save_figure(fig, Path(out) / fname)
         figs.append(
-            Figure(
-                fname,
+            finish(
+                fig,
+                out,
+                f"networks_{name}.png",
                 f"{name}: loss vs constant rate at T/4, T/2, T; the recommended "
                 "schedule (fitted on two short runs) against the best tuned constant, cosine "
                 "and WSD; loss curves over seeds with the model's prediction.",

@@ -36,7 +36,7 @@ from ..scaling import (
     theory_xi,
 )
 from ._common import controls_for, make_problem, plt, segment_centers, solve_seconds
-from ._format import Figure, experiment_main
+from ._format import Figure, experiment_main, finish
 
 __all__ = ["config", "tasks", "run_point", "summarize", "plot", "table_rows", "main"]
 
@@ -531,15 +531,15 @@ def plot(
         ylabel="local slope − max rule",
         title="drift of every point's local loss exponent with T",
     )
-    fig.suptitle("Phase diagram agreement (faint: |a−b| below the boundary gap)", fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, Path(out) / "phase_diagram_agreement.png")
     figs.append(
-        Figure(
+        finish(
+            fig,
+            out,
             "phase_diagram_agreement.png",
             "Measured optimal-loss exponent at every grid point against the max rule "
             "(±tolerance band), and every point's local exponent minus the max rule "
             "against T (finite-T drift).",
+            "Phase diagram agreement (faint: |a−b| below the boundary gap)",
         )
     )
     return figs
