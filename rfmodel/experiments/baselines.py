@@ -29,8 +29,8 @@ from ..results import config_key, load_valid, save_result
 from ..runner import Task
 from ..scaling import power_law_fit, sliding_fits
 from ..schedules import FAMILIES, as_array, tune
-from ._common import find_chain, make_problem, plt, setting_label, sliding_text
-from ._format import Figure, experiment_main, finish, fmt_fit
+from ._common import find_chain, make_problem, plt, setting_label
+from ._format import Figure, experiment_main, finish, fit_range, fmt_fit, sliding_fit_text
 
 __all__ = ["config", "tasks", "tune_family", "summarize", "plot", "table_rows", "main"]
 
@@ -309,17 +309,6 @@ def summarize(cfg: dict[str, Any], results_dir: Path) -> dict[str, Any]:
     return summary
 
 
-def _sl(block: dict[str, Any]) -> str:
-    fits = block.get("sliding") or []
-    return sliding_text(
-        [math.sqrt(f["x_min"] * f["x_max"]) for f in fits], [f["exponent"] for f in fits]
-    )
-
-
-def _trange(f: dict[str, Any]) -> str:
-    return f"{f['x_min']:.0f}–{f['x_max']:.0f} ({f['n']} T)"
-
-
 def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of the measured-vs-predicted table: constant-rate exponents in both phases."""
     rows = []
@@ -336,8 +325,8 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "quantity": "loss with the best constant η ~ T^−r",
                 "setting": lab,
                 "measured": fmt_fit(f),
-                "T_range": _trange(f),
-                "drift": _sl(c["fit"]),
+                "T_range": fit_range(f),
+                "drift": sliding_fit_text(c["fit"]),
                 "predicted": f"{pred:.3f} ((a−1)/(a−1+b))",
                 "verdict": f"Δ = {f['exponent'] - pred:+.3f}; optimum/constant at T = "
                 f"{c['Ts'][-1]}: {1 / c['ratio'][-1]:.3f}"
@@ -351,8 +340,8 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "quantity": "best constant η ~ T^−γ",
                 "setting": lab,
                 "measured": fmt_fit(e),
-                "T_range": _trange(e),
-                "drift": _sl(c["eta_fit"]),
+                "T_range": fit_range(e),
+                "drift": sliding_fit_text(c["eta_fit"]),
                 "predicted": f"{th['constant_eta']:.3f} ((a−1)/(a−1+b))",
                 "verdict": f"Δ = {e['exponent'] - th['constant_eta']:+.3f}",
             }
@@ -365,8 +354,8 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                     "quantity": "loss with the best power law η₀(1+t)^−χ",
                     "setting": lab,
                     "measured": fmt_fit(f),
-                    "T_range": _trange(f),
-                    "drift": _sl(pl["fit"]),
+                    "T_range": fit_range(f),
+                    "drift": sliding_fit_text(pl["fit"]),
                     "predicted": f"between constant {pred:.3f} and optimal "
                     f"{th['optimal_loss']:.3f}",
                     "verdict": f"χ at T={pl['Ts'][-1]}: {pl['params'][-1]['chi']:.3f}",
