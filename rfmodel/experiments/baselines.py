@@ -448,26 +448,12 @@ def plot(
         cm = pyplot.cm.tab20
         for i, fam in enumerate(order):
             e = d["families"][fam]
-            col = cm(i % 20)
+            kw = {"ms": 3, "lw": 1, "color": cm(i % 20)}
             a0.loglog(
-                e["Ts"],
-                e["loss"],
-                "o-",
-                ms=3,
-                lw=1,
-                color=col,
-                label=f"{fam}: r = {fmt_fit(e['fit']['top'])}",
+                e["Ts"], e["loss"], "o-", label=f"{fam}: r = {fmt_fit(e['fit']['top'])}", **kw
             )
             if "ratio" in e:
-                a1.semilogx(
-                    e["Ts"],
-                    e["ratio"],
-                    "o-",
-                    ms=3,
-                    lw=1,
-                    color=col,
-                    label=f"{fam}: {e['ratio'][-1]:.3f}",
-                )
+                a1.semilogx(e["Ts"], e["ratio"], "o-", label=f"{fam}: {e['ratio'][-1]:.3f}", **kw)
         a0.set(
             xlabel="T",
             ylabel="final excess loss L(T)",
