@@ -9,8 +9,7 @@ here:
   :func:`within` (a verdict against a prediction), :func:`sliding_series`;
 - figures: :func:`finish` (title, layout, atomic PNG, the :class:`rfmodel.figures.Figure`
   record), :func:`style` (axis settings with a legend), :func:`fit_line` (a fitted power law
-  drawn over its range), :func:`viridis`, :func:`loss_vs_T` (the log-log L(T) panel of tuned
-  families), :func:`schedule_panel` (schedules against t/T);
+  drawn over its range), :func:`viridis` (colours of a sequence of horizons);
 - boilerplate: :func:`experiment_main` (``main(argv)`` of an experiment module).
 """
 
