@@ -129,6 +129,11 @@ def _common_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _rate_flag(p: argparse.ArgumentParser, flag: str, help: str) -> None:
+    """An optional learning-rate flag > 0 (default None: the command chooses it)."""
+    p.add_argument(flag, type=float_flag(0, lo_open=True), default=None, help=help)
+
+
 def _problem_args(
     p: argparse.ArgumentParser, *, a=2.5, b=1.2, sigma=0.5, batch=4, T=1000, n_modes=1000
 ) -> None:
@@ -736,11 +741,10 @@ def _add_optimize(sub) -> None:
         help="export the best schedule that is non-increasing after its warmup (the part "
         "before the peak of the unconstrained optimum); the table shows both",
     )
-    p.add_argument(
+    _rate_flag(
+        p,
         "--eta-max",
-        type=float_flag(0, lo_open=True),
-        default=None,
-        help="upper bound on every rate η_t, for the optimum and the baselines alike "
+        "upper bound on every rate η_t, for the optimum and the baselines alike "
         "(default: the per-step stability bound 2m/((m+1)λ_max))",
     )
     p.add_argument(
@@ -814,11 +818,10 @@ def _add_simulate(sub) -> None:
         + "; ".join(f"{k}: {v}" for k, v in _SCHEDULES.items())
         + _DFLT,
     )
-    p.add_argument(
+    _rate_flag(
+        p,
         "--eta",
-        type=float_flag(0, lo_open=True),
-        default=None,
-        help="peak learning rate > 0, below the per-step stability bound (default: half the "
+        "peak learning rate > 0, below the per-step stability bound (default: half the "
         "largest stable constant rate)",
     )
     p.add_argument(

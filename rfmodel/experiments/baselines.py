@@ -25,13 +25,12 @@ from typing import Any
 import numpy as np
 
 from ..dynamics import loss_curve
-from ..figures import Figure, fmt_fit
-from ..plotting import save_figure
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
 from ..scaling import power_law_fit, sliding_fits
 from ..schedules import FAMILIES, as_array, tune
-from ._common import find_chain, make_problem, plt, setting_label, sliding_text
+from ._common import find_chain, make_problem, plt, setting_label
+from ._format import Figure, experiment_main, finish, fit_range, fmt_fit, sliding_fit_text
 
 __all__ = ["config", "tasks", "tune_family", "summarize", "plot", "table_rows", "main"]
 
@@ -310,17 +309,6 @@ def summarize(cfg: dict[str, Any], results_dir: Path) -> dict[str, Any]:
     return summary
 
 
-def _sl(block: dict[str, Any]) -> str:
-    fits = block.get("sliding") or []
-    return sliding_text(
-        [math.sqrt(f["x_min"] * f["x_max"]) for f in fits], [f["exponent"] for f in fits]
-    )
-
-
-def _trange(f: dict[str, Any]) -> str:
-    return f"{f['x_min']:.0f}–{f['x_max']:.0f} ({f['n']} T)"
-
-
 def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of the measured-vs-predicted table: constant-rate exponents in both phases."""
     rows = []
@@ -337,8 +325,8 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "quantity": "loss with the best constant η ~ T^−r",
                 "setting": lab,
                 "measured": fmt_fit(f),
-                "T_range": _trange(f),
-                "drift": _sl(c["fit"]),
+                "T_range": fit_range(f),
+                "drift": sliding_fit_text(c["fit"]),
                 "predicted": f"{pred:.3f} ((a−1)/(a−1+b))",
                 "verdict": f"Δ = {f['exponent'] - pred:+.3f}; optimum/constant at T = "
                 f"{c['Ts'][-1]}: {1 / c['ratio'][-1]:.3f}"
@@ -352,8 +340,8 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "quantity": "best constant η ~ T^−γ",
                 "setting": lab,
                 "measured": fmt_fit(e),
-                "T_range": _trange(e),
-                "drift": _sl(c["eta_fit"]),
+                "T_range": fit_range(e),
+                "drift": sliding_fit_text(c["eta_fit"]),
                 "predicted": f"{th['constant_eta']:.3f} ((a−1)/(a−1+b))",
                 "verdict": f"Δ = {e['exponent'] - th['constant_eta']:+.3f}",
             }
@@ -366,8 +354,8 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                     "quantity": "loss with the best power law η₀(1+t)^−χ",
                     "setting": lab,
                     "measured": fmt_fit(f),
-                    "T_range": _trange(f),
-                    "drift": _sl(pl["fit"]),
+                    "T_range": fit_range(f),
+                    "drift": sliding_fit_text(pl["fit"]),
                     "predicted": f"between constant {pred:.3f} and optimal "
                     f"{th['optimal_loss']:.3f}",
                     "verdict": f"χ at T={pl['Ts'][-1]}: {pl['params'][-1]['chi']:.3f}",
@@ -460,26 +448,12 @@ def plot(
         cm = pyplot.cm.tab20
         for i, fam in enumerate(order):
             e = d["families"][fam]
-            col = cm(i % 20)
+            kw = {"ms": 3, "lw": 1, "color": cm(i % 20)}
             a0.loglog(
-                e["Ts"],
-                e["loss"],
-                "o-",
-                ms=3,
-                lw=1,
-                color=col,
-                label=f"{fam}: r = {fmt_fit(e['fit']['top'])}",
+                e["Ts"], e["loss"], "o-", label=f"{fam}: r = {fmt_fit(e['fit']['top'])}", **kw
             )
             if "ratio" in e:
-                a1.semilogx(
-                    e["Ts"],
-                    e["ratio"],
-                    "o-",
-                    ms=3,
-                    lw=1,
-                    color=col,
-                    label=f"{fam}: {e['ratio'][-1]:.3f}",
-                )
+                a1.semilogx(e["Ts"], e["ratio"], "o-", label=f"{fam}: {e['ratio'][-1]:.3f}", **kw)
         a0.set(
             xlabel="T",
             ylabel="final excess loss L(T)",
@@ -515,28 +489,26 @@ def plot(
             ylim=(ylo, None),
         )
         a2.legend(fontsize=6.5, ncol=2)
-        fig.suptitle(f"{ph.capitalize()} phase baselines: {d['label']}", fontsize=10)
-        fig.tight_layout()
-        name = f"baselines_{ph}.png"
-        save_figure(fig, Path(out) / name)
         figs.append(
-            Figure(
-                name,
+            finish(
+                fig,
+                out,
+                f"baselines_{ph}.png",
                 f"{ph.capitalize()} phase ({d['label']}): final loss against T "
                 f"for the optimum and every tuned family with fitted exponents; "
                 f"ratio to the optimum against T; the tuned schedules at "
                 f"T = {T}.",
+                f"{ph.capitalize()} phase baselines: {d['label']}",
             )
         )
     return figs
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run this experiment alone (and the optimal-schedule main chains it compares to)."""
-    from ._cli import run_experiment
-
-    run_experiment("baselines", __doc__, argv)
-
+main = experiment_main(
+    "baselines",
+    __doc__,
+    "Run this experiment alone (and the optimal-schedule main chains it compares to).",
+)
 
 if __name__ == "__main__":
     main()

@@ -49,21 +49,20 @@ from ..control import (
     segment_index,
 )
 from ..dynamics import log_final_loss_and_grad
-from ..figures import Figure, fmt_fit
-from ..plotting import save_figure
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
 from ..scaling import power_law_fit
 from ._common import (
     NS_PER_MODE_STEP,
+    REFERENCE_SETTINGS,
     controls_for,
     find_chain,
     make_problem,
-    plt,
     run_chain,
     segment_centers,
     setting_label,
 )
+from ._format import Figure, experiment_main, finish, fmt_fit, md_table, plt, style
 
 __all__ = [
     "config",
@@ -79,26 +78,7 @@ __all__ = [
 
 GROUP = "batch_schedules"
 PHASES = ("easy", "hard")
-SETTINGS: dict[str, dict[str, Any]] = {
-    "easy": {
-        "a": 2.5,
-        "b": 1.2,
-        "sigma": 0.3,
-        "batch": 4,
-        "n_modes": 10**6,
-        "n_exact": 200,
-        "bins_per_decade": 100,
-    },
-    "hard": {
-        "a": 1.5,
-        "b": 2.5,
-        "sigma": 0.5,
-        "batch": 4,
-        "n_modes": 10**8,
-        "n_exact": 200,
-        "bins_per_decade": 100,
-    },
-}
+SETTINGS = REFERENCE_SETTINGS
 
 
 def config(quick: bool) -> dict[str, Any]:
@@ -576,17 +556,9 @@ def _readme(cfg: dict[str, Any], phases: dict[str, dict[str, Any]]) -> str:
         "the batch (only η/m per sample matters), so batch ramps save steps; in the hard phase "
         "η is pinned by stability and small batches win per sample.",
         "",
-        "| phase | T | L*(T) joint | constant m̄ | gain | m(t) exponent | KKT | rounding cost |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for ph, s in phases.items():
-        for h in s["horizons"]:
-            fit = fmt_fit(h["shape"]["fit"])
-            rnd = s.get("rounding", {}).get(str(h["T"]), {}).get("rescaled_rates", math.nan)
-            lines.append(
-                f"| {ph} | {h['T']} | {h['loss']:.6g} | {h['loss_constant']:.6g} | "
-                f"{h['gain']:+.2e} | {fit} | {h['kkt']:.0e} | {rnd:+.1e} |"
-            )
+    head = ("phase", "T", "L*(T) joint", "constant m̄", "gain", "m(t) exponent", "KKT")
+    lines += md_table((*head, "rounding cost"), _horizon_cells(phases))
     lines.append("")
     for ph, s in phases.items():
         txt = [f"**{ph.capitalize()}** ({s['label']}):"]
@@ -664,6 +636,23 @@ def _readme(cfg: dict[str, Any], phases: dict[str, dict[str, Any]]) -> str:
             )
         lines += [" ".join(txt), ""]
     return "\n".join(lines).rstrip()
+
+
+def _horizon_cells(phases: dict[str, dict[str, Any]]):
+    """Rows of the per-horizon table: joint optimum vs constant batch at each (phase, T)."""
+    for ph, s in phases.items():
+        for h in s["horizons"]:
+            rnd = s.get("rounding", {}).get(str(h["T"]), {}).get("rescaled_rates", math.nan)
+            yield (
+                ph,
+                h["T"],
+                f"{h['loss']:.6g}",
+                f"{h['loss_constant']:.6g}",
+                f"{h['gain']:+.2e}",
+                fmt_fit(h["shape"]["fit"]),
+                f"{h['kkt']:.0e}",
+                f"{rnd:+.1e}",
+            )
 
 
 def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -765,19 +754,17 @@ def plot(
             axes[0, col].plot(x, m, color=f"C{i}", label=f"T = {T}: L = {r.loss:.4g}")
             axes[1, col].plot(x, eta, color=f"C{i}")
         axes[0, col].axhline(cfg["mean_batch"], color="gray", ls=":", lw=1)
-        axes[0, col].set(ylabel="batch m(t)", title=f"{ph}: {summary['phases'][ph]['label']}")
         axes[1, col].set(xlabel="t/T", ylabel="rate η(t)", yscale="log")
-        axes[0, col].legend(fontsize=7)
+        style(axes[0, col], ylabel="batch m(t)", title=f"{ph}: {summary['phases'][ph]['label']}")
         axes[0, col].title.set_fontsize(8)
-    fig.suptitle(
-        f"Optimal (η, m) at fixed T and S = {cfg['mean_batch']}T (dotted: the constant batch)"
-    )
-    fig.tight_layout()
-    save_figure(fig, out / "batch_schedules_shape.png")
     figs.append(
-        Figure(
+        finish(
+            fig,
+            out,
             "batch_schedules_shape.png",
             "Optimal batch m(t) and rate η(t) at fixed T and S = m̄T across horizons, both phases.",
+            f"Optimal (η, m) at fixed T and S = {cfg['mean_batch']}T (dotted: the constant batch)",
+            fontsize=None,
         )
     )
     fig, (a1, a2, a3) = pyplot.subplots(1, 3, figsize=(16, 4.5))
@@ -803,28 +790,14 @@ def plot(
             hess = h[1]["hessian"]
             w = np.sort(np.asarray(hess["eigenvalues"]))[::-1]
             a2.semilogy(np.arange(1, w.size + 1), np.abs(w) / w[0], color=f"C{i}", label=ph)
-            a3.plot(
-                hess["profile_steps"], hess["profile_soft"], color=f"C{i}", label=f"{ph}: softest"
-            )
-            a3.plot(
-                hess["profile_steps"],
-                hess["profile_stiff"],
-                color=f"C{i}",
-                ls=":",
-                label=f"{ph}: stiffest",
-            )
-    a1.set(
-        xscale="log",
-        yscale="log",
-        xlabel="constant batch m (T = S/m)",
-        ylabel="L(T) / best",
-        title=f"degeneracy at fixed S = {cfg['samples']}",
-    )
-    a2.set(
-        xlabel="eigenvalue rank",
-        ylabel="|eigenvalue| / largest",
-        title=f"(η, m) Hessian on the budget, T = {cfg['hessian_T']}",
-    )
+            steps = hess["profile_steps"]
+            a3.plot(steps, hess["profile_soft"], color=f"C{i}", label=f"{ph}: softest")
+            a3.plot(steps, hess["profile_stiff"], color=f"C{i}", ls=":", label=f"{ph}: stiffest")
+    settings = {"xlabel": "constant batch m (T = S/m)", "ylabel": "L(T) / best"}
+    title = f"degeneracy at fixed S = {cfg['samples']}"
+    style(a1, xscale="log", yscale="log", title=title, **settings)
+    title = f"(η, m) Hessian on the budget, T = {cfg['hessian_T']}"
+    style(a2, xlabel="eigenvalue rank", ylabel="|eigenvalue| / largest", title=title)
     a3.set(
         xlabel="step s along the eigenvector (log units)",
         ylabel="Δ log L(T)",
@@ -832,12 +805,11 @@ def plot(
     )
     a3.set_yscale("symlog", linthresh=1e-6)
     a3.yaxis.set_tick_params(labelsize=7)
-    for a in (a1, a2, a3):
-        a.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, out / "batch_schedules_degeneracy.png")
+    a3.legend(fontsize=7)
     figs.append(
-        Figure(
+        finish(
+            fig,
+            out,
             "batch_schedules_degeneracy.png",
             "Degeneracy: loss vs constant batch at fixed S (η re-optimized, and the η/m of one "
             "optimum replayed), the Hessian spectrum on the budget, loss along its softest axis.",
@@ -856,15 +828,9 @@ def plot(
         for t in f["targets"]:
             ax.axhline(t["target"], color="gray", ls=":", lw=1)
             ax.axvline(t["steps_ramp"], color="C3", ls=":", lw=1)
-        ax.set(
-            xscale="log",
-            yscale="log",
-            xlabel="steps T",
-            ylabel="L(T)",
-            title=f"{ph}: fixed S = {f['samples']} (dotted: targets, fewest ramp steps)",
-        )
+        title = f"{ph}: fixed S = {f['samples']} (dotted: targets, fewest ramp steps)"
+        style(ax, 8, xscale="log", yscale="log", xlabel="steps T", ylabel="L(T)", title=title)
         ax.title.set_fontsize(9)
-        ax.legend(fontsize=8)
         got = load_valid(_path(results_dir, cfg, ph, "frontier"), config=_key(cfg, ph, "frontier"))
         if got is not None:
             k = len(f["targets"]) - 1
@@ -875,12 +841,12 @@ def plot(
                 color=f"C{i}",
                 label=f"{ph}: T = {m.size} (target + {f['targets'][k]['eps']:.0%})",
             )
-    axes[2].set(xlabel="t/T", ylabel="batch m(t)", yscale="log", title="the fewest-steps ramp m(t)")
-    axes[2].legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, out / "batch_schedules_steps.png")
+    title = "the fewest-steps ramp m(t)"
+    style(axes[2], 8, xlabel="t/T", ylabel="batch m(t)", yscale="log", title=title)
     figs.append(
-        Figure(
+        finish(
+            fig,
+            out,
             "batch_schedules_steps.png",
             "Fixed sample budget: loss vs steps for constant batches and the optimal ramp, the "
             "fewest steps reaching the best constant-batch loss (+1 %), and that ramp m(t).",
@@ -889,12 +855,7 @@ def plot(
     return figs
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run this experiment alone: compute what is missing, print the table, draw figures."""
-    from ._cli import run_experiment
-
-    run_experiment(GROUP, __doc__, argv)
-
+main = experiment_main(GROUP, __doc__)
 
 if __name__ == "__main__":
     main()

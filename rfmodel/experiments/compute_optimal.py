@@ -45,7 +45,6 @@ import numpy as np
 from .. import Problem
 from ..control import best_constant_rate, optimize_schedules
 from ..dynamics import log_final_loss_and_grad
-from ..figures import Figure, fmt_fit
 from ..plotting import save_figure
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
@@ -58,6 +57,7 @@ from ..scaling import (
 )
 from ..schedules import tune
 from ._common import NS_PER_MODE_STEP, plt
+from ._format import Figure, experiment_main, fmt_fit, md_table
 
 __all__ = ["config", "tasks", "run_point", "summarize", "plot", "table_rows", "main"]
 
@@ -481,25 +481,9 @@ def _readme_text(summary: dict[str, Any]) -> str:
         "effective: the same formula with the local exponents α_eff (of L_approx over the "
         "frontier's N) and r_eff (of the loss at the largest N over the frontier's T).",
         "",
-        "| phase, model | schedule | p (N*) | q (T*) | ℓ (L*) | predicted p, q, ℓ | "
-        "effective p, q, ℓ |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for c in summary["cases"]:
-        for name in SCHEDULES:
-            rec = c["schedules"][name]
-            if "fits" not in rec:
-                continue
-            f = rec["fits"]
-            eff = rec.get("effective")
-            lines.append(
-                f"| {_case_label(c)} | {_LABEL[name]} | {fmt_fit(f['N'])} | {fmt_fit(f['T'])} | "
-                f"{fmt_fit(f['L'])} | "
-                + ", ".join(f"{v:.3f}" for v in rec["predicted"])
-                + " | "
-                + (", ".join(f"{v:.3f}" for v in eff["pqell"]) if eff else "—")
-                + " |"
-            )
+    head = ("phase, model", "schedule", "p (N*)", "q (T*)", "ℓ (L*)", "predicted p, q, ℓ")
+    lines += md_table((*head, "effective p, q, ℓ"), _fit_cells(summary["cases"]))
     lines.append("")
     for c in summary["cases"]:
         parts = []
@@ -527,6 +511,23 @@ def _readme_text(summary: dict[str, Any]) -> str:
             + ")."
         )
     return "\n".join(lines) + "\n"
+
+
+def _fit_cells(cases: list[dict[str, Any]]):
+    """Rows of the exponent table: fitted, predicted and effective (p, q, ℓ) per schedule."""
+    for c in cases:
+        for name in SCHEDULES:
+            rec = c["schedules"][name]
+            if "fits" not in rec:
+                continue
+            f, eff = rec["fits"], rec.get("effective")
+            yield (
+                _case_label(c),
+                _LABEL[name],
+                *(fmt_fit(f[k]) for k in ("N", "T", "L")),
+                ", ".join(f"{v:.3f}" for v in rec["predicted"]),
+                ", ".join(f"{v:.3f}" for v in eff["pqell"]) if eff else "—",
+            )
 
 
 # ----------------------------------------------------------------------------- figures
@@ -655,12 +656,11 @@ def plot(
     ]
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run this experiment alone (grid columns in parallel, resumable), draw its figures."""
-    from ._cli import run_experiment
-
-    run_experiment("compute_optimal", __doc__, argv)
-
+main = experiment_main(
+    "compute_optimal",
+    __doc__,
+    "Run this experiment alone (grid columns in parallel, resumable), draw its figures.",
+)
 
 if __name__ == "__main__":
     main()

@@ -20,11 +20,10 @@ import numpy as np
 
 from .. import Problem
 from ..control import ScheduleResult, load_schedule, optimize_schedule
-from ..figures import Figure
-from ..plotting import save_figure
 from ..results import config_key
 from ..runner import Task
 from ._common import plt, solve_seconds
+from ._format import Figure, experiment_main, finish
 
 __all__ = ["config", "tasks", "solve_variant", "summarize", "plot", "table_rows"]
 
@@ -171,10 +170,10 @@ def plot(
     )
     axz.set_title(f"last {tail} steps")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, Path(out) / "long_step_pattern.png")
     return [
-        Figure(
+        finish(
+            fig,
+            out,
             "long_step_pattern.png",
             "Hard phase, per-step optimum without smoothing (alternating long steps) vs "
             "K-piecewise and smoothed optima, with final losses.",
@@ -200,12 +199,7 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run this experiment alone: compute what is missing, print the table, draw figures."""
-    from ._cli import run_experiment
-
-    run_experiment(GROUP, __doc__, argv)
-
+main = experiment_main(GROUP, __doc__)
 
 if __name__ == "__main__":
     main()

@@ -27,11 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from ..figures import Figure, fmt_fit
-from ..plotting import save_figure
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
 from ._common import chain_task, find_chain, make_problem, plt, run_chain
+from ._format import Figure, experiment_main, finish, fmt_fit
 
 __all__ = ["config", "tasks", "sweep", "run_chain", "summarize", "plot", "table_rows"]
 
@@ -307,10 +306,10 @@ def plot(
                     f"(pred. {v['predicted']:.2f})",
                 )
                 ax.legend(fontsize=7)
-        fig.tight_layout()
-        save_figure(fig, Path(out) / "lr_transfer.png")
         figs.append(
-            Figure(
+            finish(
+                fig,
+                out,
                 "lr_transfer.png",
                 "Final loss against the base rate for several T, "
                 "constant and annealed (linear, WSD), both phases; dotted: η*(T).",
@@ -340,10 +339,10 @@ def plot(
             title="optimal schedule transferred T → 2T, 4T",
         )
         ax.legend(fontsize=6, ncol=2)
-        fig.tight_layout()
-        save_figure(fig, Path(out) / "horizon_transfer.png")
         figs.append(
-            Figure(
+            finish(
+                fig,
+                out,
                 "horizon_transfer.png",
                 "Optimal schedule transferred from T to 2T and "
                 "4T (stretch rule, fitted closed form, holding the last rate) against "
@@ -389,12 +388,7 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run this experiment alone: compute what is missing, print the table, draw figures."""
-    from ._cli import run_experiment
-
-    run_experiment(GROUP, __doc__, argv)
-
+main = experiment_main(GROUP, __doc__)
 
 if __name__ == "__main__":
     main()

@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ..figures import Figure, fmt_fit
-from ..plotting import save_figure
 from ..runner import Task
 from ..scaling import power_law_fit
 from ._common import chain_seconds, chain_task, find_chain, make_problem, plt, run_chain
+from ._format import Figure, experiment_main, finish, fmt_fit, md_table, style
 from .optimal_schedules import _QUICK_RES, SETTINGS
 
 __all__ = ["config", "tasks", "run_chain", "summarize", "plot", "table_rows", "main"]
@@ -173,18 +172,25 @@ def _readme(cfg: dict[str, Any], s: dict[str, Any]) -> str:
         f"own optimal rates (capped variants: η ≤ {CAP:g}·η_c, against SGD under the same cap). "
         f"Loss exponents r (L ~ T^−r) fitted over T ≥ {cfg['fit_min']}.",
         "",
-        "| phase | variant | L(T_max) | L_SGD/L at T_min | L_SGD/L at T_max | exponent r | "
-        "β at t/T = 0.1, 0.5, 0.9 | converged |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for ph, rows in s["phases"].items():
-        for v, r in rows.items():
-            b = r["shape"]["beta"]
-            lines.append(
-                f"| {ph} | {v} | {r['loss'][-1]:.5g} | {r['gain'][0]:.4f} | {r['gain'][-1]:.4f}"
-                f" | {_exp(r['fit'])} | {b['0.1']:.2f}, {b['0.5']:.2f}, {b['0.9']:.2f} | "
-                f"{r['converged']}/{len(r['Ts'])} |"
+    head = ("phase", "variant", "L(T_max)", "L_SGD/L at T_min", "L_SGD/L at T_max", "exponent r")
+    lines += md_table(
+        (*head, "β at t/T = 0.1, 0.5, 0.9", "converged"),
+        (
+            (
+                ph,
+                v,
+                f"{r['loss'][-1]:.5g}",
+                f"{r['gain'][0]:.4f}",
+                f"{r['gain'][-1]:.4f}",
+                _exp(r["fit"]),
+                ", ".join(f"{r['shape']['beta'][q]:.2f}" for q in ("0.1", "0.5", "0.9")),
+                f"{r['converged']}/{len(r['Ts'])}",
             )
+            for ph, rows in s["phases"].items()
+            for v, r in rows.items()
+        ),
+    )
     lines += [""] + [f"- {v}" for v in _verdicts(s).values()]
     return "\n".join(lines)
 
@@ -211,11 +217,15 @@ def plot(
             ax_eff.plot(t, r.etas / (1 - beta), **kw)
         T = max(cfg["Ts"])
         ax_eta.set(xlabel="t/T", ylabel="η(t)", yscale="log", title=f"{ph}: rates, T = {T}")
-        ax_beta.set(xlabel="t/T", ylabel="β(t)", title=f"{ph}: momentum")
+        style(ax_beta, xlabel="t/T", ylabel="β(t)", title=f"{ph}: momentum")
         ax_eff.set(xlabel="t/T", ylabel="η/(1 − β)", yscale="log", title=f"{ph}: effective rate")
-        ax_beta.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, Path(out) / "momentum_schedules.png")
+    schedules = finish(
+        fig,
+        out,
+        "momentum_schedules.png",
+        "Optimal η(t), β(t) and effective rate η/(1 − β) at the largest T, easy and hard "
+        "phase, for each β_max, the capped rate and a constant β.",
+    )
     fig, (ax_l, ax_g) = plt().subplots(1, 2, figsize=(13, 4.8))
     for i, (ph, rows) in enumerate(summary["phases"].items()):
         for j, (v, r) in enumerate(rows.items()):
@@ -223,24 +233,17 @@ def plot(
             ax_l.plot(r["Ts"], r["loss"], label=f"{ph}: {v}", **kw)
             if not v.startswith("sgd"):
                 ax_g.plot(r["Ts"], r["gain"], label=f"{ph}: {v}", **kw)
-    ax_l.set(xscale="log", yscale="log", xlabel="T", ylabel="L(T)", title="optimal loss")
+    style(ax_l, 6, 2, xscale="log", yscale="log", xlabel="T", ylabel="L(T)", title="optimal loss")
     ax_g.axhline(1.0, color="gray", ls=":")
-    ax_g.set(xscale="log", xlabel="T", ylabel="L_SGD(T) / L(T)", title="gain over plain SGD")
-    ax_l.legend(fontsize=6, ncol=2)
-    ax_g.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    save_figure(fig, Path(out) / "momentum_gain.png")
-    return [
-        Figure(
-            "momentum_schedules.png",
-            "Optimal η(t), β(t) and effective rate η/(1 − β) at the largest T, easy and hard "
-            "phase, for each β_max, the capped rate and a constant β.",
-        ),
-        Figure(
-            "momentum_gain.png",
-            "Optimal loss against T and the gain L_SGD/L of momentum over plain SGD.",
-        ),
-    ]
+    title = "gain over plain SGD"
+    style(ax_g, 6, 2, xscale="log", xlabel="T", ylabel="L_SGD(T) / L(T)", title=title)
+    gain = finish(
+        fig,
+        out,
+        "momentum_gain.png",
+        "Optimal loss against T and the gain L_SGD/L of momentum over plain SGD.",
+    )
+    return [schedules, gain]
 
 
 def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -277,12 +280,7 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run this experiment alone: compute what is missing, print the table, draw figures."""
-    from ._cli import run_experiment
-
-    run_experiment(GROUP, __doc__, argv)
-
+main = experiment_main(GROUP, __doc__)
 
 if __name__ == "__main__":
     main()

@@ -27,11 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from ..figures import Figure
-from ..plotting import save_figure
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
 from ._common import plt
+from ._format import Figure, experiment_main, finish, md_table
 
 __all__ = ["config", "tasks", "run_net", "summarize", "plot", "table_rows"]
 
@@ -337,6 +336,22 @@ def _cell(final: dict[str, dict[str, float]]):
     return cell
 
 
+def _task_cells(name: str, s: dict[str, Any]) -> tuple[Any, ...]:
+    """One row of the networks table: final losses, the recommendation's ratio, the fit."""
+    cell = _cell(s["final"])
+    r, fit = s["ratio_to_best_family"], s["fit"]
+    lo, hi = fit["a_minus_b_interval"]
+    return (
+        name,
+        s["T"],
+        " → ".join(f"{v:g}" for v in s["best_constant_lr"].values()),
+        *(cell(k) for k in ("recommended", "constant", "cosine", "wsd")),
+        f"{r['mean']:.3f} [{r['min']:.3f}, {r['max']:.3f}] vs {s['best_family']}",
+        f"{fit['a']:.2f} ± {fit['a_se']:.2f}, {fit['b']:.2f} ± {fit['b_se']:.2f}",
+        f"{fit['phase']} ({fit['a'] - fit['b']:+.2f} [{lo:+.2f}, {hi:+.2f}])",
+    )
+
+
 def _readme(tasks: dict[str, Any]) -> str:
     if not tasks:
         return ""
@@ -345,24 +360,11 @@ def _readme(tasks: dict[str, Any]) -> str:
         "then used at T; baselines tuned over their peak rate at T; final loss, mean [min, max] "
         "over paired seeds):",
         "",
-        "| task | T | best constant η at T/4, T/2, T | recommended | best constant | best cosine "
-        "| best WSD | recommended / best tuned | fitted a, b | phase (a − b, 95%) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, s in tasks.items():
-        cell = _cell(s["final"])
-
-        r = s["ratio_to_best_family"]
-        fit = s["fit"]
-        lo, hi = fit["a_minus_b_interval"]
-        shift = " → ".join(f"{v:g}" for v in s["best_constant_lr"].values())
-        lines.append(
-            f"| {name} | {s['T']} | {shift} | {cell('recommended')} | {cell('constant')} | "
-            f"{cell('cosine')} | {cell('wsd')} | {r['mean']:.3f} [{r['min']:.3f}, "
-            f"{r['max']:.3f}] vs {s['best_family']} | {fit['a']:.2f} ± {fit['a_se']:.2f}, "
-            f"{fit['b']:.2f} ± {fit['b_se']:.2f} | {fit['phase']} ({fit['a'] - fit['b']:+.2f} "
-            f"[{lo:+.2f}, {hi:+.2f}]) |"
-        )
+    head = ("task", "T", "best constant η at T/4, T/2, T", "recommended", "best constant")
+    tail = ("recommended / best tuned", "fitted a, b", "phase (a − b, 95%)")
+    rows = [_task_cells(name, s) for name, s in tasks.items()]
+    lines += md_table((*head, "best cosine", "best WSD", *tail), rows)
     verdicts = []
     for name, s in tasks.items():
         r = s["ratio_to_best_family"]["mean"]
@@ -416,12 +418,11 @@ def plot(
             f"{len(net['seeds'])} seeds",
         )
         axs[2].legend(fontsize=7)
-        fig.tight_layout()
-        fname = f"networks_{name}.png"
-        save_figure(fig, Path(out) / fname)
         figs.append(
-            Figure(
-                fname,
+            finish(
+                fig,
+                out,
+                f"networks_{name}.png",
                 f"{name}: loss vs constant rate at T/4, T/2, T; the recommended "
                 "schedule (fitted on two short runs) against the best tuned constant, cosine "
                 "and WSD; loss curves over seeds with the model's prediction.",
@@ -455,12 +456,7 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run this experiment alone: compute what is missing, print the table, draw figures."""
-    from ._cli import run_experiment
-
-    run_experiment(GROUP, __doc__, argv)
-
+main = experiment_main(GROUP, __doc__)
 
 if __name__ == "__main__":
     main()

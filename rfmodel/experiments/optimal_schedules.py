@@ -33,22 +33,35 @@ from typing import Any
 
 import numpy as np
 
-from ..figures import Figure, fmt_fit
-from ..plotting import save_figure
 from ..runner import Task
 from ..scaling import local_exponents, power_law_fit, sliding_fits
 from ._common import (
+    REFERENCE_SETTINGS,
     chain_seconds,
     chain_task,
     find_chain,
     interp_crossing,
     make_problem,
-    plt,
     result_centers,
     run_chain,
     segment_centers,
     setting_label,
     sliding_text,
+)
+from ._format import (
+    Figure,
+    experiment_main,
+    finish,
+    fit_line,
+    fit_range,
+    fmt_fit,
+    md_table,
+    plt,
+    sliding_fit_text,
+    sliding_series,
+    style,
+    viridis,
+    within,
 )
 
 __all__ = [
@@ -64,26 +77,7 @@ __all__ = [
 ]
 
 GROUP = "optimal"
-SETTINGS: dict[str, dict[str, Any]] = {
-    "easy": {
-        "a": 2.5,
-        "b": 1.2,
-        "sigma": 0.3,
-        "batch": 4,
-        "n_modes": 10**6,
-        "n_exact": 200,
-        "bins_per_decade": 100,
-    },
-    "hard": {
-        "a": 1.5,
-        "b": 2.5,
-        "sigma": 0.5,
-        "batch": 4,
-        "n_modes": 10**8,
-        "n_exact": 200,
-        "bins_per_decade": 100,
-    },
-}
+SETTINGS = REFERENCE_SETTINGS
 _QUICK_RES = {"n_exact": 100, "bins_per_decade": 30}
 
 
@@ -110,46 +104,23 @@ def config(quick: bool) -> dict[str, Any]:
             "hard": {"per_step_max": 0, "K": 512, "steps_per_control": 4},
         }
         perstep_maxiter = 5000
+
+    def chain(role: str, ph: str, Ts: list[int], rule: dict | None, **extra) -> dict[str, Any]:
+        name, setting = f"{ph}_{role}", settings[ph]
+        return {"name": name, "role": role, "phase": ph, "setting": setting, "Ts": Ts} | {
+            "rule": rule,
+            **extra,
+        }
+
     chains = []
     for ph in ("easy", "hard"):
         r = rules[ph]
-        chains.append(
-            {
-                "name": f"{ph}_main",
-                "role": "main",
-                "phase": ph,
-                "setting": settings[ph],
-                "Ts": Ts,
-                "rule": r,
-            }
-        )
+        chains.append(chain("main", ph, Ts, r))
         # K halved at every horizon of the check (per-step horizons become K = T/2).
-        half = {
-            "per_step_max": 0,
-            "K": max(1, r["K"] // 2),
-            "steps_per_control": 2 * r["steps_per_control"],
-        }
-        chains.append(
-            {
-                "name": f"{ph}_kcheck",
-                "role": "kcheck",
-                "phase": ph,
-                "setting": settings[ph],
-                "Ts": kcheck_Ts,
-                "rule": half,
-            }
-        )
-    chains.append(
-        {
-            "name": "hard_perstep",
-            "role": "perstep",
-            "phase": "hard",
-            "setting": settings["hard"],
-            "Ts": perstep_Ts,
-            "rule": None,
-            "maxiter": perstep_maxiter,
-        }
-    )
+        k, steps = max(1, r["K"] // 2), 2 * r["steps_per_control"]
+        half = {"per_step_max": 0, "K": k, "steps_per_control": steps}
+        chains.append(chain("kcheck", ph, kcheck_Ts, half))
+    chains.append(chain("perstep", "hard", perstep_Ts, None, maxiter=perstep_maxiter))
     return {
         "chains": chains,
         "top": 3,
@@ -363,29 +334,9 @@ def _perstep(chains: dict[str, Any], results_dir: Path, cfg: dict[str, Any]) -> 
 
 
 # ----------------------------------------------------------------------------- text
-def _within(measured: float, predicted: float, tol: float) -> str:
-    d = measured - predicted
-    return (
-        f"within {tol:g} (Δ = {d:+.3f})"
-        if abs(d) <= tol
-        else f"off by {d:+.3f} (tolerance {tol:g})"
-    )
-
-
-def _sliding(ch: dict[str, Any], key: str, digits: int = 3) -> str:
-    fits = ch.get(key, {}).get("sliding") or []
-    return sliding_text(
-        [math.sqrt(f["x_min"] * f["x_max"]) for f in fits], [f["exponent"] for f in fits], digits
-    )
-
-
-def _trange(fit: dict[str, Any] | None) -> str:
-    return f"{fit['x_min']:.0f}–{fit['x_max']:.0f} ({fit['n']} T)" if fit else "—"
-
-
 def _within_fit(predicted: float, tol: float, note: str = ""):
     """Verdict for a fit: its exponent against ``predicted`` within ``tol`` (+ a note)."""
-    return lambda fit: _within(fit["exponent"], predicted, tol) + note
+    return lambda fit: within(fit["exponent"], predicted, tol) + note
 
 
 def _fit_row(chain, key, quantity, setting, predicted, verdict) -> dict[str, Any]:
@@ -395,8 +346,8 @@ def _fit_row(chain, key, quantity, setting, predicted, verdict) -> dict[str, Any
         "quantity": quantity,
         "setting": setting,
         "measured": fmt_fit(fit),
-        "T_range": _trange(fit),
-        "drift": _sliding(chain, key),
+        "T_range": fit_range(fit),
+        "drift": sliding_fit_text(chain.get(key)),
         "predicted": predicted,
         "verdict": verdict(fit),
     }
@@ -531,20 +482,11 @@ def _readme_text(summary: dict[str, Any]) -> str:
             "",
             "K sensitivity (main chain vs K halved at every horizon, fits over the same horizons):",
             "",
-            "| setting | horizons | K main → K halved | "
-            "loss exponent | ξ | other | max relative ΔL |",
-            "|---|---|---|---|---|---|---|",
         ]
-        for ph, r in kc.items():
-            other = r.get("delta_at_Tmax") or r.get("anneal")
-            oname = "δ at T_max" if "delta_at_Tmax" in r else "annealing α"
-            lines.append(
-                f"| {ph} | {r['Ts'][0]}–{r['Ts'][-1]} | {r['K_main'][0]}…{r['K_main'][-1]} → "
-                f"{r['K_half'][0]}…{r['K_half'][-1]} | {r['loss']['main']:.4f} → "
-                f"{r['loss']['half_K']:.4f} | {r['xi']['main']:.4f} → {r['xi']['half_K']:.4f} | "
-                + (f"{oname}: {other['main']:.3f} → {other['half_K']:.3f}" if other else "—")
-                + f" | {r['loss_ratio_max']:.1e} |"
-            )
+        head = ("setting", "horizons", "K main → K halved", "loss exponent", "ξ", "other")
+        lines += md_table(
+            (*head, "max relative ΔL"), (_kcheck_cells(ph, r) for ph, r in kc.items())
+        )
     ps = summary.get("perstep", {})
     if ps and ps.get("rows"):
         lines += [
@@ -554,15 +496,21 @@ def _readme_text(summary: dict[str, Any]) -> str:
             "pattern of the discrete recursion; the piecewise optimum is the smooth "
             "warmup-stable-decay shape):",
             "",
-            "| T | L per step | L piecewise (K) | ratio | per-step iterations |",
-            "|---|---|---|---|---|",
         ]
-        for r in ps["rows"]:
-            lines.append(
-                f"| {r['T']} | {r['loss_perstep']:.6f} | {r['loss_piecewise']:.6f} "
-                f"({r['K_piecewise']}) | {r['ratio']:.5f} | {r['iterations']}"
-                f"{'' if r['converged'] else ' (cap)'} |"
-            )
+        head = ("T", "L per step", "L piecewise (K)", "ratio", "per-step iterations")
+        lines += md_table(
+            head,
+            (
+                (
+                    r["T"],
+                    f"{r['loss_perstep']:.6f}",
+                    f"{r['loss_piecewise']:.6f} ({r['K_piecewise']})",
+                    f"{r['ratio']:.5f}",
+                    f"{r['iterations']}{'' if r['converged'] else ' (cap)'}",
+                )
+                for r in ps["rows"]
+            ),
+        )
         if ps.get("alternation") is not None:
             lines.append(
                 f"\nMean |η_(t+1) − η_t| / mean η on the plateau of the largest per-step "
@@ -571,10 +519,22 @@ def _readme_text(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _kcheck_cells(ph: str, r: dict[str, Any]) -> tuple[str, ...]:
+    """One row of the K-sensitivity table: main chain → K halved."""
+    other = r.get("delta_at_Tmax") or r.get("anneal")
+    oname = "δ at T_max" if "delta_at_Tmax" in r else "annealing α"
+    return (
+        ph,
+        f"{r['Ts'][0]}–{r['Ts'][-1]}",
+        f"{r['K_main'][0]}…{r['K_main'][-1]} → {r['K_half'][0]}…{r['K_half'][-1]}",
+        f"{r['loss']['main']:.4f} → {r['loss']['half_K']:.4f}",
+        f"{r['xi']['main']:.4f} → {r['xi']['half_K']:.4f}",
+        f"{oname}: {other['main']:.3f} → {other['half_K']:.3f}" if other else "—",
+        f"{r['loss_ratio_max']:.1e}",
+    )
+
+
 # ----------------------------------------------------------------------------- figures
-def _colors(n: int):
-    cm = plt().cm.viridis
-    return [cm(i / max(1, n - 1)) for i in range(n)]
 
 
 def _load_main(cfg, results_dir, phase):
@@ -587,110 +547,58 @@ def _plot_easy(cfg, summary, results_dir, out) -> Figure | None:
     res = _load_main(cfg, results_dir, "easy")
     if len(res) < 2:
         return None
-    pyplot = plt()
     Ts = sorted(res)
-    cols = _colors(len(Ts))
-    xi = ch["xi_fit"]["top"]["exponent"]
-    th = ch["theory"]
-    fig, axs = pyplot.subplots(2, 2, figsize=(13, 9.5))
+    xi, th = ch["xi_fit"]["top"]["exponent"], ch["theory"]
+    fig, axs = plt().subplots(2, 2, figsize=(13, 9.5))
     a0, a1, a2, a3 = axs.ravel()
     lo, hi = cfg["delta_window"]
-    for T, c in zip(Ts, cols, strict=True):
+    for T, c in zip(Ts, viridis(len(Ts)), strict=True):
         r = res[T]
         x = segment_centers(T, r.controls.size)
         a0.plot(np.arange(1, T + 1), r.etas, color=c, lw=1, label=f"T={T}")
         a1.plot(x, T**xi * r.controls, color=c, lw=1)
         a2.plot(1 - x, T**xi * r.controls, color=c, lw=1)
-    last = ch["stats"][-1]
-    d_fit = last["delta"]
+    d_fit = ch["stats"][-1]["delta"]
     r = res[Ts[-1]]
     x = segment_centers(Ts[-1], r.controls.size)
     amp = float(np.interp(cfg["eta_frac"], x, Ts[-1] ** xi * r.controls))
     xs = np.linspace(0, 1, 400)
     f02 = 1 - cfg["eta_frac"]
     for ax in (a1, a2):
-        ax.plot(
-            xs if ax is a1 else 1 - xs,
-            amp * ((1 - xs) / f02) ** d_fit["exponent"],
-            "k--",
-            lw=1.5,
-            label=f"fitted (1−t/T)^{d_fit['exponent']:.2f} (T={Ts[-1]})",
-        )
-        ax.plot(
-            xs if ax is a1 else 1 - xs,
-            amp * ((1 - xs) / f02) ** th["delta"],
-            "r:",
-            lw=2,
-            label=f"predicted (1−t/T)^{th['delta']:.1f} (δ = 2b−1)",
-        )
-    a0.set(
-        xscale="log",
-        yscale="log",
-        xlabel="step t",
-        ylabel="η*(t)",
-        title="optimal schedules η*(t), all horizons",
-    )
-    a0.legend(fontsize=7, ncol=2)
-    a1.set(
-        xlabel="t / T",
-        ylabel=f"T^ξ η*(t)   (ξ = {xi:.3f} fitted)",
-        title="collapse: T^ξ η* against t/T",
-    )
-    a1.legend(fontsize=8)
+        ax_x = xs if ax is a1 else 1 - xs
+        d, lab = d_fit["exponent"], f"fitted (1−t/T)^{d_fit['exponent']:.2f} (T={Ts[-1]})"
+        ax.plot(ax_x, amp * ((1 - xs) / f02) ** d, "k--", lw=1.5, label=lab)
+        d, lab = th["delta"], f"predicted (1−t/T)^{th['delta']:.1f} (δ = 2b−1)"
+        ax.plot(ax_x, amp * ((1 - xs) / f02) ** d, "r:", lw=2, label=lab)
+    title = "optimal schedules η*(t), all horizons"
+    style(a0, 7, 2, xscale="log", yscale="log", xlabel="step t", ylabel="η*(t)", title=title)
+    ylabel = f"T^ξ η*(t)   (ξ = {xi:.3f} fitted)"
+    style(a1, 8, xlabel="t / T", ylabel=ylabel, title="collapse: T^ξ η* against t/T")
     a2.axvspan(1 - hi, 1 - lo, color="0.9", label=f"δ fit window t/T ∈ [{lo}, {hi}]")
-    a2.set(
-        xscale="log",
-        yscale="log",
-        xlabel="1 − t/T",
-        ylabel="T^ξ η*(t)",
-        title="the same, log-log in 1 − t/T (slope = δ)",
-        ylim=(amp * 1e-3, None),
-    )
-    a2.legend(fontsize=8)
+    title = "the same, log-log in 1 − t/T (slope = δ)"
+    settings = {"xlabel": "1 − t/T", "ylabel": "T^ξ η*(t)", "title": title}
+    style(a2, 8, xscale="log", yscale="log", ylim=(amp * 1e-3, None), **settings)
     st = ch["stats"]
+    sT = [s["T"] for s in st]
     a3.plot(
-        [s["T"] for s in st],
-        [s["delta"]["exponent"] for s in st],
-        "o-",
-        color="C0",
-        label="δ(T) fitted at each T",
+        sT, [s["delta"]["exponent"] for s in st], "o-", color="C0", label="δ(T) fitted at each T"
     )
     a3.axhline(th["delta"], color="C0", ls=":", label=f"δ predicted {th['delta']:.2f}")
-    sx = ch["xi_fit"]["sliding"]
-    a3.plot(
-        [math.sqrt(f["x_min"] * f["x_max"]) for f in sx],
-        [f["exponent"] for f in sx],
-        "s-",
-        color="C1",
-        label="ξ, sliding 3-horizon fits of η*(0.2T)",
-    )
-    sp = ch["xi_peak_fit"]["sliding"]
-    a3.plot(
-        [math.sqrt(f["x_min"] * f["x_max"]) for f in sp],
-        [f["exponent"] for f in sp],
-        "^--",
-        color="C1",
-        alpha=0.6,
-        label="ξ from the peak η* (biased)",
-    )
+    x, y, _ = sliding_series(ch, "xi_fit")
+    a3.plot(x, y, "s-", color="C1", label="ξ, sliding 3-horizon fits of η*(0.2T)")
+    x, y, _ = sliding_series(ch, "xi_peak_fit")
+    a3.plot(x, y, "^--", color="C1", alpha=0.6, label="ξ from the peak η* (biased)")
     a3.axhline(th["xi"], color="C1", ls=":", label=f"ξ predicted {th['xi']:.3f}")
-    a3.plot(
-        [s["T"] for s in st],
-        [s["warmup_ratio"] for s in st],
-        "d-",
-        color="C2",
-        label="warmup η*(0)/peak",
-    )
-    a3.set(xscale="log", xlabel="T", ylabel="exponent", title="drift with T")
-    a3.legend(fontsize=7)
-    fig.suptitle(f"Easy phase optimal schedules: {ch['label']}", fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, Path(out) / "optimal_schedules_easy.png")
-    return Figure(
+    a3.plot(sT, [s["warmup_ratio"] for s in st], "d-", color="C2", label="warmup η*(0)/peak")
+    style(a3, 7, xscale="log", xlabel="T", ylabel="exponent", title="drift with T")
+    return finish(
+        fig,
+        out,
         "optimal_schedules_easy.png",
         f"Easy phase ({ch['label']}): η*(t) for T = {Ts[0]}…{Ts[-1]}; the collapse "
         f"T^ξ η* against t/T with the fitted and predicted (1−t/T)^δ (linear and "
         f"log-log); δ(T), local ξ and the warmup ratio against T.",
+        f"Easy phase optimal schedules: {ch['label']}",
     )
 
 
@@ -699,44 +607,21 @@ def _plot_hard(cfg, summary, results_dir, out) -> Figure | None:
     res = _load_main(cfg, results_dir, "hard")
     if len(res) < 2:
         return None
-    pyplot = plt()
     Ts = sorted(res)
-    cols = _colors(len(Ts))
-    fig, axs = pyplot.subplots(2, 2, figsize=(13, 9.5))
+    fig, axs = plt().subplots(2, 2, figsize=(13, 9.5))
     a0, a1, a2, a3 = axs.ravel()
-    for T, c in zip(Ts, cols, strict=True):
+    for T, c in zip(Ts, viridis(len(Ts)), strict=True):
         r = res[T]
         a0.plot(np.arange(1, T + 1), r.etas, color=c, lw=1, label=f"T={T}")
         a1.plot(T - np.arange(T), r.etas, color=c, lw=1)
+    ec, eb = ch["eta_critical"], ch["eta_mode_bound"]
     for ax in (a0, a1):
-        ax.axhline(
-            ch["eta_critical"],
-            color="k",
-            ls=":",
-            lw=1,
-            label=f"η_c = {ch['eta_critical']:.3f} (largest stable constant)",
-        )
-        ax.axhline(
-            ch["eta_mode_bound"],
-            color="r",
-            ls=":",
-            lw=1,
-            label=f"per-step bound {ch['eta_mode_bound']:.2f}",
-        )
-    a0.set(
-        xscale="log",
-        xlabel="step t",
-        ylabel="η*(t)",
-        title="optimal schedules: warmup-stable-decay",
-    )
-    a0.legend(fontsize=7, ncol=2)
-    a1.set(
-        xscale="log",
-        xlabel="steps before the end, T − t",
-        ylabel="η*(t)",
-        title="the decay, against steps to go",
-    )
-    a1.legend(fontsize=7)
+        ax.axhline(ec, color="k", ls=":", lw=1, label=f"η_c = {ec:.3f} (largest stable constant)")
+        ax.axhline(eb, color="r", ls=":", lw=1, label=f"per-step bound {eb:.2f}")
+    title = "optimal schedules: warmup-stable-decay"
+    style(a0, 7, 2, xscale="log", xlabel="step t", ylabel="η*(t)", title=title)
+    settings = {"xlabel": "steps before the end, T − t", "ylabel": "η*(t)"}
+    style(a1, 7, xscale="log", title="the decay, against steps to go", **settings)
     st = ch["stats"]
     T_arr = np.array([s["T"] for s in st], dtype=float)
     A = np.array([s["anneal"] for s in st])
@@ -746,49 +631,32 @@ def _plot_hard(cfg, summary, results_dir, out) -> Figure | None:
     if af.get("top"):
         for key, ls in (("all", "-"), ("top", "--")):
             f = af[key]
-            xs = np.array([f["x_min"], f["x_max"]])
-            a2.loglog(
-                xs,
-                f["prefactor"] * xs ** f["exponent"],
-                ls,
-                color="C0",
-                label=f"fit T ∈ [{f['x_min']:.0f}, {f['x_max']:.0f}]: α = {fmt_fit(f)}",
-            )
-            a2.loglog(xs, f["prefactor"] * xs ** (f["exponent"] - 1), ls, color="C1")
-    a2.set(xlabel="T", title="annealing: steps after η* first drops below half its plateau")
-    a2.legend(fontsize=7)
-    ratios = [s["plateau"] / ch["eta_critical"] for s in st]
+            label = f"fit T ∈ [{f['x_min']:.0f}, {f['x_max']:.0f}]: α = {fmt_fit(f)}"
+            fit_line(a2, f, ls, color="C0", label=label)
+            fit_line(a2, f, ls, shift=-1, color="C1")
+    title = "annealing: steps after η* first drops below half its plateau"
+    style(a2, 7, xlabel="T", title=title)
+    ratios = [s["plateau"] / ec for s in st]
     a3.semilogx(T_arr, ratios, "o-", label="plateau η* / η_c")
-    a3.semilogx(
-        T_arr,
-        [s["peak"] / ch["eta_critical"] for s in st],
-        "^-",
-        alpha=0.6,
-        label="max_t η* / η_c (early transient)",
-    )
+    label = "max_t η* / η_c (early transient)"
+    a3.semilogx(T_arr, [s["peak"] / ec for s in st], "^-", alpha=0.6, label=label)
     a3.axhline(1.0, color="k", ls=":", lw=1)
-    sl = af.get("sliding") or []
     ax3b = a3.twinx()
-    ax3b.semilogx(
-        [math.sqrt(f["x_min"] * f["x_max"]) for f in sl],
-        [f["exponent"] for f in sl],
-        "s--",
-        color="C3",
-        label="α, sliding 3-horizon fits",
-    )
+    x, y, _ = sliding_series(af)
+    ax3b.semilogx(x, y, "s--", color="C3", label="α, sliding 3-horizon fits")
     ax3b.set_ylabel("local α", color="C3")
     a3.set(xlabel="T", ylabel="ratio to η_c", title="plateau vs stability edge; local α")
     h1, l1 = a3.get_legend_handles_labels()
     h2, l2 = ax3b.get_legend_handles_labels()
     a3.legend(h1 + h2, l1 + l2, fontsize=7, loc="lower left")
-    fig.suptitle(f"Hard phase optimal schedules: {ch['label']}", fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, Path(out) / "optimal_schedules_hard.png")
-    return Figure(
+    return finish(
+        fig,
+        out,
         "optimal_schedules_hard.png",
         f"Hard phase ({ch['label']}): η*(t) for T = {Ts[0]}…{Ts[-1]} against t and "
         f"against steps to go T − t, with η_c; the annealing length A(T) and fraction "
         f"A/T with power-law fits; plateau/η_c and the local annealing exponent.",
+        f"Hard phase optimal schedules: {ch['label']}",
     )
 
 
@@ -802,53 +670,32 @@ def _plot_perstep(cfg, summary, results_dir, out) -> Figure | None:
     T = max(per)
     if T not in main:
         return None
-    pyplot = plt()
-    fig, (a0, a1, a2) = pyplot.subplots(1, 3, figsize=(16, 4.5))
+    fig, (a0, a1, a2) = plt().subplots(1, 3, figsize=(16, 4.5))
     for ax, sl in ((a0, slice(None)), (a1, slice(int(0.75 * T), None))):
         t = np.arange(T)[sl]
-        ax.plot(
-            t,
-            per[T].etas[sl],
-            color="C0",
-            lw=0.7,
-            marker="." if ax is a1 else None,
-            ms=3,
-            label=f"per step: L = {per[T].loss:.6f}",
-        )
-        ax.plot(
-            t,
-            main[T].etas[sl],
-            color="C1",
-            lw=2,
-            label=f"K = {main[T].controls.size} piecewise: L = {main[T].loss:.6f}",
-        )
-        ax.axhline(
-            summary["chains"]["hard_main"]["eta_critical"], color="k", ls=":", lw=1, label="η_c"
-        )
-        ax.set(xlabel="step t", ylabel="η*(t)")
-        ax.legend(fontsize=7)
+        marker, label = "." if ax is a1 else None, f"per step: L = {per[T].loss:.6f}"
+        ax.plot(t, per[T].etas[sl], color="C0", lw=0.7, marker=marker, ms=3, label=label)
+        label = f"K = {main[T].controls.size} piecewise: L = {main[T].loss:.6f}"
+        ax.plot(t, main[T].etas[sl], color="C1", lw=2, label=label)
+        ec = summary["chains"]["hard_main"]["eta_critical"]
+        ax.axhline(ec, color="k", ls=":", lw=1, label="η_c")
+        style(ax, 7, xlabel="step t", ylabel="η*(t)")
     a0.set_title(f"hard phase, T = {T}")
     a1.set_title("last quarter of the steps")
     rows = ps["rows"]
     a2.semilogx([r["T"] for r in rows], [r["ratio"] for r in rows], "o-")
     a2.axhline(1.0, color="k", ls=":", lw=1)
-    a2.set(
-        xlabel="T",
-        ylabel="L(per step) / L(piecewise)",
-        title="per-step gain over the smooth piecewise optimum",
-    )
-    fig.suptitle(
-        f"Hard phase, per-step controls without smoothing vs K piecewise-constant: "
-        f"{summary['chains']['hard_main']['label']}",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    save_figure(fig, Path(out) / "hard_perstep_vs_piecewise.png")
-    return Figure(
+    title = "per-step gain over the smooth piecewise optimum"
+    a2.set(xlabel="T", ylabel="L(per step) / L(piecewise)", title=title)
+    return finish(
+        fig,
+        out,
         "hard_perstep_vs_piecewise.png",
         "Hard phase: the per-step optimum without smoothing (alternating large and "
         "small steps) against the K-piecewise warmup-stable-decay optimum at the same T,"
         " and the ratio of their final losses against T.",
+        f"Hard phase, per-step controls without smoothing vs K piecewise-constant: "
+        f"{summary['chains']['hard_main']['label']}",
     )
 
 
@@ -857,90 +704,50 @@ def _plot_drift(cfg, summary, out) -> Figure | None:
     easy, hard = ch.get("easy_main"), ch.get("hard_main")
     if not easy or not hard or not easy.get("loss_fit") or not hard.get("loss_fit"):
         return None
-    pyplot = plt()
-    fig, (a0, a1) = pyplot.subplots(1, 2, figsize=(13, 4.8))
-
-    def sl(c, key):
-        fits = c.get(key, {}).get("sliding") or []
-        return (
-            [math.sqrt(f["x_min"] * f["x_max"]) for f in fits],
-            [f["exponent"] for f in fits],
-            [f["stderr"] for f in fits],
-        )
-
+    fig, (a0, a1) = plt().subplots(1, 2, figsize=(13, 4.8))
     for c, col, nm in ((easy, "C0", "easy"), (hard, "C3", "hard")):
-        x, y, e = sl(c, "loss_fit")
-        a0.errorbar(
-            x,
-            y,
-            yerr=e,
-            fmt="o-",
-            color=col,
-            capsize=2,
-            label=f"{nm}: optimal loss, sliding 3-horizon fits",
-        )
-        a0.plot(
-            c["loss_fit"]["local_T"],
-            c["loss_fit"]["local"],
-            ".",
-            color=col,
-            alpha=0.5,
-            label=f"{nm}: consecutive-T slopes",
-        )
-        a0.axhline(
-            c["theory"]["optimal_loss"],
-            color=col,
-            ls=":",
-            label=f"{nm}: predicted {c['theory']['optimal_loss']:.3f}",
-        )
+        x, y, e = sliding_series(c, "loss_fit")
+        label = f"{nm}: optimal loss, sliding 3-horizon fits"
+        a0.errorbar(x, y, yerr=e, fmt="o-", color=col, capsize=2, label=label)
+        lf, label = c["loss_fit"], f"{nm}: consecutive-T slopes"
+        a0.plot(lf["local_T"], lf["local"], ".", color=col, alpha=0.5, label=label)
+        r, label = c["theory"]["optimal_loss"], f"{nm}: predicted {c['theory']['optimal_loss']:.3f}"
+        a0.axhline(r, color=col, ls=":", label=label)
         k = ch.get(f"{nm}_kcheck")
         if k and k.get("loss_fit", {}).get("sliding"):
-            x, y, _ = sl(k, "loss_fit")
+            x, y, _ = sliding_series(k, "loss_fit")
             a0.plot(x, y, "x--", color=col, alpha=0.7, label=f"{nm}: K halved")
-    a0.set(
-        xscale="log",
-        xlabel="T (window centre)",
-        ylabel="r in L* ~ T^−r",
-        title="optimal-loss exponent as the T range grows",
-    )
-    a0.legend(fontsize=7)
-    x, y, e = sl(easy, "xi_fit")
+    settings = {"xlabel": "T (window centre)", "ylabel": "r in L* ~ T^−r"}
+    style(a0, 7, xscale="log", title="optimal-loss exponent as the T range grows", **settings)
+    x, y, e = sliding_series(easy, "xi_fit")
     a1.errorbar(x, y, yerr=e, fmt="o-", color="C0", capsize=2, label="easy ξ (η* at 0.2T)")
     a1.axhline(easy["theory"]["xi"], color="C0", ls=":", label="easy ξ predicted")
+    d_th = easy["theory"]["delta"]
     a1.plot(
         [s["T"] for s in easy["stats"]],
-        [s["delta"]["exponent"] / easy["theory"]["delta"] for s in easy["stats"]],
+        [s["delta"]["exponent"] / d_th for s in easy["stats"]],
         "d-",
         color="C2",
-        label=f"easy δ(T) / δ_theory ({easy['theory']['delta']:.2f})",
+        label=f"easy δ(T) / δ_theory ({d_th:.2f})",
     )
-    x, y, e = sl(hard, "xi_fit")
+    x, y, e = sliding_series(hard, "xi_fit")
     a1.errorbar(x, y, yerr=e, fmt="o-", color="C3", capsize=2, label="hard ξ (η* at 0.2T)")
-    x, y, e = sl(hard, "anneal_fit")
-    a1.errorbar(
-        x, y, yerr=e, fmt="s-", color="C4", capsize=2, label="hard annealing length exponent α"
-    )
+    x, y, e = sliding_series(hard, "anneal_fit")
+    label = "hard annealing length exponent α"
+    a1.errorbar(x, y, yerr=e, fmt="s-", color="C4", capsize=2, label=label)
     a1.axhline(0, color="k", lw=0.5)
     a1.axhline(1, color="k", lw=0.5, ls=":")
-    a1.set(
-        xscale="log",
-        xlabel="T (window centre)",
-        ylabel="exponent",
-        title="schedule exponents as the T range grows",
-    )
-    a1.legend(fontsize=7)
-    fig.suptitle(
-        "Finite-T drift of the measured exponents (N effectively infinite, binned "
-        "tail); error bars: standard errors of the 3-point fits",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    save_figure(fig, Path(out) / "exponent_drift.png")
-    return Figure(
+    settings = {"xlabel": "T (window centre)", "ylabel": "exponent"}
+    style(a1, 7, xscale="log", title="schedule exponents as the T range grows", **settings)
+    return finish(
+        fig,
+        out,
         "exponent_drift.png",
         "Local exponents over sliding windows of 3 horizons against T: optimal-loss "
         "exponents (easy, hard, and with K halved), easy ξ and δ(T)/δ_theory, hard ξ "
         "and the annealing-length exponent α, with the predictions.",
+        "Finite-T drift of the measured exponents (N effectively infinite, binned "
+        "tail); error bars: standard errors of the 3-point fits",
     )
 
 
@@ -957,12 +764,7 @@ def plot(
     return [f for f in figs if f is not None]
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run this experiment alone: compute what is missing, print the table, draw figures."""
-    from ._cli import run_experiment
-
-    run_experiment("optimal_schedules", __doc__, argv)
-
+main = experiment_main("optimal_schedules", __doc__)
 
 if __name__ == "__main__":
     main()

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from ..control import optimize_schedules
-from ..figures import Figure
 from ..plotting import save_figure
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
@@ -37,6 +36,7 @@ from ..scaling import (
     theory_xi,
 )
 from ._common import controls_for, make_problem, plt, segment_centers, solve_seconds
+from ._format import Figure, experiment_main, finish, md_table
 
 __all__ = ["config", "tasks", "run_point", "summarize", "plot", "table_rows", "main"]
 
@@ -295,19 +295,21 @@ def _readme_text(summary: dict[str, Any], cfg: dict[str, Any]) -> str:
         f"{away} off-boundary points (the others are classed 'mixed': see the figure)."
     )
     worst = sorted(done, key=lambda q: -abs(q["loss_diff"]))[:5]
-    lines += [
-        "",
-        "| a | b | phase (theory / measured) | r measured | r max rule | Δ | ξ measured "
-        "| ξ theory |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for q in sorted(done, key=lambda q: (q["a"], q["b"])):
-        lines.append(
-            f"| {q['a']:g} | {q['b']:g} | {q['theory_phase']} / {q['measured_phase']} | "
-            f"{q['loss_fit']['exponent']:.3f} | {q['theory_loss']:.3f} | "
-            f"{q['loss_diff']:+.3f} | {q['xi_fit']['exponent']:.3f} | "
-            f"{q['theory_xi']:.3f} |"
+    head = ("a", "b", "phase (theory / measured)", "r measured", "r max rule", "Δ")
+    rows = [
+        (
+            f"{q['a']:g}",
+            f"{q['b']:g}",
+            f"{q['theory_phase']} / {q['measured_phase']}",
+            f"{q['loss_fit']['exponent']:.3f}",
+            f"{q['theory_loss']:.3f}",
+            f"{q['loss_diff']:+.3f}",
+            f"{q['xi_fit']['exponent']:.3f}",
+            f"{q['theory_xi']:.3f}",
         )
+        for q in sorted(done, key=lambda q: (q["a"], q["b"]))
+    ]
+    lines += ["", *md_table((*head, "ξ measured", "ξ theory"), rows)]
     if summary["failures"]:
         lines += [
             "",
@@ -531,26 +533,25 @@ def plot(
         ylabel="local slope − max rule",
         title="drift of every point's local loss exponent with T",
     )
-    fig.suptitle("Phase diagram agreement (faint: |a−b| below the boundary gap)", fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, Path(out) / "phase_diagram_agreement.png")
     figs.append(
-        Figure(
+        finish(
+            fig,
+            out,
             "phase_diagram_agreement.png",
             "Measured optimal-loss exponent at every grid point against the max rule "
             "(±tolerance band), and every point's local exponent minus the max rule "
             "against T (finite-T drift).",
+            "Phase diagram agreement (faint: |a−b| below the boundary gap)",
         )
     )
     return figs
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run this experiment alone (points in parallel, resumable), draw its figures."""
-    from ._cli import run_experiment
-
-    run_experiment("phase_diagram", __doc__, argv)
-
+main = experiment_main(
+    "phase_diagram",
+    __doc__,
+    "Run this experiment alone (points in parallel, resumable), draw its figures.",
+)
 
 if __name__ == "__main__":
     main()
