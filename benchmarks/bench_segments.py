@@ -2,13 +2,23 @@
 
 Prints, measured in one run (medians over repeats, after compilation):
 - one log L(T) + gradient by segments at T = 10^7, K = 400 (log-spaced grid), N_eff ≈ 600
-  (the easy setting of the experiments, N = 10^6 binned);
+  (the easy setting of the experiments, N = 10^6 binned), and its parts: the roots of the K
+  secular equations alone and the forward pass (L at the boundaries) alone;
+- the same for the hard setting (N = 10^12 binned, N_eff = 686), whose binned tail puts roots
+  within ulps of their poles;
 - the same schedule at a T where the step recursion also runs (T = 10^5, K = 400): both times,
   their ratio, and the largest relative difference of L(T) and of the gradient;
 - one optimal schedule at T = 10^7 (K = 400, log grid, default start), wall time included
   compilation.
 
 Usage: ``python benchmarks/bench_segments.py [--repeats 3] [--no-solve]``
+
+Measured (2026-11-30, 2 cores shared with other jobs, load average 2-12, so rough; CPU seconds
+are the steadier number): one L + ∇L at T = 10^7, K = 400, easy: 1.9 s wall single-threaded
+before this round's changes 2.6-3.6 s (load 2); parts 1.0 s roots, 0.5 s forward, 0.45 s
+adjoint (one thread). Hard setting at K = 60: 0.73 s CPU, was 1.47 s (the root iteration fell
+back to bisection for the binned tail: 40+ iterations, now 3). Reductions as matrix-vector
+products instead of row sums: 0.19 vs 0.28 s per 400 N² passes (N = 575).
 """
 
 from __future__ import annotations
@@ -16,10 +26,12 @@ from __future__ import annotations
 import argparse
 import time
 
+import jax
 import numpy as np
 from bench_dynamics import median_time
 
-from rfmodel import Problem
+from rfmodel import Problem, segments
+from rfmodel._x64 import float64
 from rfmodel.control import optimize_schedule
 from rfmodel.dynamics import log_final_loss_and_grad as step_objective
 from rfmodel.segments import log_final_loss_and_grad as segment_objective
@@ -32,6 +44,17 @@ def schedule(T: int, K: int) -> tuple[np.ndarray, np.ndarray]:
     return 0.05 * T**-0.2 * (1 - x) ** 1.2 + 1e-5, n
 
 
+@float64
+def parts(p: Problem, u: np.ndarray, n: np.ndarray, repeats: int) -> tuple[float, float]:
+    """Seconds for the K secular equations alone and for the forward pass alone."""
+    lam, uu = segments._problem_arrays(p)[:2]
+    m = np.full(u.shape, float(p.batch))
+    roots = jax.jit(segments._all_roots)
+    t_roots = median_time(lambda: jax.block_until_ready(roots(lam, uu, u, m)), repeats)
+    t_fwd = median_time(lambda: segments.segment_losses(p, u, n), repeats)
+    return t_roots, t_fwd
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -42,7 +65,16 @@ def main() -> None:
     print(f"problem: a=2.5, b=1.2, σ=0.3, m=4, N=10^6 binned, N_eff = {p.n_eff}; K = {K}")
     u, n = schedule(10**7, K)
     t_seg = median_time(lambda: segment_objective(p, u, n), args.repeats)
-    print(f"segments, T = 10^7: one log L + gradient {t_seg:.3f} s")
+    t_roots, t_fwd = parts(p, u, n, args.repeats)
+    print(
+        f"segments, T = 10^7: one log L + gradient {t_seg:.3f} s (target ≤ 2 s); "
+        f"roots alone {t_roots:.3f} s, forward (L at the boundaries) {t_fwd:.3f} s"
+    )
+    hard = Problem(
+        a=1.5, b=2.5, sigma=0.5, n_modes=10**12, batch=4, n_exact=200, bins_per_decade=50
+    )
+    t_hard = median_time(lambda: segment_objective(hard, u, n), args.repeats)
+    print(f"hard (N_eff = {hard.n_eff}), same schedule: one log L + gradient {t_hard:.3f} s")
     T = 10**5
     u, n = schedule(T, K)
     per_step = np.repeat(u, n)
@@ -56,7 +88,10 @@ def main() -> None:
         f"(steps/segments = {t_r / t_s:.2f}); |ΔL/L| = {abs(np.expm1(v_s - v_r)):.1e}, "
         f"max |Δg|/max|g| = {np.max(np.abs(g_s - g_r)) / np.max(np.abs(g_r)):.1e}"
     )
-    print(f"step recursion extrapolated to T = 10^7: {t_r * 100:.1f} s per evaluation")
+    print(
+        f"step recursion extrapolated to T = 10^7: {t_r * 100:.1f} s per evaluation, "
+        f"{t_r * 100 / t_seg:.0f}x the segment path"
+    )
     if not args.no_solve:
         t0 = time.perf_counter()
         res = optimize_schedule(p, 10**7, controls=K, grid="log")
