@@ -623,8 +623,11 @@ def segment_losses(problem: Problem, values, lengths, batches=None, *, steps=Non
     if not _is_concrete(lengths):
         raise ValueError("steps needs concrete lengths (not traced)")
     seg, off = _locate(np.asarray(lengths), steps)
+    n = seg.size  # padded to a power of two: one compilation serves every T of a chain
+    pad = (1 << max(4, (n - 1).bit_length())) - n
+    seg, off = np.pad(seg, (0, pad)), np.pad(off, (0, pad))
     curve, vals = _at_steps_jit(*arrays, values, batches, lengths, seg, off)
-    return host(curve), host(vals)
+    return host(curve), host(vals)[:n]
 
 
 # --------------------------------------------------------------------------- solver objective
