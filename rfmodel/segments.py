@@ -251,23 +251,27 @@ def _roots(eps: Array, z: Array) -> tuple[Array, Array]:
     zl, zr_ = z[il], z  # weights of the left and right poles of each interval
     dl0, dr0 = delta_o[j, il], delta_o[j, j]
     first = j == 0
+    near_mask = j[None, :] == jnp.where(use_left, il, j)[:, None]  # the nearer pole's column
 
     def body(state):
         it, tau, lo, hi, done = state
-        r = 1.0 / (delta_o - tau[:, None])
-        psi = r @ z - 1.0  # reductions as matrix-vector products: vectorized, unlike row sums
-        dpsi = (r * r) @ z
+        # ψ without the nearer pole's term (masked: near a pole that term is 1/ulps and its
+        # slope would swamp the rest's in ψ′), then that term added back exactly. Reductions
+        # as matrix-vector products: vectorized, unlike XLA's row sums.
+        r = jnp.where(near_mask, 0.0, 1.0 / (delta_o - tau[:, None]))
+        d1, d2 = dl0 - tau, dr0 - tau  # δ of the interval's left and right poles
+        dn = jnp.where(use_left, d1, d2)
+        zn = jnp.where(use_left, zl, zr_)
+        rest = r @ z - 1.0
+        drest = (r * r) @ z
+        psi = rest + zn / dn
+        dpsi = drest + zn / (dn * dn)
         lo = jnp.where(psi < 0, tau, lo)
         hi = jnp.where(psi > 0, tau, hi)
-        d1, d2 = dl0 - tau, dr0 - tau  # δ of the interval's left and right poles
         # ψ at its rounding level (the adjacent poles carry the large terms of the sum)
         scale = 2.0 + psi + jnp.where(first, 0.0, jnp.abs(zl / d1)) + jnp.abs(zr_ / d2)
         small = jnp.abs(psi) <= 32 * _EPS * scale
         # the nearer pole's term exact; the rest ≈ c + w/(d_other − h) (value and slope).
-        dn = jnp.where(use_left, d1, d2)
-        zn = jnp.where(use_left, zl, zr_)
-        rest = psi - zn / dn
-        drest = dpsi - zn / (dn * dn)
         do = jnp.where(use_left, d2, d1)
         w = do * do * drest
         c = rest - do * drest
@@ -426,12 +430,15 @@ def _segment_vjp(lam, u, s2, x, eta, m, n, order, oidx, tau, p_new):
     ca, cb = yb * pw, yb * gs2 * phi
     c = (yh * yb + ca * xh + cb * uh) * inv  # Σ_k A_jk W_jk / ‖·‖_j
     alpha = jnp.stack([yh * inv, ca * inv, cb * inv], 1)  # (N, 3)
-    beta = jnp.stack([us * ps, us * xs, us2], 1)  # (N, 3): u_k times (p', x, u)
     cinv = c * inv
-    r3m = r2m * r
-    rows = r2m @ jnp.concatenate([beta, z[:, None]], 1)  # (N, 4)
-    gm_row = jnp.sum(alpha * rows[:, :3], 1) - cinv * (r3m @ us2)  # Σ_{k≠o_j} G_jk
-    zr2m_row = rows[:, 3]  # Σ_{k≠o_j} z_k R_jk²
+    # W elementwise (its pieces cancel where a segment barely moves the state, e.g. η → 0:
+    # summing them separately lost digits), G with the origin entries masked; its row and
+    # column sums as products with ones.
+    w = alpha[:, :1] * ps[None, :] + alpha[:, 1:2] * xs[None, :] + alpha[:, 2:] * us[None, :]
+    gm = r2m * (us[None, :] * (w - cinv[:, None] * (us[None, :] * r)))
+    ones = jnp.ones_like(us)
+    gm_row = gm @ ones  # Σ_{k≠o_j} G_jk
+    zr2m_row = r2m @ z  # Σ_{k≠o_j} z_k R_jk²
     o = jnp.maximum(oidx, 0)
     has_o = oidx >= 0
     w_o = alpha[:, 0] * ps[o] + alpha[:, 1] * xs[o] + alpha[:, 2] * us[o] - cinv * us[o] * r_o
@@ -441,9 +448,8 @@ def _segment_vjp(lam, u, s2, x, eta, m, n, order, oidx, tau, p_new):
     direct = yb * (-pw * n * xh / (1.0 - nu) + gs2 * dphi * uh)  # via ν in μⁿ and φ_n
     qd = (gm_row + g_o + direct) / dpsi  # coefficient of dτ_j, over ψ′_j
     per_root = direct + gm_row - qd * zr2m_row  # coefficient of dε_{o_j}
-    cols = jnp.concatenate([alpha, qd[:, None]], 1).T @ r2m  # (4, N)
-    gm_col = jnp.sum(beta.T * cols[:3], 0) - us2 * (cinv @ r3m)  # Σ_{j: o_j≠k} G_jk
-    de_coef = -gm_col + cols[3] * z  # ∂J/∂ε_k from the k ≠ o_j terms
+    gm_col = ones @ gm  # Σ_{j: o_j≠k} G_jk
+    de_coef = -gm_col + (qd @ r2m) * z  # ∂J/∂ε_k from the k ≠ o_j terms
     de_coef = de_coef.at[o].add(jnp.where(has_o, per_root, 0.0))
     dg_coef = -jnp.sum(qd * psi1) / g + s2 * jnp.sum(yb * phi * uh)  # ∂J/∂g
 
