@@ -17,7 +17,7 @@ Measured: δ(T) (the slope of log η* against log(1 − t/T) over t/T ∈ [0.3, 
 :func:`optimal_schedules.schedule_stats`), joined with the T ≤ 51 200 chain and extrapolated by
 δ(T) = δ∞ − c·T^(−ν) (least squares, 95% interval from the covariance) and, as a check, by a
 straight line in 1/log T; ξ, loss exponents, the hard plateau and annealing-length exponent;
-best-constant-rate exponents at T = 10^4 … 3·10^7 (one segment of T steps: any T is cheap); and
+best-constant-rate exponents at T = 10^4 … 10^9 (one segment of T steps: any T is cheap); and
 the continuous-time (ODE) correction at the hard optimum of T = 10^5.
 
 Usage: ``python -m rfmodel.experiments.long_horizons [--quick] [--results DIR] [--out DIR]``.
@@ -629,7 +629,25 @@ def plot(
                 ex["hi"],
                 color="C2",
                 alpha=0.2,
-                label=f"δ∞ = {ex['delta_inf']:.2f} [{ex['lo']:.2f}, {ex['hi']:.2f}]",
+                label=f"all T, δ∞ − c·T^−ν: {ex['delta_inf']:.2f} [{ex['lo']:.2f}, {ex['hi']:.2f}]",
+            )
+        tr = d.get("trend") or {}
+        if math.isfinite(tr.get("geometric", math.nan)):
+            a.axhline(
+                tr["geometric"],
+                color="C1",
+                ls="--",
+                label=f"segments: geometric δ∞ = {tr['geometric']:.2f}",
+            )
+        il = tr.get("inv_log") or {}
+        if il:
+            a.axhspan(
+                il["lo"],
+                il["hi"],
+                color="C1",
+                alpha=0.2,
+                label=f"segments: 1/log T line {il['delta_inf']:.2f} "
+                f"[{il['lo']:.2f}, {il['hi']:.2f}]",
             )
         a.axhline(ch["easy_long"]["theory"]["delta"], color="k", ls=":", label="2b − 1")
         a.set(xscale="log", xlabel="T", ylabel="δ", title="easy: δ(T) and its extrapolation")
