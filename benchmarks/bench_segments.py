@@ -13,12 +13,16 @@ Prints, measured in one run (medians over repeats, after compilation):
 
 Usage: ``python benchmarks/bench_segments.py [--repeats 3] [--no-solve]``
 
-Measured (2026-11-30, 2 cores shared with other jobs, load average 2-12, so rough; CPU seconds
-are the steadier number): one L + ∇L at T = 10^7, K = 400, easy: 1.9 s wall single-threaded
-before this round's changes 2.6-3.6 s (load 2); parts 1.0 s roots, 0.5 s forward, 0.45 s
-adjoint (one thread). Hard setting at K = 60: 0.73 s CPU, was 1.47 s (the root iteration fell
-back to bisection for the binned tail: 40+ iterations, now 3). Reductions as matrix-vector
-products instead of row sums: 0.19 vs 0.28 s per 400 N² passes (N = 575).
+Measured 2026-11-30 on the 2 shared cores of the development machine, rough (other jobs ran;
+CPU seconds of a single-threaded run are the steadier number). One L + ∇L at T = 10^7, K = 400,
+easy: 1.9 s wall with one XLA thread at load ≈ 2 (parts: roots 1.0 s, forward sweep 0.5 s,
+adjoint 0.45 s), was 2.6-3.6 s before this round at the same load; this script at load ≈ 10:
+5.3 s (roots 2.0 s), hard 6.2 s, step recursion extrapolated 8x slower. Why it got faster:
+reductions as matrix-vector products instead of XLA row sums (0.19 vs 0.28 s per 400 passes
+over a 575² matrix), eigenvectors never formed (products with R), and for the hard phase a root
+iteration that no longer falls back to bisection in the binned tail (K = 60: 0.73 vs 1.47 s).
+An optimal schedule at T = 10^7 with K = 60 (the experiments' grid): 533 evaluations, 534 s at
+load ≈ 10 (≈ 0.2 s per evaluation unloaded, so ≈ 2 min); K = 400 was not timed here.
 """
 
 from __future__ import annotations

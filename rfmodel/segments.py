@@ -651,9 +651,9 @@ def _log_final_vg(lam, u, x0, s2, etas, ms, ns):
 def _objective_executable(k: int, n: int):
     """:func:`_log_final_vg` compiled for K segments and N modes (any lengths).
 
-    XLA's default CPU emitters, not the classic ones of :func:`rfmodel.dynamics._compile`: the
-    classic ones run this program 2.4x slower (3.6 vs 1.5 s at T = 10^7, K = 400, N_eff = 575,
-    measured in one run) and on one thread."""
+    XLA's default CPU emitters, not the classic ones of :func:`rfmodel.dynamics._compile`: in
+    one alternating A/B run (T = 10^7, K = 400, N_eff = 575, machine under load) 3.2-3.3 s
+    against 3.3-3.6 s, so the classic emitters buy nothing for this program."""
     f64 = partial(jax.ShapeDtypeStruct, dtype=jnp.float64)
     vec, seg = f64((n,)), f64((k,))
     return _log_final_vg.lower(vec, vec, vec, f64(()), seg, seg, seg).compile()
