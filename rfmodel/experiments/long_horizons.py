@@ -38,7 +38,7 @@ from ..plotting import save_figure
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
 from ..scaling import power_law_fit
-from ..segments import log_lengths, segment_losses
+from ..segments import log_final_loss_and_grad, log_lengths, segment_losses
 from ._common import (
     chain_seconds,
     chain_task,
@@ -119,7 +119,11 @@ def run_constant(results_dir: str, key: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     p = make_problem(key["setting"])
     etas = [best_constant_rate(p, T) for T in key["Ts"]]
-    losses = [float(segment_losses(p, [e], [T])[-1]) for e, T in zip(etas, key["Ts"], strict=True)]
+    # L(T) from the one-segment objective best_constant_rate compiled already (no new program)
+    losses = [
+        math.exp(log_final_loss_and_grad(p, [e], [T])[0])
+        for e, T in zip(etas, key["Ts"], strict=True)
+    ]
     rec = {"Ts": key["Ts"], "eta": etas, "loss": losses, "seconds": time.perf_counter() - t0}
     save_result(_const_path(Path(results_dir), key), None, rec, config=key)
     return rec
