@@ -2,13 +2,27 @@
 
 Prints, measured in one run (medians over repeats, after compilation):
 - one log L(T) + gradient by segments at T = 10^7, K = 400 (log-spaced grid), N_eff ≈ 600
-  (the easy setting of the experiments, N = 10^6 binned);
+  (the easy setting of the experiments, N = 10^6 binned), and its parts: the roots of the K
+  secular equations alone and the forward pass (L at the boundaries) alone;
+- the same for the hard setting (N = 10^12 binned, N_eff = 686), whose binned tail puts roots
+  within ulps of their poles;
 - the same schedule at a T where the step recursion also runs (T = 10^5, K = 400): both times,
   their ratio, and the largest relative difference of L(T) and of the gradient;
 - one optimal schedule at T = 10^7 (K = 400, log grid, default start), wall time included
   compilation.
 
 Usage: ``python benchmarks/bench_segments.py [--repeats 3] [--no-solve]``
+
+Measured 2026-11-30 on the 2 shared cores of the development machine, rough (other jobs ran;
+CPU seconds of a single-threaded run are the steadier number). One L + ∇L at T = 10^7, K = 400,
+easy: 1.9 s wall with one XLA thread at load ≈ 2 (parts: roots 1.0 s, forward sweep 0.5 s,
+adjoint 0.45 s), was 2.6-3.6 s before this round at the same load; this script at load ≈ 10:
+5.3 s (roots 2.0 s), hard 6.2 s, step recursion extrapolated 8x slower. Why it got faster:
+reductions as matrix-vector products instead of XLA row sums (0.19 vs 0.28 s per 400 passes
+over a 575² matrix), eigenvectors never formed (products with R), and for the hard phase a root
+iteration that no longer falls back to bisection in the binned tail (K = 60: 0.73 vs 1.47 s).
+An optimal schedule at T = 10^7 with K = 60 (the experiments' grid): 533 evaluations, 534 s at
+load ≈ 10 (≈ 0.2 s per evaluation unloaded, so ≈ 2 min); K = 400 was not timed here.
 """
 
 from __future__ import annotations
@@ -16,10 +30,12 @@ from __future__ import annotations
 import argparse
 import time
 
+import jax
 import numpy as np
 from bench_dynamics import median_time
 
-from rfmodel import Problem
+from rfmodel import Problem, segments
+from rfmodel._x64 import float64
 from rfmodel.control import optimize_schedule
 from rfmodel.dynamics import log_final_loss_and_grad as step_objective
 from rfmodel.segments import log_final_loss_and_grad as segment_objective
@@ -32,6 +48,17 @@ def schedule(T: int, K: int) -> tuple[np.ndarray, np.ndarray]:
     return 0.05 * T**-0.2 * (1 - x) ** 1.2 + 1e-5, n
 
 
+@float64
+def parts(p: Problem, u: np.ndarray, n: np.ndarray, repeats: int) -> tuple[float, float]:
+    """Seconds for the K secular equations alone and for the forward pass alone."""
+    lam, uu = segments._problem_arrays(p)[:2]
+    m = np.full(u.shape, float(p.batch))
+    roots = jax.jit(segments._all_roots)
+    t_roots = median_time(lambda: jax.block_until_ready(roots(lam, uu, u, m)), repeats)
+    t_fwd = median_time(lambda: segments.segment_losses(p, u, n), repeats)
+    return t_roots, t_fwd
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -42,7 +69,16 @@ def main() -> None:
     print(f"problem: a=2.5, b=1.2, σ=0.3, m=4, N=10^6 binned, N_eff = {p.n_eff}; K = {K}")
     u, n = schedule(10**7, K)
     t_seg = median_time(lambda: segment_objective(p, u, n), args.repeats)
-    print(f"segments, T = 10^7: one log L + gradient {t_seg:.3f} s")
+    t_roots, t_fwd = parts(p, u, n, args.repeats)
+    print(
+        f"segments, T = 10^7: one log L + gradient {t_seg:.3f} s (target ≤ 2 s); "
+        f"roots alone {t_roots:.3f} s, forward (L at the boundaries) {t_fwd:.3f} s"
+    )
+    hard = Problem(
+        a=1.5, b=2.5, sigma=0.5, n_modes=10**12, batch=4, n_exact=200, bins_per_decade=50
+    )
+    t_hard = median_time(lambda: segment_objective(hard, u, n), args.repeats)
+    print(f"hard (N_eff = {hard.n_eff}), same schedule: one log L + gradient {t_hard:.3f} s")
     T = 10**5
     u, n = schedule(T, K)
     per_step = np.repeat(u, n)
@@ -56,7 +92,10 @@ def main() -> None:
         f"(steps/segments = {t_r / t_s:.2f}); |ΔL/L| = {abs(np.expm1(v_s - v_r)):.1e}, "
         f"max |Δg|/max|g| = {np.max(np.abs(g_s - g_r)) / np.max(np.abs(g_r)):.1e}"
     )
-    print(f"step recursion extrapolated to T = 10^7: {t_r * 100:.1f} s per evaluation")
+    print(
+        f"step recursion extrapolated to T = 10^7: {t_r * 100:.1f} s per evaluation, "
+        f"{t_r * 100 / t_seg:.0f}x the segment path"
+    )
     if not args.no_solve:
         t0 = time.perf_counter()
         res = optimize_schedule(p, 10**7, controls=K, grid="log")

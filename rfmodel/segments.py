@@ -238,7 +238,7 @@ def _roots(eps: Array, z: Array) -> tuple[Array, Array]:
     left = jnp.concatenate([jnp.zeros(1), eps[:-1]])
     half = 0.5 * (eps - left)
     pos0 = eps[0] > 0
-    psi_mid = jnp.sum(z[None, :] / ((eps[None, :] - left[:, None]) - half[:, None]), 1) - 1.0
+    psi_mid = (1.0 / ((eps[None, :] - left[:, None]) - half[:, None])) @ z - 1.0
     use_left = (psi_mid > 0) & ((j > 0) | pos0)
     origin = jnp.where(use_left, left, eps)
     lo = jnp.where(use_left, 0.0, -half)
@@ -251,42 +251,49 @@ def _roots(eps: Array, z: Array) -> tuple[Array, Array]:
     zl, zr_ = z[il], z  # weights of the left and right poles of each interval
     dl0, dr0 = delta_o[j, il], delta_o[j, j]
     first = j == 0
+    near_mask = j[None, :] == jnp.where(use_left, il, j)[:, None]  # the nearer pole's column
 
     def body(state):
         it, tau, lo, hi, done = state
-        r = 1.0 / (delta_o - tau[:, None])
-        zr = z[None, :] * r
-        psi = jnp.sum(zr, 1) - 1.0
-        dpsi = jnp.sum(zr * r, 1)
+        # ψ without the nearer pole's term (masked: near a pole that term is 1/ulps and its
+        # slope would swamp the rest's in ψ′), then that term added back exactly. Reductions
+        # as matrix-vector products: vectorized, unlike XLA's row sums.
+        r = jnp.where(near_mask, 0.0, 1.0 / (delta_o - tau[:, None]))
+        d1, d2 = dl0 - tau, dr0 - tau  # δ of the interval's left and right poles
+        dn = jnp.where(use_left, d1, d2)
+        zn = jnp.where(use_left, zl, zr_)
+        rest = r @ z - 1.0
+        drest = (r * r) @ z
+        psi = rest + zn / dn
+        dpsi = drest + zn / (dn * dn)
         lo = jnp.where(psi < 0, tau, lo)
         hi = jnp.where(psi > 0, tau, hi)
-        d1, d2 = dl0 - tau, dr0 - tau  # δ of the interval's left and right poles
         # ψ at its rounding level (the adjacent poles carry the large terms of the sum)
         scale = 2.0 + psi + jnp.where(first, 0.0, jnp.abs(zl / d1)) + jnp.abs(zr_ / d2)
         small = jnp.abs(psi) <= 32 * _EPS * scale
         # the nearer pole's term exact; the rest ≈ c + w/(d_other − h) (value and slope).
-        dn = jnp.where(use_left, d1, d2)
-        zn = jnp.where(use_left, zl, zr_)
-        rest = psi - zn / dn
-        drest = dpsi - zn / (dn * dn)
         do = jnp.where(use_left, d2, d1)
         w = do * do * drest
         c = rest - do * drest
-        q = jnp.where(use_left, zn, w)  # weight on the left pole
-        s = jnp.where(use_left, w, zn)  # weight on the right pole
-        # c + q/(d1 − h) + s/(d2 − h) = 0 for h in (d1, d2): A h² + B h + C = 0.
-        b_ = -(c * (d1 + d2) + q + s)
-        c_ = c * d1 * d2 + q * d2 + s * d1
+        # c + zn/y + w/(y + G) = 0 for the new distance y = δ_{j,o_j} = −τ_new to the origin
+        # (nearer) pole, G = Δ of the other pole, y between 0 and −G: c y² + B y + C = 0.
+        # Solving for y rather than for the step h = τ_new − τ keeps a root at ulps of its
+        # pole exact (τ + h would cancel to 0 and fall back to bisection: measured 40+
+        # iterations for the binned tail of the hard phase, 3-4 with y).
+        gap = jnp.where(use_left, dr0, dl0)
+        b_ = c * gap + zn + w
+        c_ = zn * gap
         disc = jnp.sqrt(jnp.maximum(b_ * b_ - 4 * c * c_, 0.0))
         big = jnp.where(b_ < 0, -b_ + disc, -b_ - disc)
-        h1 = jnp.where(big != 0, 2 * c_ / big, 0.0)
-        h2 = jnp.where(c != 0, big / (2 * c), jnp.inf)
-        h = jnp.where((h1 > d1) & (h1 < d2), h1, h2)
-        # root 0: ψ ≈ c0 + s0/(d2 − h) with s0, c0 matching the whole of ψ.
+        y1 = jnp.where(big != 0, 2 * c_ / big, 0.0)
+        y2 = jnp.where(c != 0, big / (2 * c), jnp.inf)
+        y = jnp.where((y1 * gap < 0) & (jnp.abs(y1) < jnp.abs(gap)), y1, y2)
+        new = -y
+        # root 0: ψ ≈ c0 + s0/(d2 − h) with s0, c0 matching the whole of ψ (τ_new = Δ + s0/c0).
         s0 = d2 * d2 * dpsi
         c0 = psi - d2 * dpsi
-        h = jnp.where(first, jnp.where(c0 != 0, d2 + s0 / c0, -jnp.inf), h)
-        new = tau + h
+        new = jnp.where(first, jnp.where(c0 != 0, dr0 + s0 / c0, -jnp.inf), new)
+        h = new - tau
         ok = jnp.isfinite(new) & (new >= lo) & (new <= hi) & (new != 0)
         # converged: ψ at rounding level, or a step so small that the (quadratically
         # convergent) step just taken leaves an error below 1e-18 relative, or no bracket left.
@@ -359,13 +366,20 @@ def _phi(nu, n):
 
 
 def _eigvecs(e, us, oidx, tau):
-    """R = 1/δ (δ_jk = ε_k − ν_j, rows = roots), the row norms of u⊙R, the orthonormal
-    eigenvectors A_jk = u_k R_jk / ‖u⊙R_j‖ (one per row) and ν."""
-    origin = jnp.where(oidx < 0, 0.0, e[jnp.maximum(oidx, 0)])
+    """R = 1/δ (δ_jk = ε_k − ν_j, rows = roots), R² with the origin pole k = o_j masked out,
+    R_{j,o_j}, the row norms ‖u⊙R_j‖ and ν. The orthonormal eigenvectors are the rows
+    A_jk = u_k R_jk/‖u⊙R_j‖; they are never formed: every product with them is a product with R
+    (O(N²) memory passes are what a segment costs, so each matrix is made once)."""
+    n = e.shape[0]
+    o = jnp.maximum(oidx, 0)
+    origin = jnp.where(oidx < 0, 0.0, e[o])
     r = 1.0 / ((e[None, :] - origin[:, None]) - tau[:, None])
-    ur = us[None, :] * r
-    nrm = jnp.sqrt(jnp.sum(ur * ur, 1))
-    return r, nrm, ur / nrm[:, None], origin + tau
+    off = jnp.arange(n)[None, :] != oidx[:, None]  # k ≠ o_j (all k for origin 0)
+    r2m = jnp.where(off, r * r, 0.0)
+    r_o = jnp.where(oidx >= 0, r[jnp.arange(n), o], 0.0)
+    us2 = us * us
+    nrm = jnp.sqrt(r2m @ us2 + (us2[o] * r_o) * r_o)
+    return r, r2m, r_o, nrm, origin + tau
 
 
 def _segment(lam, u, s2, x, eta, m, n, order, oidx, tau):
@@ -377,11 +391,12 @@ def _segment(lam, u, s2, x, eta, m, n, order, oidx, tau):
     """
     e, _, us, g = _sorted_poles(lam, u, eta, m, order)
     xs = x[order]
-    _, _, a, nu = _eigvecs(e, us, oidx, tau)
-    xh, uh = a @ xs, a @ us
+    r, _, _, nrm, nu = _eigvecs(e, us, oidx, tau)
+    proj = (r @ jnp.stack([us * xs, us * us], 1)) / nrm[:, None]
+    xh, uh = proj[:, 0], proj[:, 1]  # A x, A u
     pw, phi, _ = _phi(nu, n)
     yh = pw * xh + (g * s2) * phi * uh
-    x_new = jnp.zeros_like(x).at[order].set(yh @ a)
+    x_new = jnp.zeros_like(x).at[order].set(((yh / nrm) @ r) * us)
     return x_new, (nu, uh * xh, (g * s2) * uh * uh)
 
 
@@ -393,36 +408,49 @@ def _segment_vjp(lam, u, s2, x, eta, m, n, order, oidx, tau, p_new):
     by the implicit function theorem on the secular equation. Working in these shifted
     variables matters: dΔ_jk vanishes exactly at the origin pole k = o_j, whose huge terms
     (δ_{j,o_j} can be ulps) would otherwise cancel between separate sums. The variation of
-    J = p'·x(n) collapses to a few reductions over the N×N matrix R (docs/theory.md §5).
+    J = p'·x(n) collapses to a few reductions over the N×N matrix R (docs/theory.md §5):
+    with G_jk = R_jk² u_k W_jk and W_jk = Σ_i α_ij β_ik − c_j A_jk (below) a sum of rank-one
+    terms, every row and column sum of G is a product of R² or R³ (origin masked) with a few
+    vectors, and the masked entries k = o_j are added back one per row, O(N).
     """
     e, z, us, g = _sorted_poles(lam, u, eta, m, order)
     xs, ps = x[order], p_new[order]
-    r, nrm, a, nu = _eigvecs(e, us, oidx, tau)
-    xh, uh, yb = a @ xs, a @ us, a @ ps  # Ax, Au, ŷ̄ = A p'
+    r, r2m, r_o, nrm, nu = _eigvecs(e, us, oidx, tau)
+    inv = 1.0 / nrm
+    us2 = us * us
+    proj = r @ jnp.stack([us * xs, us2, us * ps, z], 1)
+    xh, uh, yb = proj[:, 0] * inv, proj[:, 1] * inv, proj[:, 2] * inv  # Ax, Au, ŷ̄ = A p'
+    psi1 = proj[:, 3]  # Σ_k z_k R_jk = 1 at the root
     pw, phi, dphi = _phi(nu, n)
     gs2 = g * s2
     yh = pw * xh + gs2 * phi * uh
-    x_bar = jnp.zeros_like(x).at[order].set((pw * yb) @ a)
-    # J varies with A through Σ_jk dA_jk W_jk, W = ŷ⊗p' + (ŷ̄ μⁿ)⊗x + (ŷ̄ gσ²φ)⊗u, i.e. by
-    # −Σ_jk G_jk dδ_jk with G = R² ⊙ ∂J/∂R.
+    x_bar = jnp.zeros_like(x).at[order].set((((pw * yb) * inv) @ r) * us)
+    # J varies with A through Σ_jk dA_jk W_jk, W = ŷ⊗p' + (ŷ̄ μⁿ)⊗x + (ŷ̄ gσ²φ)⊗u − c A, i.e.
+    # by −Σ_jk G_jk dδ_jk with G = R² ⊙ ∂J/∂R.
     ca, cb = yb * pw, yb * gs2 * phi
-    c = (yh * yb + ca * xh + cb * uh) / nrm  # Σ_k A_jk W_jk / ‖·‖_j
-    inv = 1.0 / nrm
-    w = (yh * inv)[:, None] * ps[None, :] + (ca * inv)[:, None] * xs[None, :]
-    w = w + (cb * inv)[:, None] * us[None, :] - c[:, None] * a
-    r2 = r * r
-    gmat = r2 * us[None, :] * w
-    off = jnp.arange(e.shape[0])[None, :] != oidx[:, None]  # k ≠ o_j: where dΔ_jk ≠ 0
-    gm = jnp.where(off, gmat, 0.0)
-    zr2m = jnp.where(off, z[None, :] * r2, 0.0)
-    dpsi = jnp.sum(z[None, :] * r2, 1)  # ∂ψ_j/∂τ_j
-    psi1 = jnp.sum(z[None, :] * r, 1)  # = 1 at the root
+    c = (yh * yb + ca * xh + cb * uh) * inv  # Σ_k A_jk W_jk / ‖·‖_j
+    alpha = jnp.stack([yh * inv, ca * inv, cb * inv], 1)  # (N, 3)
+    cinv = c * inv
+    # W elementwise (its pieces cancel where a segment barely moves the state, e.g. η → 0:
+    # summing them separately lost digits), G with the origin entries masked; its row and
+    # column sums as products with ones.
+    w = alpha[:, :1] * ps[None, :] + alpha[:, 1:2] * xs[None, :] + alpha[:, 2:] * us[None, :]
+    gm = r2m * (us[None, :] * (w - cinv[:, None] * (us[None, :] * r)))
+    ones = jnp.ones_like(us)
+    gm_row = gm @ ones  # Σ_{k≠o_j} G_jk
+    zr2m_row = r2m @ z  # Σ_{k≠o_j} z_k R_jk²
+    o = jnp.maximum(oidx, 0)
+    has_o = oidx >= 0
+    w_o = alpha[:, 0] * ps[o] + alpha[:, 1] * xs[o] + alpha[:, 2] * us[o] - cinv * us[o] * r_o
+    g_o = jnp.where(has_o, r_o * r_o * us[o] * w_o, 0.0)  # G_{j,o_j}
+    dpsi = zr2m_row + jnp.where(has_o, z[o] * r_o * r_o, 0.0)  # ∂ψ_j/∂τ_j
     # the roots: dτ_j = −[(dg/g)·psi1_j − Σ_{k≠o_j} z_k R_jk² (dε_k − dε_{o_j})]/ψ′_j.
     direct = yb * (-pw * n * xh / (1.0 - nu) + gs2 * dphi * uh)  # via ν in μⁿ and φ_n
-    qd = (jnp.sum(gmat, 1) + direct) / dpsi  # coefficient of dτ_j, over ψ′_j
-    per_root = direct + jnp.sum(gm, 1) - qd * jnp.sum(zr2m, 1)  # coefficient of dε_{o_j}
-    de_coef = -jnp.sum(gm, 0) + qd @ zr2m  # ∂J/∂ε_k from the k ≠ o_j terms
-    de_coef = de_coef.at[jnp.maximum(oidx, 0)].add(jnp.where(oidx >= 0, per_root, 0.0))
+    qd = (gm_row + g_o + direct) / dpsi  # coefficient of dτ_j, over ψ′_j
+    per_root = direct + gm_row - qd * zr2m_row  # coefficient of dε_{o_j}
+    gm_col = ones @ gm  # Σ_{j: o_j≠k} G_jk
+    de_coef = -gm_col + (qd @ r2m) * z  # ∂J/∂ε_k from the k ≠ o_j terms
+    de_coef = de_coef.at[o].add(jnp.where(has_o, per_root, 0.0))
     dg_coef = -jnp.sum(qd * psi1) / g + s2 * jnp.sum(yb * phi * uh)  # ∂J/∂g
 
     def total(de, dg):
@@ -601,8 +629,11 @@ def segment_losses(problem: Problem, values, lengths, batches=None, *, steps=Non
     if not _is_concrete(lengths):
         raise ValueError("steps needs concrete lengths (not traced)")
     seg, off = _locate(np.asarray(lengths), steps)
+    n = seg.size  # padded to a power of two: one compilation serves every T of a chain
+    pad = (1 << max(4, (n - 1).bit_length())) - n
+    seg, off = np.pad(seg, (0, pad)), np.pad(off, (0, pad))
     curve, vals = _at_steps_jit(*arrays, values, batches, lengths, seg, off)
-    return host(curve), host(vals)
+    return host(curve), host(vals)[:n]
 
 
 # --------------------------------------------------------------------------- solver objective
@@ -618,12 +649,14 @@ def _log_final_vg(lam, u, x0, s2, etas, ms, ns):
 
 @functools.lru_cache(maxsize=16)
 def _objective_executable(k: int, n: int):
-    """:func:`_log_final_vg` compiled for K segments and N modes (any lengths)."""
-    from .dynamics import _compile
+    """:func:`_log_final_vg` compiled for K segments and N modes (any lengths).
 
+    XLA's default CPU emitters, not the classic ones of :func:`rfmodel.dynamics._compile`: in
+    one alternating A/B run (T = 10^7, K = 400, N_eff = 575, machine under load) 3.2-3.3 s
+    against 3.3-3.6 s, so the classic emitters buy nothing for this program."""
     f64 = partial(jax.ShapeDtypeStruct, dtype=jnp.float64)
     vec, seg = f64((n,)), f64((k,))
-    return _compile(_log_final_vg.lower(vec, vec, vec, f64(()), seg, seg, seg))
+    return _log_final_vg.lower(vec, vec, vec, f64(()), seg, seg, seg).compile()
 
 
 @float64

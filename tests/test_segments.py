@@ -186,3 +186,29 @@ def test_solver_segment_path(tmp_path):
         optimize_schedule(p, 100, controls=4, grid=[50, 50])
     with pytest.raises(ValueError, match="method"):
         optimize_schedule(p, 100, controls=4, method="fast")
+
+
+def test_tail_roots_at_ulps_of_their_poles(x64):
+    """Hard phase, N = 10^12 binned, an annealed rate: tail roots lie ~10^-30 (relative) from
+    their poles, where first-order perturbation ν ≈ ε_o − z_o/(1 − Σ_{k≠o} z_k/(ε_k − ε_o)) is
+    exact to rounding. The root finder must get τ = ν − ε_o to full relative accuracy (a step
+    τ + h would cancel to 0 there and bisection would stop ~17 decades short)."""
+    from rfmodel import segments as S
+
+    p = Problem(a=1.5, b=2.5, sigma=0.5, n_modes=10**12, batch=4, n_exact=50, bins_per_decade=20)
+    lam, u = S._problem_arrays(p)[:2]
+    eta, m = 1e-11, 4.0
+    eps, _ = S._poles(lam, eta, m)
+    e, z, _, _ = S._sorted_poles(lam, u, eta, m, jnp.argsort(eps))
+    oidx, tau = (np.asarray(x) for x in S._roots(e, z))
+    e, z = np.asarray(e), np.asarray(z)
+    checked = 0
+    for j in range(1, e.size - 1):
+        o = oidx[j]
+        gap = min(e[o] - e[o - 1] if o > 0 else np.inf, e[o + 1] - e[o])
+        if z[o] > 1e-20 * gap:
+            continue
+        rest = math.fsum(z[k] / (e[k] - e[o]) for k in range(e.size) if k != o)
+        assert math.isclose(tau[j], -z[o] / (1 - rest), rel_tol=1e-12), j
+        checked += 1
+    assert checked > 50
