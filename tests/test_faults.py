@@ -186,7 +186,9 @@ def test_sigint_stops_rfmodel_optimize_within_seconds(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
-    assert time.monotonic() - t0 < 10
+    # Seconds on a quiet machine; the bound leaves room for a loaded one (XLA compiling when
+    # the signal arrives finishes its compilation first).
+    assert time.monotonic() - t0 < 30
     assert "interrupted by SIGINT" in stderr and "Traceback" not in stderr
 
 
