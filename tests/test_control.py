@@ -86,9 +86,9 @@ def test_segment_index():
     "a,b,T,controls",
     [
         (2.5, 1.2, 200, None),
-        (2.5, 1.2, 600, 60),
+        pytest.param(2.5, 1.2, 600, 60, marks=pytest.mark.slow),
         (1.5, 2.5, 200, 40),
-        (1.5, 2.5, 600, 60),
+        pytest.param(1.5, 2.5, 600, 60, marks=pytest.mark.slow),
         pytest.param(1.5, 2.5, 200, None, marks=pytest.mark.slow),
     ],
 )

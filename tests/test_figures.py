@@ -117,7 +117,8 @@ def test_second_run_reuses_the_cache(quick):
 
 def test_cli_figures_uses_the_cache(quick, capsys):
     out, _, _ = quick
-    assert cli.main(["figures", "--quick", "--out", str(out)]) == 0
+    # One experiment (--only): the CLI path to the same cache, without redrawing every figure.
+    assert cli.main(["figures", "--quick", "--out", str(out), "--only", "phase_diagram"]) == 0
     assert "0 to compute" in capsys.readouterr().out
 
 

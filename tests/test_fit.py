@@ -247,6 +247,7 @@ def test_from_data_theory_matches_sgd_on_the_data():
 
 
 # ----------------------------------------------------------------------------- README walk-through
+@pytest.mark.slow  # 27 s: every README command of the walk-through, in a subprocess each
 def test_readme_walkthrough_runs_as_written(tmp_path):
     """Every command and Python block of the README's "Use it on your own training run" runs
     as written, in a fresh folder, and leaves the files it promises."""

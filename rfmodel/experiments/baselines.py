@@ -51,7 +51,7 @@ def config(quick: bool) -> dict[str, Any]:
         "settings": {ph: c["setting"] for ph, c in mains.items()},
         "Ts": mains["easy"]["Ts"],
         "families": families,
-        "tune": {"maxiter": 200, "n_starts": 3},
+        "tune": {"maxiter": 200, "n_starts": 2 if quick else 3},
         "main_chains": mains,
         "top": oc["top"],
         "quick": quick,
