@@ -252,14 +252,24 @@ def _optimize_controls(args: argparse.Namespace, problem) -> dict[str, Any]:
     return out
 
 
-def _momentum_report(opt, sgd) -> dict[str, Any]:
-    """Print β(t) beside η(t) and the gain over plain SGD (the rate alone at β = 0)."""
-    T = opt.etas.size
-    print(f"\n{'t/T':>6s} {'eta(t)':>10s} {'beta(t)':>9s} {'eta/(1-beta)':>13s}")
+def _print_at_fractions(columns: list[tuple[str, int, np.ndarray]]) -> None:
+    """A table of per-step schedules at t/T = 0 … 1: one (label, width, values) per column."""
+    T = len(columns[0][2])
+    print("\n" + f"{'t/T':>6s}" + "".join(f" {label:>{w}s}" for label, w, _ in columns))
     for f in (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0):
         t = int(round(f * (T - 1)))
-        e, b = opt.etas[t], opt.betas[t]
-        print(f"{f:6.2f} {e:10.4g} {b:9.4g} {e / (1 - b):13.4g}")
+        print(f"{f:6.2f}" + "".join(f" {v[t]:{w}.4g}" for _, w, v in columns))
+
+
+def _momentum_report(opt, sgd) -> dict[str, Any]:
+    """Print β(t) beside η(t) and the gain over plain SGD (the rate alone at β = 0)."""
+    _print_at_fractions(
+        [
+            ("eta(t)", 10, opt.etas),
+            ("beta(t)", 9, opt.betas),
+            ("eta/(1-beta)", 13, opt.etas / (1 - opt.betas)),
+        ]
+    )
     gain = sgd.loss / opt.loss
     print(
         f"momentum: beta in [{opt.betas.min():.3g}, {opt.betas.max():.3g}] (beta_max "
@@ -281,10 +291,7 @@ def _batch_report(problem, opt, out: Path) -> dict[str, Any]:
     eta_int = np.minimum(opt.etas * m_int / opt.batches, opt.config["eta_max"])
     loss_int = float(loss_curve(problem, opt.etas, m_int.astype(np.float64))[-1])
     loss_scaled = float(loss_curve(problem, eta_int, m_int.astype(np.float64))[-1])
-    print(f"\n{'t/T':>6s} {'eta(t)':>10s} {'m(t)':>9s}")
-    for f in (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0):
-        t = int(round(f * (T - 1)))
-        print(f"{f:6.2f} {opt.etas[t]:10.4g} {opt.batches[t]:9.4g}")
+    _print_at_fractions([("eta(t)", 10, opt.etas), ("m(t)", 9, opt.batches)])
     print(
         f"batch: {opt.batches.min():.4g} … {opt.batches.max():.4g} (mean {opt.batches.mean():.4g}),"
         f" Σ m_t − S = {opt.budget_residual:+.1e}; KKT residuals "

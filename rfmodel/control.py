@@ -851,9 +851,6 @@ def _solve_joint(
     return vals, summary
 
 
-_LOG1M = True
-
-
 def _control_blocks(
     names, eta_max: float, parameterization: str, budget, beta_max: float | None = None
 ) -> list[Control]:
@@ -865,7 +862,7 @@ def _control_blocks(
         S, lo, hi = budget
         blocks.append(Control("batch", lo, hi, log=True, total=S, kkt_log=True))
     if "momentum" in names:
-        blocks.append(Control("momentum", 0.0, float(beta_max), log=False, log1m=_LOG1M))
+        blocks.append(Control("momentum", 0.0, float(beta_max), log=False, log1m=True))
     return blocks
 
 
