@@ -289,8 +289,9 @@ def _batch_report(problem, opt, out: Path) -> dict[str, Any]:
     T = opt.etas.size
     m_int = integer_batches(opt.batches)
     eta_int = np.minimum(opt.etas * m_int / opt.batches, opt.config["eta_max"])
-    loss_int = float(loss_curve(problem, opt.etas, m_int.astype(np.float64))[-1])
-    loss_scaled = float(loss_curve(problem, eta_int, m_int.astype(np.float64))[-1])
+    m = m_int.astype(np.float64)
+    loss_int = float(loss_curve(problem, opt.etas, m, opt.betas)[-1])  # betas: None without
+    loss_scaled = float(loss_curve(problem, eta_int, m, opt.betas)[-1])  # the momentum control
     _print_at_fractions([("eta(t)", 10, opt.etas), ("m(t)", 9, opt.batches)])
     print(
         f"batch: {opt.batches.min():.4g} … {opt.batches.max():.4g} (mean {opt.batches.mean():.4g}),"
