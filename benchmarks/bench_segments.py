@@ -13,16 +13,16 @@ Prints, measured in one run (medians over repeats, after compilation):
 
 Usage: ``python benchmarks/bench_segments.py [--repeats 3] [--no-solve]``
 
-Measured 2026-11-30 on the 2 shared cores of the development machine, rough (other jobs ran;
-CPU seconds of a single-threaded run are the steadier number). One L + ∇L at T = 10^7, K = 400,
-easy: 1.9 s wall with one XLA thread at load ≈ 2 (parts: roots 1.0 s, forward sweep 0.5 s,
-adjoint 0.45 s), was 2.6-3.6 s before this round at the same load; this script at load ≈ 10:
-5.3 s (roots 2.0 s), hard 6.2 s, step recursion extrapolated 8x slower. Why it got faster:
-reductions as matrix-vector products instead of XLA row sums (0.19 vs 0.28 s per 400 passes
-over a 575² matrix), eigenvectors never formed (products with R), and for the hard phase a root
-iteration that no longer falls back to bisection in the binned tail (K = 60: 0.73 vs 1.47 s).
-An optimal schedule at T = 10^7 with K = 60 (the experiments' grid): 533 evaluations, 534 s at
-load ≈ 10 (≈ 0.2 s per evaluation unloaded, so ≈ 2 min); K = 400 was not timed here.
+Measured 2026-11-30 on the development machine's 2 cores with nothing else running (two runs,
+medians of 5): one L + ∇L at T = 10^7, K = 400, easy (N_eff = 575): 1.23 s / 1.60 s (roots
+0.59 / 0.70 s); hard (N_eff = 686): 1.70 s / 2.12 s; the step recursion 22x slower in both runs.
+The optimal schedule at T = 10^7, K = 400 (log grid, default start): 160 s, 118 evaluations, a
+KKT point (residual 7.6e-7 in log rates). Before the log-grid preconditioning and growth bounds
+of ``rfmodel.control._grid_scale`` / ``_rate_bounds`` it did not finish in 10 minutes; K = 60
+took 534 s then (at load ≈ 10; 500 iterations, no KKT point), 20 s now. Why one evaluation got faster
+earlier: reductions as matrix-vector products instead of XLA row sums (0.19 vs 0.28 s per 400
+passes over a 575² matrix), eigenvectors never formed (products with R), and for the hard phase
+a root iteration that no longer falls back to bisection in the binned tail.
 """
 
 from __future__ import annotations
@@ -101,8 +101,9 @@ def main() -> None:
         res = optimize_schedule(p, 10**7, controls=K, grid="log")
         wall = time.perf_counter() - t0
         print(
-            f"optimal schedule, T = 10^7, K = {K} (log grid): {wall:.1f} s, "
-            f"{res.evaluations} evaluations, L = {res.loss:.6g}, converged = {res.converged}"
+            f"optimal schedule, T = 10^7, K = {K} (log grid): {wall:.1f} s (target ≤ 300 s), "
+            f"{res.evaluations} evaluations, L = {res.loss:.6g}, converged = {res.converged} "
+            f"(KKT residual {res.projected_gradient:.1e} in log rates)"
         )
 
 

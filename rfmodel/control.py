@@ -86,7 +86,10 @@ class ScheduleResult:
             tolerance (the objective's rounding level) counts as converged.
         message: why it stopped, in words (L-BFGS-B's own message is in ``solver_message``).
         projected_gradient: ‖x − P(x − ∇ log L)‖_∞, the first-order optimality residual for the
-            bound constraints (0 at a KKT point), on the log-loss objective.
+            bound constraints (0 at a KKT point), on the log-loss objective; x = η, except on
+            a non-uniform ``grid`` in log parameterization, where x = log η (the solver's
+            coordinates: rates there span many decades, and a residual in η would weigh a
+            rate annealed to 1e-8 a hundred million times its effect on L).
         wall_time: seconds, compile included.
         config: the full configuration (problem, T, controls, bounds, smoothness; with the batch
             optimized also ``optimize``, ``samples``, ``batch_min``, ``batch_max``).
@@ -445,10 +448,15 @@ def _solve(
     parameterization: str,
     callback=None,
     monotone_from: int | None = None,
+    scale: np.ndarray | None = None,
+    upper: np.ndarray | None = None,
 ):
     """L-BFGS-B on log L(T) (+ penalty) over the controls u (η_t = u[seg[t]]); returns (u, res).
 
-    ``monotone_from``: keep u non-increasing from that control on (:class:`_Monotone`)."""
+    ``monotone_from``: keep u non-increasing from that control on (:class:`_Monotone`).
+    ``scale``: a diagonal preconditioner s (log parameterization): L-BFGS-B works on
+    y_j = s_j log u_j, a box again (:func:`_grid_scale`); ``upper``: per-control bounds
+    u_j ≤ upper_j ≤ eta_max with it (:func:`_rate_bounds`)."""
     # Segment propagation is exact to ~1e-14 relative but not smooth to the last bit (iterated
     # roots): stop on a relative reduction of 1e-13 there, not 1e-15, before the line search
     # chases rounding noise (measured: "ABNORMAL" stops at the same optimum otherwise).
@@ -492,6 +500,43 @@ def _solve(
         )
         return mono.u_of(np.asarray(res.x)), res
     x_start = np.log(np.clip(x0, math.exp(lo), eta_max))
+    if scale is not None:
+        s = np.asarray(scale, np.float64)
+        hi = np.full(s.shape, log_max) if upper is None else np.log(upper)
+        x_start = np.minimum(x_start, hi)
+
+        last: dict[str, np.ndarray] = {}
+
+        def fg_scaled(y: np.ndarray) -> tuple[float, np.ndarray]:
+            v, g = fg_log(y / s)
+            last.update(y=y.copy(), g=g, ok=np.array(v < 1e10))
+            return v, g / s
+
+        # Stop at a KKT residual (log coordinates) 100x below KKT_TOLERANCE: past it L-BFGS-B
+        # only walks the flat directions of rates annealed to 1e-12 (hard phase, T = 10^7,
+        # K = 60: 1e-5 after 494 iterations). 10x below stopped the easy T = 10^6 solve 2e-7
+        # (relative) above the loss 500 iterations reach.
+        def stop(intermediate_result: optimize.OptimizeResult) -> None:
+            if callback is not None:
+                callback(intermediate_result)
+            y = intermediate_result.x
+            if "y" in last and last["ok"] and np.array_equal(y, last["y"]):
+                if projected_gradient(y / s, last["g"], lo, hi) <= 0.01 * KKT_TOLERANCE:
+                    raise StopIteration
+
+        res = lbfgsb(
+            fg_scaled,
+            x_start * s,
+            list(zip(lo * s, hi * s, strict=True)),
+            maxiter=maxiter,
+            gtol=tol,
+            ftol=ftol,
+            callback=stop,
+        )
+        if res.status == 99:  # stopped by ``stop``: a first-order point
+            res.success = True
+            res.message = f"CONVERGENCE: KKT RESIDUAL <= {0.01 * KKT_TOLERANCE:g} (LOG RATES)"
+        return np.exp(np.asarray(res.x) / s), res
     res = lbfgsb(
         fg_log,
         x_start,
@@ -502,6 +547,66 @@ def _solve(
         callback=callback,
     )
     return np.exp(np.asarray(res.x)), res
+
+
+#: Growth allowed to one segment on its own (see :func:`_rate_bounds`): e^GROWTH.
+_GROWTH = 5.0
+
+
+def _rate_bounds(problem: Problem, lengths: np.ndarray, eta_max: float) -> np.ndarray:
+    """Per-segment upper bounds on the rate: the largest η ≤ ``eta_max`` at which a segment of
+    n_j steps at constant η amplifies the state by at most e^_GROWTH on its own.
+
+    Above η_c the map's top eigenvalue μ_0 = 1 − ν_0 exceeds 1 and n steps grow by μ_0ⁿ; on a log
+    grid a 2·10^6-step segment overflows float64 a fraction of a percent above η_c, a one-step
+    segment never. The hard-phase optimum holds its plateau 0.7% below η_c, so from the box
+    [0, eta_max] the line search kept landing on overflowed schedules (no value, no gradient) and
+    L-BFGS-B stopped after 10 iterations (T = 10^7, K = 60). ν_0 ≥ −c with c = expm1(G/n) is
+    Σ_k z_k/(ε_k + c) ≤ 1 (the secular equation of docs/theory.md §5 is increasing below its
+    first pole), the stability sum S(η) with every pole shifted by c: one root-finding in η per
+    distinct length, O(N) per evaluation. An optimum growing its loss e^5-fold within one
+    segment would not be an optimum, so the bound is inactive there (``optimize_schedule``
+    warns if a rate ends on it).
+    """
+    m = float(problem.batch)
+    lam, w = problem.lam, problem.weight
+    n_all = np.asarray(lengths, np.int64)
+    # Never closer than 1e-6 relative to the per-mode bound, where the top mode's pole ε
+    # reaches 0 and coincides with the origin of root 0: the segment adjoint is off there
+    # (measured: ∂ log L/∂ log η = 6e-3 against −5e-8 by finite differences at the bound,
+    # exact again from 1e-6 below it).
+    eta_max = min(float(eta_max), problem.eta_mode_bound() * (1 - 1e-6))
+    out = np.full(n_all.shape, eta_max)
+
+    def excess(eta: float, c: float) -> float:
+        x = eta * lam
+        eps = x * (2.0 - (1.0 + 1.0 / m) * x)
+        return float(np.sum((eta * eta / m) * w * lam * lam / (eps + c))) - 1.0
+
+    lo = min(problem.eta_critical(), float(eta_max))
+    for n in np.unique(n_all):
+        c = math.expm1(_GROWTH / float(n))
+        if excess(eta_max, c) <= 0:
+            continue
+        root = optimize.brentq(excess, lo, eta_max, args=(c,), xtol=1e-15, rtol=1e-14)
+        out[n_all == n] = root
+    return out
+
+
+def _grid_scale(lengths: np.ndarray) -> np.ndarray:
+    """Diagonal preconditioner for log-rate controls on a non-uniform grid: s_j = (n_j/n̄)^¼.
+
+    On a log grid the segment lengths n_j span six decades (T = 10^7, K = 60: 1 … 2·10^6 steps)
+    and so does the curvature of log L in log η_j; a single L-BFGS-B step length fits none of
+    them. Measured on the easy problem of ``benchmarks/bench_segments.py`` (T = 10^7, K = 60,
+    log grid, from the best constant rate): unscaled, 500 iterations end still moving, 5e-8
+    (relative) above the optimum; s = (n/n̄)^¼ reaches it (a gradient of 5e-8 in log
+    coordinates) in 115 iterations; s = (n/n̄)^½ overshoots (stalls after 71 at a gradient of
+    1e-2), and s = √(|∂ log L/∂ log η| at the start) takes 145. On the uniform grid s ≡ 1 (not
+    applied).
+    """
+    n = np.asarray(lengths, np.float64)
+    return (n / n.mean()) ** 0.25
 
 
 class _Monotone:
@@ -1143,6 +1248,22 @@ def optimize_schedule(
         if monotone:  # the warmup ends at the start's peak; after it, the running minimum
             peak = int(np.argmax(x0))
             x0 = np.concatenate([x0[:peak], np.minimum.accumulate(x0[peak:])])
+        # A non-uniform grid in log coordinates: preconditioned, and its KKT residual measured
+        # in those coordinates (relative rates: a rate annealed to 1e-8 whose ∂ log L/∂η is
+        # 0.4 changes log L by 4e-9 when doubled, yet it read 0.4 in η).
+        relative = (
+            not (isinstance(grid, str) and grid == "uniform")
+            and parameterization == "log"
+            and not monotone
+        )
+        scale = upper = None
+        if relative:
+            lengths = seg.lengths if isinstance(seg, _Segments) else np.bincount(seg, minlength=K)
+            scale = _grid_scale(lengths)
+            # growth bounds at the problem's batch (given per-step batches: the plain box)
+            upper = np.full(K, eta_max)
+            if batches is None:
+                upper = _rate_bounds(problem, lengths, eta_max)
         u, res = _solve(
             problem,
             seg,
@@ -1155,10 +1276,25 @@ def optimize_schedule(
             parameterization=parameterization,
             callback=callback,
             monotone_from=peak,
+            scale=scale,
+            upper=upper,
         )
         # One evaluation at the optimum: the loss curve and the KKT residual (on log L + penalty).
         _, g, curve = _controls_objective(problem, u, seg, smoothness, batches)
-        if peak is None:
+        if relative:
+            log_max = math.log(eta_max)
+            pg = projected_gradient(np.log(u), g * u, log_max - 30.0, np.log(upper))
+            cap = min(eta_max, problem.eta_mode_bound() * (1 - 1e-6))  # see _rate_bounds
+            held = (upper < cap) & (u >= upper * (1 - 1e-9))
+            if np.any(held):
+                warnings.warn(
+                    f"optimize_schedule: {int(held.sum())} rate(s) end on the growth bound of "
+                    f"their segment (e^{_GROWTH:g} within the segment, see _rate_bounds); "
+                    "the optimum may lie beyond it",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        elif peak is None:
             pg = projected_gradient(u, g, 0.0, eta_max)
         else:
             log_max = math.log(eta_max)
@@ -1264,6 +1400,10 @@ def _optional_config(grid, method) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if not (isinstance(grid, str) and grid == "uniform"):
         out["grid"] = grid if isinstance(grid, str) else _describe(grid)
+        # revision 2: preconditioned log coordinates, KKT residual in them, per-segment growth
+        # bounds (:func:`_grid_scale`, :func:`_rate_bounds`); results of revision 1 are
+        # recomputed rather than reused.
+        out["grid_revision"] = 2
     if method != "auto":
         out["method"] = method
     return out

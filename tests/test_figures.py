@@ -103,6 +103,7 @@ def test_quick_numbers_are_sane(quick):
         assert np.all(g["optimal"] <= g["practitioner"] * (1 + 1e-6))
 
 
+@pytest.mark.slow  # 43 s (redraws all 23 figures); the CLI test below checks the cache
 def test_second_run_reuses_the_cache(quick):
     out, _, first = quick
     before = {p: p.stat().st_mtime_ns for p in (out / "data").rglob("*.npz")}

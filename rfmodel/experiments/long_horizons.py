@@ -1,16 +1,16 @@
-"""Optimal schedules at long horizons (T = 10^5 … 10^7) by exact segment propagation.
+"""Optimal schedules at long horizons (T = 10^5 … 10^8) by exact segment propagation.
 
 The step recursion stops near T = 5·10^4 (:mod:`optimal_schedules`); segment propagation
 (docs/theory.md §5) costs O(K·N²) per evaluation whatever T. Chains of optimal schedules at
-T = 10^5, 10^6, 10^7 with K = 60 piecewise-constant controls on a log-spaced grid
+T = 10^5, 10^6, 10^7, 10^8 with K piecewise-constant controls on a log-spaced grid
 (:func:`rfmodel.segments.log_lengths`: short segments near t = 0 and t = T), warm-started over T
 (the solver picks the step recursion at T = 10^5 and segments above):
 
 - easy: the setting of :mod:`optimal_schedules` (a = 2.5, b = 1.2, σ = 0.3, m = 4, N = 10^6:
-  modes are learned up to k* ~ (Σ_t η_t)^(1/b) ≈ 10^4 at T = 10^7, far below N; the summary
-  reports k*);
+  modes are learned up to k* ~ (Σ_t η_t)^(1/b), a few thousand at T = 10^8, far below N; the
+  summary reports k*);
 - hard: a = 1.5, b = 2.5, σ = 0.5, m = 4 with N = 10^12 (binned, 50 bins per decade): the
-  untouched tail Σ_{k>N} k^(−a) = 2·10^(−6) stays far below L*(10^7);
+  untouched tail Σ_{k>N} k^(−a) = 2·10^(−6) stays far below L*(10^8);
 - four phase-diagram points near a = b (σ = 0.5, m = 4, N = 10^12), T = 10^5 and 10^6, K = 40.
 
 Measured: δ(T) (the slope of log η* against log(1 − t/T) over t/T ∈ [0.3, 0.9], as in
@@ -65,21 +65,30 @@ def config(quick: bool) -> dict[str, Any]:
     if quick:
         small = {"n_modes": 10**5, "n_exact": 50, "bins_per_decade": 10}
         easy, hard = {**SETTINGS["easy"], **small}, {**_HARD, **small}
-        Ts, pTs, K, Kp = [10**5, 10**6], [10**5, 10**6], 8, 8
+        Ts, pTs, K, Ke, Kp = [10**5, 10**6], [10**5, 10**6], 8, 8, 8
         cTs = [10**5, 10**6, 10**7]
         point_res = small
         points = _POINTS[:2]
     else:
         easy, hard = SETTINGS["easy"], _HARD
-        Ts = [10**5, 10**6, 10**7]
-        pTs, K, Kp = [10**5, 10**6], 60, 40
+        Ts = [10**5, 10**6, 10**7, 10**8]
+        # easy K = 200: δ is read off t/T ∈ [0.3, 0.9], where a log grid's segments are
+        # longest (K = 60 at T = 10^8: a factor 1.8 per segment, five segments there, and δ
+        # read 1.291 after 1.293 at 10^7); K = 200: a factor 1.19.
+        pTs, K, Ke, Kp = [10**5, 10**6], 60, 200, 40
         cTs = [int(round(10 ** (4 + 0.5 * i))) for i in range(11)]  # 10^4 … 10^9
         point_res = {"n_modes": 10**12, "n_exact": 100, "bins_per_decade": 40}
         points = _POINTS
-    rule = {"per_step_max": 0, "K": K, "steps_per_control": 1}
     chains = [
-        {"name": f"{ph}_long", "role": "main", "phase": ph, "setting": s, "Ts": Ts, "rule": rule}
-        for ph, s in (("easy", easy), ("hard", hard))
+        {
+            "name": f"{ph}_long",
+            "role": "main",
+            "phase": ph,
+            "setting": s,
+            "Ts": Ts,
+            "rule": {"per_step_max": 0, "K": k, "steps_per_control": 1},
+        }
+        for ph, s, k in (("easy", easy, Ke), ("hard", hard, K))
     ]
     for a, b in points:
         chains.append(
@@ -93,7 +102,7 @@ def config(quick: bool) -> dict[str, Any]:
             }
         )
     for c in chains:
-        c.update(grid="log", maxiter=100 if quick else 500)
+        c.update(grid="log", maxiter=100 if quick else 1000)
     return {
         "chains": chains,
         "constant_Ts": cTs,
@@ -305,6 +314,7 @@ def _chain_block(cfg, results_dir, chain) -> dict[str, Any]:
     stats = [schedule_stats(res[T], cfg) for T in Ts]
     out = {
         "name": chain["name"],
+        "K": chain["rule"]["K"],
         "phase": chain["phase"],
         "setting": chain["setting"],
         "label": setting_label(chain["setting"], p),
@@ -394,7 +404,7 @@ def _verdict(measured: float, predicted: float, tol: float) -> str:
 
 
 def _readme_text(summary: dict[str, Any]) -> str:
-    lines = ["## Long horizons (segment propagation, T up to 10^7)", ""]
+    lines = ["## Long horizons (segment propagation, T up to 10^8)", ""]
     for c in summary["chains"].values():
         if c["Ts"]:
             lines.append(
@@ -463,12 +473,12 @@ def _delta_row(d: dict[str, Any], e: dict[str, Any]) -> dict[str, Any]:
         verdict = (
             f"consistent in the limit, not reached: the long-chain extrapolations "
             f"{min(ends):.2f}…{max(ends):.2f} bracket 2b − 1; δ({T_last}) = {last:.3f}, "
-            f"still rising {tr['increments'][-1]:+.3f} per decade"
+            f"last change {tr['increments'][-1]:+.3f} per decade"
         )
     else:
         verdict = f"not reached at T = {T_last}; extrapolations exclude 2b − 1"
     return {
-        "quantity": "δ at long horizons (K = 60 log grid) and δ∞ extrapolated",
+        "quantity": f"δ at long horizons (K = {e['K']} log grid) and δ∞ extrapolated",
         "setting": f"easy a={e['setting']['a']:g}, b={e['setting']['b']:g}",
         "measured": "; ".join(parts),
         "T_range": f"{min(d['short_Ts'] + d['long_Ts'])}–{d['long_Ts'][n_long - 1]}",
@@ -710,7 +720,7 @@ def plot(
     return [
         Figure(
             "long_horizons.png",
-            "Optimal schedules at T = 10^5…10^7 (easy against 1 − t/T, hard against steps "
+            "Optimal schedules at T = 10^5…10^8 (easy against 1 − t/T, hard against steps "
             "to go), easy δ(T) joined with the T ≤ 51 200 values and extrapolated, local "
             "loss exponents, best-constant-rate exponents, and phase points near a = b.",
         )
