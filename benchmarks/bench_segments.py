@@ -19,10 +19,10 @@ medians of 5): one L + ∇L at T = 10^7, K = 400, easy (N_eff = 575): 1.23 s / 1
 The optimal schedule at T = 10^7, K = 400 (log grid, default start): 160 s, 118 evaluations, a
 KKT point (residual 7.6e-7 in log rates). Before the log-grid preconditioning and growth bounds
 of ``rfmodel.control._grid_scale`` / ``_rate_bounds`` it did not finish in 10 minutes; K = 60
-took 534 s then (at load ≈ 10; 500 iterations, no KKT point), 20 s now. Why one evaluation got faster
-earlier: reductions as matrix-vector products instead of XLA row sums (0.19 vs 0.28 s per 400
-passes over a 575² matrix), eigenvectors never formed (products with R), and for the hard phase
-a root iteration that no longer falls back to bisection in the binned tail.
+took 534 s then (at load ≈ 10; 500 iterations, no KKT point), 20 s now. Why one evaluation
+got faster earlier: reductions as matrix-vector products instead of XLA row sums (0.19 vs
+0.28 s per 400 passes over a 575² matrix), eigenvectors never formed (products with R), and for
+the hard phase a root iteration that no longer falls back to bisection in the binned tail.
 """
 
 from __future__ import annotations
