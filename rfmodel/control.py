@@ -87,9 +87,9 @@ class ScheduleResult:
         message: why it stopped, in words (L-BFGS-B's own message is in ``solver_message``).
         projected_gradient: ‖x − P(x − ∇ log L)‖_∞, the first-order optimality residual for the
             bound constraints (0 at a KKT point), on the log-loss objective; x = η, except on
-            a non-uniform ``grid`` in log parameterization, where x = log η (the solver's
-            coordinates: rates there span many decades, and a residual in η would weigh a
-            rate annealed to 1e-8 a hundred million times its effect on L).
+            a non-uniform ``grid`` in log parameterization (not ``monotone``), where x = log η
+            (the solver's coordinates: rates there span many decades, and a residual in η
+            would weigh a rate annealed to 1e-8 a hundred million times its effect on L).
         wall_time: seconds, compile included.
         config: the full configuration (problem, T, controls, bounds, smoothness; with the batch
             optimized also ``optimize``, ``samples``, ``batch_min``, ``batch_max``).
@@ -486,7 +486,7 @@ def _solve(
         return v, g * u  # chain rule through η = e^x
 
     log_max = math.log(eta_max)
-    lo = log_max - 30.0
+    lo = log_max - _LOG_RANGE
     if monotone_from is not None:
         mono = _Monotone(monotone_from, lo, log_max)
         res = lbfgsb(
@@ -500,57 +500,55 @@ def _solve(
         )
         return mono.u_of(np.asarray(res.x)), res
     x_start = np.log(np.clip(x0, math.exp(lo), eta_max))
-    if scale is not None:
-        s = np.asarray(scale, np.float64)
-        hi = np.full(s.shape, log_max) if upper is None else np.log(upper)
-        x_start = np.minimum(x_start, hi)
+    s = np.ones(len(x0)) if scale is None else np.asarray(scale, np.float64)
+    hi = np.full(len(x0), log_max) if upper is None else np.log(upper)
+    x_start = np.minimum(x_start, hi)
+    last: dict[str, np.ndarray] = {}
 
-        last: dict[str, np.ndarray] = {}
+    def fg_scaled(y: np.ndarray) -> tuple[float, np.ndarray]:
+        v, g = fg_log(y / s)
+        last.update(y=y.copy(), g=g, ok=np.array(v < 1e10))
+        return v, g / s
 
-        def fg_scaled(y: np.ndarray) -> tuple[float, np.ndarray]:
-            v, g = fg_log(y / s)
-            last.update(y=y.copy(), g=g, ok=np.array(v < 1e10))
-            return v, g / s
+    # With a preconditioner (a non-uniform grid), stop at a KKT residual (log coordinates) 100x
+    # below KKT_TOLERANCE: past it L-BFGS-B only walks the flat directions of rates annealed to
+    # 1e-12 (hard phase, T = 10^7, K = 60: 1e-5 after 494 iterations). 10x below stopped the
+    # easy T = 10^6 solve 2e-7 (relative) above the loss 500 iterations reach.
+    def stop(intermediate_result: optimize.OptimizeResult) -> None:
+        if callback is not None:
+            callback(intermediate_result)
+        y = intermediate_result.x
+        if "y" in last and last["ok"] and np.array_equal(y, last["y"]):
+            if projected_gradient(y / s, last["g"], lo, hi) <= 0.01 * KKT_TOLERANCE:
+                raise StopIteration
 
-        # Stop at a KKT residual (log coordinates) 100x below KKT_TOLERANCE: past it L-BFGS-B
-        # only walks the flat directions of rates annealed to 1e-12 (hard phase, T = 10^7,
-        # K = 60: 1e-5 after 494 iterations). 10x below stopped the easy T = 10^6 solve 2e-7
-        # (relative) above the loss 500 iterations reach.
-        def stop(intermediate_result: optimize.OptimizeResult) -> None:
-            if callback is not None:
-                callback(intermediate_result)
-            y = intermediate_result.x
-            if "y" in last and last["ok"] and np.array_equal(y, last["y"]):
-                if projected_gradient(y / s, last["g"], lo, hi) <= 0.01 * KKT_TOLERANCE:
-                    raise StopIteration
-
-        res = lbfgsb(
-            fg_scaled,
-            x_start * s,
-            list(zip(lo * s, hi * s, strict=True)),
-            maxiter=maxiter,
-            gtol=tol,
-            ftol=ftol,
-            callback=stop,
-        )
-        if res.status == 99:  # stopped by ``stop``: a first-order point
-            res.success = True
-            res.message = f"CONVERGENCE: KKT RESIDUAL <= {0.01 * KKT_TOLERANCE:g} (LOG RATES)"
-        return np.exp(np.asarray(res.x) / s), res
     res = lbfgsb(
-        fg_log,
-        x_start,
-        [(lo, log_max)] * len(x0),
+        fg_scaled,
+        x_start * s,
+        list(zip(lo * s, hi * s, strict=True)),
         maxiter=maxiter,
         gtol=tol,
         ftol=ftol,
-        callback=callback,
+        callback=callback if scale is None else stop,
     )
-    return np.exp(np.asarray(res.x)), res
+    if res.status == 99:  # stopped by ``stop``: a first-order point
+        res.success = True
+        res.message = f"CONVERGENCE: KKT RESIDUAL <= {0.01 * KKT_TOLERANCE:g} (LOG RATES)"
+    return np.exp(np.asarray(res.x) / s), res
 
 
 #: Growth allowed to one segment on its own (see :func:`_rate_bounds`): e^GROWTH.
 _GROWTH = 5.0
+#: Log-rate controls are searched in [log eta_max − _LOG_RANGE, log eta_max].
+_LOG_RANGE = 30.0
+
+
+def _top_rate(problem: Problem, eta_max: float) -> float:
+    """The largest rate of a growth-bounded solve: eta_max, but never closer than 1e-6
+    (relative) to the per-mode bound, where the top mode's pole ε reaches 0 and coincides with
+    the origin of root 0: the segment adjoint is off there (measured: ∂ log L/∂ log η = 6e-3
+    against −5e-8 by finite differences at the bound, exact again from 1e-6 below it)."""
+    return min(float(eta_max), problem.eta_mode_bound() * (1 - 1e-6))
 
 
 def _rate_bounds(problem: Problem, lengths: np.ndarray, eta_max: float) -> np.ndarray:
@@ -568,20 +566,17 @@ def _rate_bounds(problem: Problem, lengths: np.ndarray, eta_max: float) -> np.nd
     segment would not be an optimum, so the bound is inactive there (``optimize_schedule``
     warns if a rate ends on it).
     """
+    from .segments import _poles
+
     m = float(problem.batch)
     lam, w = problem.lam, problem.weight
     n_all = np.asarray(lengths, np.int64)
-    # Never closer than 1e-6 relative to the per-mode bound, where the top mode's pole ε
-    # reaches 0 and coincides with the origin of root 0: the segment adjoint is off there
-    # (measured: ∂ log L/∂ log η = 6e-3 against −5e-8 by finite differences at the bound,
-    # exact again from 1e-6 below it).
-    eta_max = min(float(eta_max), problem.eta_mode_bound() * (1 - 1e-6))
+    eta_max = _top_rate(problem, eta_max)
     out = np.full(n_all.shape, eta_max)
 
     def excess(eta: float, c: float) -> float:
-        x = eta * lam
-        eps = x * (2.0 - (1.0 + 1.0 / m) * x)
-        return float(np.sum((eta * eta / m) * w * lam * lam / (eps + c))) - 1.0
+        eps, g = _poles(lam, eta, m)
+        return float(np.sum(g * w * lam * lam / (eps + c))) - 1.0
 
     lo = min(problem.eta_critical(), float(eta_max))
     for n in np.unique(n_all):
@@ -674,7 +669,7 @@ class Control:
         if not self.log:
             return self.lo, self.hi
         top = math.log(self.hi)
-        return (math.log(self.lo) if self.lo > 0 else top - 30.0), top
+        return (math.log(self.lo) if self.lo > 0 else top - _LOG_RANGE), top
 
     def to_x(self, u: np.ndarray) -> np.ndarray:
         if self.log1m:
@@ -1283,9 +1278,8 @@ def optimize_schedule(
         _, g, curve = _controls_objective(problem, u, seg, smoothness, batches)
         if relative:
             log_max = math.log(eta_max)
-            pg = projected_gradient(np.log(u), g * u, log_max - 30.0, np.log(upper))
-            cap = min(eta_max, problem.eta_mode_bound() * (1 - 1e-6))  # see _rate_bounds
-            held = (upper < cap) & (u >= upper * (1 - 1e-9))
+            pg = projected_gradient(np.log(u), g * u, log_max - _LOG_RANGE, np.log(upper))
+            held = (upper < _top_rate(problem, eta_max)) & (u >= upper * (1 - 1e-9))
             if np.any(held):
                 warnings.warn(
                     f"optimize_schedule: {int(held.sum())} rate(s) end on the growth bound of "
@@ -1298,7 +1292,7 @@ def optimize_schedule(
             pg = projected_gradient(u, g, 0.0, eta_max)
         else:
             log_max = math.log(eta_max)
-            pg = _Monotone(peak, log_max - 30.0, log_max).projected_gradient(u, g)
+            pg = _Monotone(peak, log_max - _LOG_RANGE, log_max).projected_gradient(u, g)
         if isinstance(seg, _Segments):
             from .segments import Piecewise, log_steps, segment_losses
 
