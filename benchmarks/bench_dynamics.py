@@ -5,7 +5,8 @@ Prints, measured in one run (medians over repeats, after compilation):
   N = 1000 and N = 10 000 with T = 10^4; the autodiff oracle (``loss_curve_reference``) and a
   NumPy loop doing the same recursion, as ratios;
 - momentum (docs/theory.md §4): ``loss_curve(..., betas=)`` forward and value+gradient in (η, β)
-  against the SGD η-only ones, and the solvers' objectives (``_momentum.log_final_loss_and_grads``,
+  against the SGD η-only ones, and the solvers' objectives
+  (``dynamics.momentum.log_final_loss_and_grads``,
   gradients in η, β and m, against ``log_final_loss_and_grad``), as ratios (target: ≤ 3);
 - Monte-Carlo SGD throughput (sample-steps per second) for 64 seeds at N = 1000, batch 8, and the
   same work in a NumPy loop, as a ratio.
@@ -23,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from rfmodel import Problem
-from rfmodel._momentum import log_final_loss_and_grads
 from rfmodel.dynamics import log_final_loss_and_grad, loss_curve, loss_curve_reference
+from rfmodel.dynamics.momentum import log_final_loss_and_grads
 from rfmodel.simulate import sgd
 
 

@@ -18,7 +18,7 @@ medians of 5): one L + ∇L at T = 10^7, K = 400, easy (N_eff = 575): 1.23 s / 1
 0.59 / 0.70 s); hard (N_eff = 686): 1.70 s / 2.12 s; the step recursion 22x slower in both runs.
 The optimal schedule at T = 10^7, K = 400 (log grid, default start): 160 s, 118 evaluations, a
 KKT point (residual 7.6e-7 in log rates). Before the log-grid preconditioning and growth bounds
-of ``rfmodel.control._grid_scale`` / ``_rate_bounds`` it did not finish in 10 minutes; K = 60
+of ``rfmodel.control.grid.grid_scale`` / ``rate_bounds`` it did not finish in 10 minutes; K = 60
 took 534 s then (at load ≈ 10; 500 iterations, no KKT point), 20 s now. Why one evaluation
 got faster earlier: reductions as matrix-vector products instead of XLA row sums (0.19 vs
 0.28 s per 400 passes over a 575² matrix), eigenvectors never formed (products with R), and for
@@ -34,10 +34,11 @@ import jax
 import numpy as np
 from bench_dynamics import median_time
 
-from rfmodel import Problem, segments
+from rfmodel import Problem
 from rfmodel._x64 import float64
 from rfmodel.control import optimize_schedule
 from rfmodel.dynamics import log_final_loss_and_grad as step_objective
+from rfmodel.dynamics import segments
 from rfmodel.segments import log_final_loss_and_grad as segment_objective
 from rfmodel.segments import log_lengths
 

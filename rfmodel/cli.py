@@ -1,14 +1,19 @@
-"""The ``rfmodel`` command.
+"""Optimal learning-rate schedules for power-law random-feature models.
 
-``rfmodel optimize``  optimal schedule vs every tuned baseline (the main job)
-``rfmodel simulate``  exact recursion vs Monte-Carlo SGD, figure and numbers
-``rfmodel figures``   regenerate every figure in figures/ from saved results
-``rfmodel fit``       fit the model to your logged loss curves (phase, a, b, scales)
-``rfmodel advise``    the schedule the fitted model recommends for T steps, vs tuned baselines
+commands:
+  rfmodel optimize   optimal schedule vs every tuned baseline (the main job)
+  rfmodel simulate   exact recursion vs Monte-Carlo SGD, figure and numbers
+  rfmodel figures    regenerate every figure in figures/ from saved results
+  rfmodel fit        fit the model to your logged loss curves (phase, a, b, scales)
+  rfmodel advise     the schedule the fitted model recommends for T steps, vs tuned baselines
 
 Every flag is checked before any work starts; a bad value exits with status 2 and a message
 naming the flag and its valid range. SIGINT (Ctrl-C) or SIGTERM stops a command within seconds
 (status 130 or 143), keeping every result already saved; rerunning resumes.
+
+The command line is a thin layer: each command parses its flags, makes one library call
+(rfmodel.control.compare.solve_and_compare, rfmodel.simulate.sgd, rfmodel.figures.regenerate,
+rfmodel.practice.fit_curves, rfmodel.practice.advise) and prints what it returns.
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ import argparse
 import math
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .results import writable_dir
 
 __all__ = ["main", "build_parser"]
 
@@ -101,19 +107,6 @@ def names_flag(known: list[str], *, all_: list[str] | None = None) -> Callable[[
         return names
 
     return parse
-
-
-def writable_dir(path: Path, flag: str = "--out") -> Path:
-    """Create ``path`` if needed and prove it writable, before any work (ValueError if not)."""
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{flag}: {path} is a file, not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".rfmodel-write-check-"):
-            pass
-    except OSError as e:
-        raise ValueError(f"{flag}: cannot write to {path} ({e.strerror or e})") from None
-    return path
 
 
 # ----------------------------------------------------------------------------- shared flags
@@ -196,40 +189,24 @@ def _say(args: argparse.Namespace) -> Callable[[str], None]:
 
 
 # ----------------------------------------------------------------------------- optimize
-#: How the table names each control (``--optimize`` names → the symbols of the schedule).
-_SYMBOL = {"eta": "eta", "batch": "m", "momentum": "beta"}
-#: Controls of the default hard-phase schedule: K = min(T, this) piecewise-constant rates.
-HARD_DEFAULT_CONTROLS = 100
-#: Easy phase: one control per step up to this T, then this many (the solver's L-BFGS-B keeps
-#: 2 × 50 vectors of K numbers: 0.8 GB for K = 10^6 per-step controls, 3 MB for K = 4096).
-EASY_MAX_CONTROLS = 4096
-
-
-def _controls(args: argparse.Namespace, phase: str) -> int | None:
-    """K (None: one control per step): --per-step / --controls 0 → per step; --controls K;
-    default: K = min(T, 100) in the hard phase (smooth), per step otherwise (at most 4096)."""
-    if args.per_step:
+def _controls_arg(args: argparse.Namespace) -> int | None | str:
+    """--per-step / --controls 0 → None (per step); --controls K → K; default "auto"."""
+    if args.per_step and args.controls not in (None, 0):
+        raise ValueError(
+            f"--per-step and --controls {args.controls} conflict: --per-step is one control "
+            "per step (--controls 0); give one of them"
+        )
+    if args.per_step or args.controls == 0:
         return None
-    if args.controls is not None:
-        if args.controls > args.T:
-            raise ValueError(
-                f"--controls must be an integer in [0, T={args.T}]; got {args.controls}"
-            )
-        return None if args.controls in (0, args.T) else args.controls
-    if phase == "hard":
-        return min(args.T, HARD_DEFAULT_CONTROLS)
-    return None if args.T <= EASY_MAX_CONTROLS else EASY_MAX_CONTROLS
+    if args.controls is None:
+        return "auto"
+    if args.controls > args.T:
+        raise ValueError(f"--controls must be an integer in [0, T={args.T}]; got {args.controls}")
+    return args.controls
 
 
-def _k_label(K: int | None) -> str:
-    return "per step" if K is None else f"K={K}"
-
-
-def _optimize_controls(args: argparse.Namespace, problem) -> dict[str, Any]:
-    """The controls named by --optimize (``eta`` always included) and the batch settings,
-    checked before any work starts: {} for the rate alone, else optimize_schedule's keywords."""
-    from .control import CONTROLS, _validate_batch
-
+def _joint_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The controls named by --optimize and their flags, checked with the flags' names."""
     names = {"eta", *args.optimize}
     if "batch" not in names:
         given = [f for f in ("samples", "batch_min", "batch_max") if getattr(args, f) is not None]
@@ -238,15 +215,15 @@ def _optimize_controls(args: argparse.Namespace, problem) -> dict[str, Any]:
             raise ValueError(f"{flag} needs --optimize batch (it sets the batch control)")
     if "momentum" not in names and args.beta_max is not None:
         raise ValueError("--beta-max needs --optimize momentum (it bounds the momentum control)")
-    if names == {"eta"}:
-        return {}
-    out: dict[str, Any] = {"optimize": tuple(c for c in CONTROLS if c in names)}
+    if names != {"eta"}:
+        other = ",".join(sorted(names - {"eta"}))
+        if args.monotone:
+            raise ValueError(f"--monotone applies to the rate alone; drop it or --optimize {other}")
+        if args.compare:
+            raise ValueError(f"--compare applies to the rate alone; drop it or --optimize {other}")
+    out: dict[str, Any] = {"optimize": tuple(sorted(names))}
     if "batch" in names:
-        samples = args.samples if args.samples is not None else args.T * args.batch
-        S, lo, hi = _validate_batch(
-            problem, args.T, ("eta", "batch"), samples, args.batch_min, args.batch_max, None
-        )
-        out.update(samples=S, batch_min=lo, batch_max=hi)
+        out.update(samples=args.samples, batch_min=args.batch_min, batch_max=args.batch_max)
     if "momentum" in names:
         out["beta_max"] = args.beta_max
     return out
@@ -261,274 +238,76 @@ def _print_at_fractions(columns: list[tuple[str, int, np.ndarray]]) -> None:
         print(f"{f:6.2f}" + "".join(f" {v[t]:{w}.4g}" for _, w, v in columns))
 
 
-def _momentum_report(opt, sgd) -> dict[str, Any]:
-    """Print β(t) beside η(t) and the gain over plain SGD (the rate alone at β = 0)."""
-    _print_at_fractions(
-        [
-            ("eta(t)", 10, opt.etas),
-            ("beta(t)", 9, opt.betas),
-            ("eta/(1-beta)", 13, opt.etas / (1 - opt.betas)),
-        ]
-    )
-    gain = sgd.loss / opt.loss
-    print(
-        f"momentum: beta in [{opt.betas.min():.3g}, {opt.betas.max():.3g}] (beta_max "
-        f"{opt.config['beta_max']:g}); gain over plain SGD with its own optimal rates: "
-        f"L_SGD/L = {gain:.4f} ({sgd.loss:.6g} vs {opt.loss:.6g})"
-    )
-    return {"gain_over_sgd": gain, "loss_sgd": sgd.loss}
-
-
-def _batch_report(problem, opt, out: Path) -> dict[str, Any]:
-    """Print η(t), m(t) and what integer batches cost; write schedule.csv/.json (step, eta,
-    batch; batch_int: integer batches with the same total, eta_int: the rates rescaled to keep
-    η_t/m_t per step). A data loader reads m_t per step."""
-    from .control import integer_batches
-    from .dynamics import loss_curve
-
-    T = opt.etas.size
-    m_int = integer_batches(opt.batches)
-    eta_int = np.minimum(opt.etas * m_int / opt.batches, opt.config["eta_max"])
-    m = m_int.astype(np.float64)
-    loss_int = float(loss_curve(problem, opt.etas, m, opt.betas)[-1])  # betas: None without
-    loss_scaled = float(loss_curve(problem, eta_int, m, opt.betas)[-1])  # the momentum control
-    _print_at_fractions([("eta(t)", 10, opt.etas), ("m(t)", 9, opt.batches)])
-    print(
-        f"batch: {opt.batches.min():.4g} … {opt.batches.max():.4g} (mean {opt.batches.mean():.4g}),"
-        f" Σ m_t − S = {opt.budget_residual:+.1e}; KKT residuals "
-        + ", ".join(f"{k} {v:.1e}" for k, v in opt.kkt.items())
-        + f"\ninteger batches (cumulative rounding, same total): L(T) = {loss_scaled:.6g} "
-        f"({loss_scaled / opt.loss - 1:+.2e} vs the continuous optimum) with the rates "
-        f"rescaled to keep η/m (eta_int); {loss_int:.6g} ({loss_int / opt.loss - 1:+.2e}) "
-        "with the rates unchanged"
-    )
-    columns = {
-        "step": np.arange(T),
-        "eta": opt.etas,
-        "batch": opt.batches,
-        "batch_int": m_int,
-        "eta_int": eta_int,
-    }
-    _write_schedule(out, opt, columns, {"samples": opt.config["samples"]})
-    return {"loss_integer_batches": loss_scaled, "loss_integer_batches_same_rates": loss_int}
-
-
-def _write_schedule(out: Path, opt, columns: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    """schedule.csv and schedule.json: one row per step (``columns``, plus ``beta`` when the
-    schedule has momenta), for a data loader or an optimizer to read per step."""
-    from . import results
-
+def _print_reports(comp) -> None:
+    """η(t) with m(t) and what integer batches cost; η(t) with β(t) and the gain over SGD."""
+    opt, x = comp.optimal, comp.extra
+    if opt.batches is not None:
+        _print_at_fractions([("eta(t)", 10, opt.etas), ("m(t)", 9, opt.batches)])
+        lossi, losss = x["loss_integer_batches_same_rates"], x["loss_integer_batches"]
+        print(
+            f"batch: {opt.batches.min():.4g} … {opt.batches.max():.4g} (mean "
+            f"{opt.batches.mean():.4g}), Σ m_t − S = {opt.budget_residual:+.1e}; KKT residuals "
+            + ", ".join(f"{k} {v:.1e}" for k, v in opt.kkt.items())
+            + f"\ninteger batches (cumulative rounding, same total): L(T) = {losss:.6g} "
+            f"({losss / opt.loss - 1:+.2e} vs the continuous optimum) with the rates "
+            f"rescaled to keep η/m (eta_int); {lossi:.6g} ({lossi / opt.loss - 1:+.2e}) "
+            "with the rates unchanged"
+        )
     if opt.betas is not None:
-        columns = {**columns, "beta": opt.betas}
-    fmt = [
-        ("{:d}" if np.issubdtype(np.asarray(v).dtype, np.integer) else "{:.12g}")
-        for v in columns.values()
-    ]
-    rows = "".join(
-        ",".join(f.format(x) for f, x in zip(fmt, row, strict=True)) + "\n"
-        for row in zip(*(np.asarray(v).tolist() for v in columns.values()), strict=True)
-    )
-    results.write_text(out / "schedule.csv", ",".join(columns) + "\n" + rows)
-    results.write_json(
-        out / "schedule.json", {**{k: np.asarray(v).tolist() for k, v in columns.items()}, **meta}
-    )
+        _print_at_fractions(
+            [
+                ("eta(t)", 10, opt.etas),
+                ("beta(t)", 9, opt.betas),
+                ("eta/(1-beta)", 13, opt.etas / (1 - opt.betas)),
+            ]
+        )
+        print(
+            f"momentum: beta in [{opt.betas.min():.3g}, {opt.betas.max():.3g}] (beta_max "
+            f"{opt.config['beta_max']:g}); gain over plain SGD with its own optimal rates: "
+            f"L_SGD/L = {x['gain_over_sgd']:.4f} ({x['loss_sgd']:.6g} vs {opt.loss:.6g})"
+        )
 
 
 def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
-    from . import Problem, plotting, results
-    from .control import optimize_schedule
-    from .schedules import tune
+    from . import Problem
+    from .control.compare import check_eta_max, run_comparison, setup_comparison
 
     say = _say(args)
     problem = Problem(a=args.a, b=args.b, sigma=args.sigma, n_modes=args.n_modes, batch=args.batch)
-    joint = _optimize_controls(args, problem)
-    if "samples" in joint:  # the reference schedules run at the constant batch S/T
-        problem = Problem(
-            a=args.a,
-            b=args.b,
-            sigma=args.sigma,
-            n_modes=args.n_modes,
-            batch=joint["samples"] / args.T,
-        )
-    K = _controls(args, problem.phase)
-    compare = args.compare if args.compare is not None else problem.phase == "hard"
-    alt_K = (min(args.T, HARD_DEFAULT_CONTROLS) if K is None else None) if compare else "none"
-    config = {
-        "problem": problem.config(),
-        "T": args.T,
-        "controls": K,
-        "eta_max": args.eta_max,
-        "smoothness": args.smoothness,
-        "monotone": args.monotone,
-        "families": args.families,
-        "compare": alt_K,
-        **(
-            {"joint": {k: list(v) if isinstance(v, tuple) else v for k, v in joint.items()}}
-            if joint
-            else {}
-        ),
-    }
-    out = writable_dir(_run_dir("optimize", problem, args, config))
+    if args.eta_max is not None:
+        check_eta_max(problem, args.T, args.eta_max, name="--eta-max")
+    setup = setup_comparison(
+        problem,
+        args.T,
+        controls=_controls_arg(args),
+        families=args.families,
+        eta_max=args.eta_max,
+        smoothness=args.smoothness,
+        monotone=args.monotone,
+        compare=args.compare,
+        **_joint_args(args),
+    )
+    problem = setup.problem  # with the batch optimized: the references' constant batch S/T
+    out = writable_dir(_run_dir("optimize", problem, args, setup.config))
     for line in _theory_lines(problem):
         say(line)
-    if args.eta_max is not None:
-        _check_eta_max(problem, args.T, args.eta_max)
-    t0 = time.perf_counter()
-    solve = dict(eta_max=args.eta_max, smoothness=args.smoothness, progress=not args.quiet)
-    main_res = optimize_schedule(problem, args.T, controls=K, **solve, **joint)
-    solved = [(_k_label(K), main_res, K)]
-    if (
-        compare and not joint
-    ):  # what the other choice costs (hard phase: per-step long steps vs smooth K)
-        alt = optimize_schedule(problem, args.T, controls=alt_K, init=main_res.etas, **solve)
-        solved.append((_k_label(alt_K), alt, alt_K))
-    if args.monotone and not joint:  # non-increasing after the warmup (the part before the peak)
-        mono = optimize_schedule(
-            problem, args.T, controls=K, init=main_res.etas, monotone=True, **solve
-        )
-        solved.insert(0, (f"{_k_label(K)}, monotone", mono, K))
-    label, opt, _ = solved[0]  # the exported schedule: the row "optimal"
-    names = " and ".join(_SYMBOL[n] for n in joint.get("optimize", ("eta",)))
-    label = f"optimal ({label})" if not joint else f"optimal {names} ({label})"
-    say(
-        f"{label}: L(T) = {opt.loss:.6g} ({opt.iterations} iterations, {opt.message}, "
-        f"{opt.wall_time:.1f} s)"
-    )
-    opt.save(out / "optimal")
-    for i, (_, r, _) in enumerate(solved[1:]):
-        r.save(out / f"optimal_alternative{i + 1}")
-
-    from tqdm.auto import tqdm
-
-    tuned = {}
-    bar = tqdm(args.families, desc="tuning baselines", unit="family", disable=args.quiet)
-    for name in bar:
-        bar.set_postfix_str(name)
-        r = tune(name, problem, args.T, eta_max=args.eta_max)
-        tuned[name] = {"etas": r.etas, "curve": r.curve, "loss": r.loss, "params": r.params}
-    rows = [
-        {
-            "schedule": "optimal" if i == 0 else f"optimal, {lab}",
-            "controls": lab,
-            "loss": r.loss,
-            "ratio_to_optimal": r.loss / opt.loss,
-            "params": {},
-            "seconds": r.wall_time,
-            "note": (
-                f"{lab}, exported (optimal.npz)"
-                if i == 0
-                else ("--per-step" if k is None else f"--controls {k}")
-                + f"; optimal_alternative{i}.npz"
-            ),
-        }
-        for i, (lab, r, k) in enumerate(solved)
-    ]
-    extra: dict[str, Any] = {}
-    if joint:  # the optimum of the rate alone (plain SGD, at the constant batch S/T)
-        const = optimize_schedule(
-            problem, args.T, controls=K, **{**solve, "eta_max": opt.config["eta_max"]}
-        )
-        rows[0]["schedule"] = "optimal " + " and ".join(_SYMBOL[n] for n in joint["optimize"])
-        batch = "batch" in joint["optimize"]
-        rows.insert(
-            1,
-            {
-                "schedule": f"optimal eta at m={problem.batch:g}" if batch else "optimal eta, SGD",
-                "controls": _k_label(K),
-                "loss": const.loss,
-                "ratio_to_optimal": const.loss / opt.loss,
-                "params": {},
-                "seconds": const.wall_time,
-                "note": "the rate alone"
-                + (" at the constant batch S/T" if batch else "")
-                + (", no momentum" if opt.betas is not None else ""),
-            },
-        )
-        extra = {"constant_batch" if batch else "sgd": const.metadata()}
-        if batch:
-            extra.update(_batch_report(problem, opt, out))
-        if opt.betas is not None:
-            extra.update(_momentum_report(opt, const))
-            if not batch:
-                _write_schedule(out, opt, {"step": np.arange(args.T), "eta": opt.etas}, {})
-    rows += [
-        {
-            "schedule": n,
-            "loss": r["loss"],
-            "ratio_to_optimal": r["loss"] / opt.loss,
-            "params": r["params"],
-            "seconds": None,
-            "note": "",
-        }
-        for n, r in sorted(tuned.items(), key=lambda kv: kv[1]["loss"])
-    ]
-    cap = "" if args.eta_max is None else f" (every schedule with η <= {args.eta_max:g})"
-    print(f"\n{'schedule':28s} {'L(T)':>12s} {'ratio':>8s}  tuned parameters / note{cap}")
-    for r in rows:
-        params = ", ".join(f"{k}={v:.4g}" for k, v in r["params"].items())
-        info = params or f"{r['note']}, {r['seconds']:.1f} s"
-        print(f"{r['schedule']:28s} {r['loss']:12.6g} {r['ratio_to_optimal']:8.4f}  {info}")
-    csv = "schedule,loss,ratio_to_optimal,params\n" + "".join(
-        f"{r['schedule']},{r['loss']:.10g},{r['ratio_to_optimal']:.6f},"
-        f'"{";".join(f"{k}={v:.6g}" for k, v in r["params"].items())}"\n'
-        for r in rows
-    )
-    results.write_text(out / "table.csv", csv)
-    summary = {
-        "problem": problem.config(),
-        "T": args.T,
-        "config": config,
-        "theory": vars(problem.theory()),
-        "eta_critical": problem.eta_critical(),
-        "table": rows,
-        "optimal": opt.metadata(),
-        **extra,
-        "wall_time": time.perf_counter() - t0,
-    }
-    results.write_json(out / "summary.json", summary)
-    results.save_result(
-        out / "baselines",
-        {f"{n}_{k}": v[k] for n, v in tuned.items() for k in ("etas", "curve")},
-        {n: {"loss": v["loss"], "params": v["params"]} for n, v in tuned.items()},
-    )
+    comp = run_comparison(setup, progress=not args.quiet, log=say)
+    _print_reports(comp)
+    print()
+    for line in comp.table_lines():
+        print(line)
     title = (
         f"{problem.phase} phase: a={args.a:g}, b={args.b:g}, σ={args.sigma:g}, "
         f"m={args.batch}, N={args.n_modes}, T={args.T}"
     )
-    shown = dict(tuned)
-    if joint and "samples" in joint:
-        title += f", S={joint['samples']:g} samples (constant-batch schedules at m = S/T)"
-    if joint:
-        shown[rows[1]["schedule"]] = {"etas": const.etas, "curve": const.curve, "loss": const.loss}
-    fig = plotting.optimize_figure(
-        {
-            "etas": opt.etas,
-            "curve": opt.curve,
-            "loss": opt.loss,
-            "batches": opt.batches,
-            "betas": opt.betas,
-        },
-        shown,
-        title,
-    )
-    path = plotting.save_figure(fig, out / "optimize.png")
-    files = "optimal.npz/.json, table.csv, summary.json" + (", schedule.csv/.json" if joint else "")
-    print(f"\nwrote {out}/ ({files}, {path.name})")
-    return summary
-
-
-def _check_eta_max(problem, T: int, eta_max: float) -> None:
-    """--eta-max must allow a rate that lowers the loss within T steps (the solver's start)."""
-    from .dynamics import loss_curve
-
-    eta = min(eta_max, 0.5 * problem.eta_critical())
-    curve = loss_curve(problem, np.full(T, eta))
-    if not curve[-1] < curve[0]:
-        raise ValueError(
-            f"--eta-max={eta_max:g} is too small: no constant rate η <= {eta_max:g} lowers the "
-            f"loss in T={T} steps (L(T) = L(0) = {curve[0]:.4g}); the useful range is up to the "
-            f"per-step stability bound {problem.eta_mode_bound():.4g}"
-        )
+    if "samples" in setup.joint_kw:
+        title += f", S={setup.joint_kw['samples']:g} samples (constant-batch schedules at m = S/T)"
+    paths = comp.write(out, title)
+    files = "optimal.npz/.json, table.csv, summary.json"
+    if comp.schedule_columns() is not None:
+        files += ", schedule.csv/.json"
+    print(f"\nwrote {out}/ ({files}, {paths[-1].name})")
+    return comp.summary()
 
 
 # ----------------------------------------------------------------------------- simulate
@@ -564,12 +343,12 @@ def _schedule_from_args(args, problem):
 def _check_sampling_memory(args: argparse.Namespace, chunk: int) -> None:
     """Monte-Carlo SGD draws chunk × batch samples of dimension M per step: refuse (naming the
     flags) when that, or the problem's arrays, would not fit in half the memory."""
-    from .problem import _available_memory
+    from .problem import available_memory
 
     m_dim = args.n_modes
     per_step = 8 * chunk * args.batch * m_dim * 3  # the draws, scaled draws, residual products
     arrays = 8 * m_dim * (8 + 2 * chunk + (args.features or 0) * 2)
-    need, have = per_step + arrays, _available_memory()
+    need, have = per_step + arrays, available_memory()
     if need > have / 2:
         raise ValueError(
             f"--n-modes={m_dim:.4g} is too large for Monte-Carlo sampling: {chunk} seeds × "
@@ -710,6 +489,7 @@ def _command(sub, name: str, func, summary: str, description: str) -> argparse.A
 
 def _add_optimize(sub) -> None:
     from .control import CONTROLS
+    from .control.compare import EASY_MAX_CONTROLS, HARD_DEFAULT_CONTROLS
     from .schedules import FAMILIES, OPTAX_FAMILIES
 
     p = _command(
@@ -901,16 +681,74 @@ def _add_figures(sub) -> None:
     _common_args(p)
 
 
-def cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
-    from .fit import cli_fit
+# ----------------------------------------------------------------------------- command line
+def _fit_lines(f) -> list[str]:
+    lo, hi = f.a_minus_b_interval
+    sure = "" if f.certain else " — not certain: the interval contains a = b"
+    return [
+        f"phase: {f.phase} (a - b = {f.a - f.b:+.3f}, 95% interval [{lo:+.3f}, {hi:+.3f}], "
+        f"p-value of a = b {f.phase_pvalue:.2g}){sure}",
+        f"a = {f.a:.3f} ± {f.a_se:.3f}, b = {f.b:.3f} ± {f.b_se:.3f}, sigma = {f.sigma:.4g} "
+        f"(noise relative to the initial excess loss)",
+        f"scales: model rate = {f.lr_scale:.4g} x lr, loss = {f.floor:.4g} + {f.loss_scale:.4g}"
+        f" x L(t); batch {f.batch:g}" + (f", stride {f.stride}" if f.stride > 1 else ""),
+        "fit: rms log-residual "
+        + ", ".join(f"{k} {v:.3g}" for k, v in f.run_rms.items())
+        + f" ({f.n_points} points, {f.n_eff:.0f} effective)",
+    ]
 
-    return cli_fit(args)
+
+def cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
+    """``rfmodel fit CURVES.csv [--json OUT] [--no-floor]``."""
+    from .practice import fit_curves, read_curves
+    from .results import write_json
+
+    if args.json is not None:  # checked before the fit, not after it
+        if args.json.is_dir():
+            raise ValueError(f"--json: {args.json} is a folder; give a file name")
+        writable_dir(args.json.parent, "--json")
+    runs = read_curves(args.curves)
+    f = fit_curves(runs, floor=not args.no_floor)
+    for line in _fit_lines(f):
+        print(line)
+    out = f.to_dict()
+    if args.json is not None:
+        write_json(args.json, out)
+        print(f"wrote {args.json}")
+    return out
 
 
 def cmd_advise(args: argparse.Namespace) -> dict[str, Any]:
-    from .fit import cli_advise
+    """``rfmodel advise CURVES.csv --T T_NEW [--out DIR] [--lr-max X] [--controls K]``."""
+    from .practice import FitResult, advise, fit_curves, read_curves
+    from .results import read_json
 
-    return cli_advise(args)
+    out = writable_dir(args.out or Path("runs") / f"advise_T{args.T}")
+    if args.T < 2:
+        raise ValueError(f"--T must be an integer >= 2; got --T={args.T}")
+    if args.lr_max is not None and not (math.isfinite(args.lr_max) and args.lr_max > 0):
+        raise ValueError(f"--lr-max must be a finite number > 0; got {args.lr_max}")
+    if args.controls is not None and not 1 <= args.controls <= args.T:
+        raise ValueError(f"--controls must be an integer in [1, T={args.T}]; got {args.controls}")
+    runs = read_curves(args.curves)
+    if args.fit is not None:
+        try:
+            f = FitResult.from_dict(read_json(args.fit))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--fit {args.fit}: {e}") from None
+    else:
+        f = fit_curves(runs)
+    for line in _fit_lines(f):
+        print(line)
+    adv = advise(f, args.T, lr_max=args.lr_max, controls=args.controls)
+    print(f"\npredicted final loss at T = {args.T} (rates capped at lr_max = {adv.lr_max:.4g}):")
+    print(f"{'schedule':24s} {'loss':>12s} {'ratio':>8s}")
+    for r in adv.table():
+        print(f"{r['schedule']:24s} {r['loss']:12.6g} {r['ratio']:8.4f}")
+    paths = adv.write(out)
+    print(f"\nwrote {', '.join(str(p) for p in paths)}")
+    print(f"use it: import sys; sys.path.insert(0, '{out}'); from schedule import schedule")
+    return {"table": adv.table(), "out": str(out)}
 
 
 _CURVES_HELP = "CSV with columns run,step,lr,loss (optional batch); >= 2 runs, different schedules"
@@ -940,7 +778,7 @@ def _add_advise(sub) -> None:
         "advise",
         cmd_advise,
         "the schedule the fitted model recommends for T steps, vs tuned baselines",
-        "Fit the model to logged loss curves (or reuse a `rfmodel fit --json` file), solve for "
+        "Fit the model to logged loss curves (or reuse a 'rfmodel fit --json' file), solve for "
         "the optimal schedule at the new horizon, and write it as CSV and as an optax schedule "
         "in Python, with its predicted loss against the tuned baselines.",
     )
@@ -964,16 +802,19 @@ def _add_advise(sub) -> None:
         help="piecewise-constant controls of the schedule (default 200)",
     )
     p.add_argument(
-        "--fit", type=Path, default=None, help="reuse the parameters of a `rfmodel fit --json` file"
+        "--fit", type=Path, default=None, help="reuse the parameters of a 'rfmodel fit --json' file"
     )
     _common_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: one builder per subcommand."""
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="rfmodel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"rfmodel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_optimize, _add_simulate, _add_figures, _add_fit, _add_advise):
         add(sub)
@@ -982,12 +823,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; exit status 0, 1 (tasks failed), 2 (bad input), 130/143 (interrupted)."""
-    from .runner import Interrupted, _stop_on_signals
+    from .runner import Interrupted, stop_on_signals
 
     args = build_parser().parse_args(argv)
     prog = f"rfmodel {args.command}"
     try:
-        with _stop_on_signals():
+        with stop_on_signals():
             args.func(args)
     except KeyboardInterrupt as e:  # Interrupted (SIGINT/SIGTERM) or a plain Ctrl-C
         signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT

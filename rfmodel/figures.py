@@ -15,62 +15,19 @@ each unit finishes (atomically, :mod:`rfmodel.results`), so an interrupted run r
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .experiments import EXPERIMENTS, load_experiment
+from .experiments._format import Figure, fmt_fit, measured_table
 from .runner import run_tasks
 
 __all__ = ["Figure", "regenerate", "fmt_fit"]
 
 _FULL_MARK = "<!-- rfmodel figures: full -->"
 _QUICK_MARK = "<!-- rfmodel figures: quick -->"
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A written figure: file name (relative to OUT), what it shows, the command that made it."""
-
-    file: str
-    description: str
-    command: str = "rfmodel figures"
-
-
-# ----------------------------------------------------------------------------- formatting
-def fmt_fit(fit: dict[str, Any] | None, digits: int = 3) -> str:
-    """``"0.601 [0.598, 0.604]"`` from a :class:`rfmodel.scaling.PowerLawFit` dict (or ±SE)."""
-    if not fit:
-        return "—"
-    v = fit["exponent"]
-    lo, hi = fit.get("lo", math.nan), fit.get("hi", math.nan)
-    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"{v:.{digits}f}"
-    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
-def _md_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
-    head = "| " + " | ".join(title for _, title in columns) + " |"
-    sep = "|" + "|".join("---" for _ in columns) + "|"
-    body = [
-        "| " + " | ".join(str(r.get(k, "")).replace("|", "\\|") for k, _ in columns) + " |"
-        for r in rows
-    ]
-    return "\n".join([head, sep, *body])
-
-
-_TABLE_COLUMNS = [
-    ("quantity", "quantity"),
-    ("setting", "setting"),
-    ("measured", "measured (95% interval)"),
-    ("T_range", "fit range of T"),
-    ("drift", "as the T range grows (sliding windows)"),
-    ("predicted", "predicted"),
-    ("verdict", "verdict"),
-]
 
 
 def _readme(
@@ -106,7 +63,7 @@ def _readme(
         "(finite-T drift), not noise; the sliding-window column shows the drift directly "
         "(fits over windows of 3 consecutive horizons, smallest T → largest T).",
         "",
-        _md_table(rows, _TABLE_COLUMNS),
+        measured_table(rows),
         "",
     ]
     for _, summary, _ in sections:

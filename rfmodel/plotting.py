@@ -26,10 +26,10 @@ def _plt():
 def save_figure(fig, path: str | Path) -> Path:
     """Save a figure as PNG atomically (temp file + rename; readable by others, like every
     result: :func:`rfmodel.results.write_text`) and close it."""
-    from .results import _atomic_write
+    from .results import atomic_write
 
     path = Path(path)
-    _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=130, bbox_inches="tight"))
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=130, bbox_inches="tight"))
     _plt().close(fig)
     return path
 

@@ -28,7 +28,15 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special
 
-__all__ = ["Problem", "TheoryExponents", "approx_exponent"]
+__all__ = [
+    "Problem",
+    "TheoryExponents",
+    "approx_exponent",
+    "check_finite",
+    "available_memory",
+    "SIGMA_MAX",
+    "N_MAX",
+]
 
 
 #: Largest label-noise std: σ² enters the recursion (with room for the loss on top of it).
@@ -41,7 +49,8 @@ _LAM_MIN = 1e-300
 _BYTES_PER_MODE = 64
 
 
-def _finite(name: str, value: Any) -> float:
+def check_finite(name: str, value: Any) -> float:
+    """``float(value)``, or a ``ValueError`` naming ``name`` when it is not a finite number."""
     try:
         v = float(value)
     except OverflowError:
@@ -172,32 +181,32 @@ class Problem:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        a, b = _finite("a", self.a), _finite("b", self.b)
+        a, b = check_finite("a", self.a), check_finite("b", self.b)
         if a <= 1:
             raise ValueError(
                 f"a must be a finite number > 1 (target power k^-a must be summable); got a={a}"
             )
         if b <= 1:
             raise ValueError(f"b must be a finite number > 1 (spectrum k^-b); got b={b}")
-        sigma = _finite("sigma", self.sigma)
+        sigma = check_finite("sigma", self.sigma)
         if not 0 <= sigma <= SIGMA_MAX:
             raise ValueError(
                 f"sigma must be in [0, {SIGMA_MAX:g}] (label-noise std; σ² enters the "
                 f"recursion); got sigma={sigma}"
             )
-        batch = _finite("batch", self.batch)
+        batch = check_finite("batch", self.batch)
         if batch < 1:
             raise ValueError(f"batch must be >= 1; got batch={self.batch}")
-        n = _finite("n_modes", self.n_modes)
+        n = check_finite("n_modes", self.n_modes)
         if not 1 <= n <= N_MAX or n != int(n):
             raise ValueError(
                 f"n_modes must be an integer in [1, {N_MAX:.0e}] (exact in float64); "
                 f"got n_modes={self.n_modes!r}"
             )
-        n_exact = _finite("n_exact", self.n_exact)
+        n_exact = check_finite("n_exact", self.n_exact)
         if n_exact < 1 or n_exact != int(n_exact):
             raise ValueError(f"n_exact must be an integer >= 1; got n_exact={self.n_exact!r}")
-        bpd = _finite("bins_per_decade", self.bins_per_decade)
+        bpd = check_finite("bins_per_decade", self.bins_per_decade)
         if bpd <= 0:
             raise ValueError(f"bins_per_decade must be > 0; got bins_per_decade={bpd}")
         for name, v in (("a", a), ("b", b), ("sigma", sigma), ("batch", batch)):
@@ -230,7 +239,7 @@ class Problem:
             x = np.array(x, dtype=np.float64)
             x.setflags(write=False)
             set_(self, name, x)
-        set_(self, "approx_error", _finite("approx_error", self.approx_error))
+        set_(self, "approx_error", check_finite("approx_error", self.approx_error))
 
     # ----------------------------------------------------------------- constructors
     @classmethod
@@ -637,7 +646,8 @@ class Problem:
         return out
 
 
-def _available_memory() -> float:
+def available_memory() -> float:
+    """Physical memory of this machine in bytes (inf where the OS does not say)."""
     try:
         return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):  # pragma: no cover (not POSIX)
@@ -646,7 +656,7 @@ def _available_memory() -> float:
 
 def _check_memory(name: str, n: int) -> None:
     """Refuse, before allocating, arrays of ``n`` modes that would not fit in half the memory."""
-    need, have = n * _BYTES_PER_MODE, _available_memory()
+    need, have = n * _BYTES_PER_MODE, available_memory()
     if need > have / 2:
         raise ValueError(
             f"{name}: {n:.3g} exact modes need ~{need / 2**30:.3g} GiB "

@@ -56,6 +56,8 @@ __all__ = [
     "read_json",
     "write_json",
     "write_text",
+    "atomic_write",
+    "writable_dir",
 ]
 
 FORMAT = 1
@@ -94,7 +96,9 @@ def config_key(config: dict[str, Any]) -> str:
     return hashlib.sha1(_canonical(config).encode()).hexdigest()[:12]
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Write ``path`` through ``write(file)`` into a temporary file of its folder, then rename it
+    into place: a file under its final name is always complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -114,7 +118,7 @@ def _atomic_write(path: Path, write) -> None:
 
 def write_text(path: str | Path, text: str) -> None:
     """Write a text file atomically."""
-    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+    atomic_write(Path(path), lambda f: f.write(text.encode()))
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -169,7 +173,7 @@ def save_result(
         },
     }
     if arrays:
-        _atomic_write(path.with_suffix(".npz"), lambda f: np.savez(f, **arrays))
+        atomic_write(path.with_suffix(".npz"), lambda f: np.savez(f, **arrays))
     else:
         path.with_suffix(".npz").unlink(missing_ok=True)
     write_json(path.with_suffix(".json"), {**meta, "_rfmodel": record})
@@ -307,3 +311,16 @@ def load_valid(
 def is_complete(path: str | Path, *, config: Any = _MISSING) -> bool:
     """True when a valid result for ``config`` is saved at ``path`` (else it is moved aside)."""
     return load_valid(path, config=config) is not None
+
+
+def writable_dir(path: Path, flag: str = "--out") -> Path:
+    """Create ``path`` if needed and prove it writable, before any work (ValueError if not)."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag}: {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".rfmodel-write-check-"):
+            pass
+    except OSError as e:
+        raise ValueError(f"{flag}: cannot write to {path} ({e.strerror or e})") from None
+    return path

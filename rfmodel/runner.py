@@ -46,7 +46,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Task", "Interrupted", "run_tasks", "default_workers", "GRACE_SECONDS"]
+__all__ = [
+    "Task",
+    "Interrupted",
+    "run_tasks",
+    "default_workers",
+    "stop_on_signals",
+    "GRACE_SECONDS",
+]
 
 #: Seconds a stopped worker gets to exit on SIGTERM before it is killed (SIGKILL).
 GRACE_SECONDS = 2.0
@@ -135,7 +142,7 @@ def _call(experiment: str, func: str, kwargs: dict[str, Any]) -> Any:
 
 # ----------------------------------------------------------------------------- signals
 @contextlib.contextmanager
-def _stop_on_signals() -> Iterator[None]:
+def stop_on_signals() -> Iterator[None]:
     """SIGINT and SIGTERM raise :class:`Interrupted` (once: a second signal during the cleanup
     is ignored, so the cleanup finishes). Only in the main thread, where Python delivers
     signals."""
@@ -433,7 +440,7 @@ def run_tasks(
         bar.refresh()
 
     try:
-        with _stop_on_signals():
+        with stop_on_signals():
             if backend == "ray":
                 _run_ray(todo, address, workers, finish, tick)
             elif (default_workers() if workers is None else workers) == 1 or len(todo) == 1:

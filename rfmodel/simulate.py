@@ -33,9 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._momentum import check_betas
 from ._x64 import float64
 from .dynamics import check_schedule
+from .dynamics.momentum import check_betas
 from .problem import Problem
 
 __all__ = ["MonteCarlo", "sgd", "train_optax", "theory_excess"]
@@ -140,11 +140,11 @@ def _run(keys, model, etas, betas, batches, bucket, kind, buckets, momentum):
 
 def _check_sample_memory(problem: Problem, chunk: int, batch: int) -> None:
     """Refuse before allocating: one step draws chunk × batch samples of the input dimension."""
-    from .problem import _available_memory
+    from .problem import available_memory
 
     dim = problem.features.lam_x.shape[0] if problem.features is not None else problem.n_eff
     need = 8 * 3 * chunk * int(batch) * dim
-    if need > _available_memory() / 2:
+    if need > available_memory() / 2:
         raise ValueError(
             f"chunk={chunk} seeds × batch {int(batch)} × {dim} dimensions need "
             f"~{need / 2**30:.3g} GiB per step, more than half of this machine's memory: pass a "

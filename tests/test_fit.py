@@ -15,14 +15,13 @@ from rfmodel.fit import (
     MODEL,
     FitResult,
     Run,
-    _excess,
-    _prepare,
     advise,
     fit_curves,
     read_curves,
     synthetic_runs,
     write_curves,
 )
+from rfmodel.practice.fit import _excess, _prepare
 
 TRUE = {"a": 2.2, "b": 1.4, "sigma": 0.3, "lr_scale": 2.0, "loss_scale": 2.0, "floor": 0.1}
 

@@ -11,8 +11,8 @@ import optax
 import pytest
 
 from rfmodel import Problem
-from rfmodel import _momentum as M
 from rfmodel.dynamics import diverged, loss_curve, loss_curve_reference
+from rfmodel.dynamics import momentum as M
 from rfmodel.schedules import to_optax_sgd
 from rfmodel.simulate import train_optax
 

@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 
 from rfmodel import Problem
-from rfmodel import _momentum as M
 from rfmodel.cli import main
 from rfmodel.control import (
     BETA_MAX,
     ScheduleResult,
-    _joint_objective,
     horizon_keys,
     optimize_schedule,
     optimize_schedules,
     projected_gradient,
     segment_index,
 )
+from rfmodel.control.solver import _joint_objective
 from rfmodel.dynamics import loss_curve
+from rfmodel.dynamics import momentum as M
 
 HARD = Problem(a=1.5, b=2.5, sigma=0.0, n_modes=200, batch=1)
 EASY = Problem(a=2.5, b=1.5, sigma=0.3, n_modes=200, batch=1)

@@ -192,11 +192,11 @@ def test_rate_bounds_are_the_growth_of_one_segment():
     """_rate_bounds: at the bound of a segment of n steps the top eigenvalue μ_0 of the dense
     segment map B = I − diag(ε) + g u uᵀ grows the state by e^5 over the n steps (checked
     against numpy's eigvalsh); short segments keep the per-mode bound, none falls below η_c."""
-    from rfmodel.control import _GROWTH, _rate_bounds
+    from rfmodel.control.grid import GROWTH, rate_bounds
 
     p = Problem(a=1.5, b=2.5, sigma=0.5, n_modes=80, batch=4)
     lengths = np.array([1, 30, 1000, 10**6])
-    bounds = _rate_bounds(p, lengths, p.eta_mode_bound())
+    bounds = rate_bounds(p, lengths, p.eta_mode_bound())
     assert bounds[0] == pytest.approx(p.eta_mode_bound() * (1 - 1e-6), rel=1e-15)
     assert np.all(np.diff(bounds) <= 0) and bounds[-1] > p.eta_critical()
     m, u = float(p.batch), np.sqrt(p.weight) * p.lam
@@ -204,20 +204,20 @@ def test_rate_bounds_are_the_growth_of_one_segment():
         x = eta * p.lam
         b = np.eye(p.n_eff) - np.diag(x * (2 - (1 + 1 / m) * x)) + (eta**2 / m) * np.outer(u, u)
         growth = n * math.log(np.linalg.eigvalsh(b)[-1])
-        assert growth == pytest.approx(_GROWTH, rel=1e-6)
+        assert growth == pytest.approx(GROWTH, rel=1e-6)
 
 
 def test_log_grid_solver_is_preconditioned_and_kkt_in_log_rates():
     """A log grid: the solve reaches a KKT point measured in log η (recomputed here from an
     independent gradient), its rates stay inside the per-segment growth bounds, and the key
     records the solver revision (uniform-grid keys are unchanged, test above)."""
-    from rfmodel.control import _rate_bounds
+    from rfmodel.control.grid import rate_bounds
     from rfmodel.segments import log_final_loss_and_grad
 
     p = Problem(a=1.5, b=2.5, sigma=0.5, n_modes=40, batch=4)
     r = optimize_schedule(p, 20000, controls=10, grid="log", method="segments")
     assert r.converged and r.config["grid_revision"] == 2
-    upper = _rate_bounds(p, r.lengths, r.config["eta_max"])
+    upper = rate_bounds(p, r.lengths, r.config["eta_max"])
     assert np.all(r.controls <= upper)
     _, g = log_final_loss_and_grad(p, r.controls, r.lengths)
     x, lo = np.log(r.controls), math.log(r.config["eta_max"]) - 30
@@ -230,12 +230,12 @@ def test_tail_roots_at_ulps_of_their_poles(x64):
     their poles, where first-order perturbation ν ≈ ε_o − z_o/(1 − Σ_{k≠o} z_k/(ε_k − ε_o)) is
     exact to rounding. The root finder must get τ = ν − ε_o to full relative accuracy (a step
     τ + h would cancel to 0 there and bisection would stop ~17 decades short)."""
-    from rfmodel import segments as S
+    from rfmodel.dynamics import segments as S
 
     p = Problem(a=1.5, b=2.5, sigma=0.5, n_modes=10**12, batch=4, n_exact=50, bins_per_decade=20)
     lam, u = S._problem_arrays(p)[:2]
     eta, m = 1e-11, 4.0
-    eps, _ = S._poles(lam, eta, m)
+    eps, _ = S.poles(lam, eta, m)
     e, z, _, _ = S._sorted_poles(lam, u, eta, m, jnp.argsort(eps))
     oidx, tau = (np.asarray(x) for x in S._roots(e, z))
     e, z = np.asarray(e), np.asarray(z)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..figures import _TABLE_COLUMNS, _md_table
 from ..runner import Interrupted, default_workers, run_tasks
 from . import load_experiment
+from ._format import measured_table
+
+__all__ = ["run_experiment", "experiment_main"]
 
 #: Experiments whose results another one reads (their tasks run first, skipped when saved).
 DEPENDS = {"baselines": ("optimal_schedules",)}
@@ -53,9 +55,25 @@ def run_experiment(name: str, doc: str | None, argv: Sequence[str] | None = None
     summary = mod.summarize(cfg, results)
     figs = mod.plot(cfg, summary, results, args.out)
     if hasattr(mod, "table_rows"):
-        print(_md_table(mod.table_rows(summary), _TABLE_COLUMNS))
+        print(measured_table(mod.table_rows(summary)))
     if summary.get("readme"):
         print(summary["readme"])
     for f in figs:
         print(f"wrote {args.out / f.file}")
     return summary
+
+
+def experiment_main(
+    name: str,
+    doc: str | None,
+    summary: str = "Run this experiment alone: compute what is missing, print the table, "
+    "draw figures.",
+) -> Callable[[list[str] | None], None]:
+    """The ``main(argv)`` of experiment ``name`` (:func:`rfmodel.experiments._cli.run_experiment`
+    with the module's docstring ``doc`` as its help)."""
+
+    def main(argv: list[str] | None = None) -> None:
+        run_experiment(name, doc, argv)
+
+    main.__doc__ = summary
+    return main

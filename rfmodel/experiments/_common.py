@@ -92,7 +92,7 @@ def result_centers(res: ScheduleResult) -> np.ndarray:
     K = np.asarray(res.controls).size
     lengths = res.lengths
     if lengths is None and res.config.get("grid") == "log":  # log grid, solved step by step
-        from ..segments import log_lengths
+        from ..dynamics.segments import log_lengths
 
         lengths = log_lengths(T, K)
     if lengths is None:

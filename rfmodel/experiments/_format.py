@@ -10,25 +10,26 @@ here:
 - figures: :func:`finish` (title, layout, atomic PNG, the :class:`rfmodel.figures.Figure`
   record), :func:`style` (axis settings with a legend), :func:`fit_line` (a fitted power law
   drawn over its range), :func:`viridis` (colours of a sequence of horizons);
-- boilerplate: :func:`experiment_main` (``main(argv)`` of an experiment module).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..figures import Figure, fmt_fit
 from ..plotting import save_figure
 from ._common import plt, sliding_text
 
 __all__ = [
     "Figure",
     "fmt_fit",
+    "TABLE_COLUMNS",
+    "measured_table",
     "plt",
     "md_table",
     "centres",
@@ -40,11 +41,48 @@ __all__ = [
     "style",
     "fit_line",
     "viridis",
-    "experiment_main",
 ]
 
 
 # ----------------------------------------------------------------------------- text
+@dataclass(frozen=True)
+class Figure:
+    """A written figure: file name (relative to OUT), what it shows, the command that made it."""
+
+    file: str
+    description: str
+    command: str = "rfmodel figures"
+
+
+def fmt_fit(fit: dict[str, Any] | None, digits: int = 3) -> str:
+    """``"0.601 [0.598, 0.604]"`` from a :class:`rfmodel.scaling.PowerLawFit` dict (or ±SE)."""
+    if not fit:
+        return "—"
+    v = fit["exponent"]
+    lo, hi = fit.get("lo", math.nan), fit.get("hi", math.nan)
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{v:.{digits}f}"
+    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+#: Columns of the measured-vs-predicted table of figures/README.md (key, title).
+TABLE_COLUMNS = [
+    ("quantity", "quantity"),
+    ("setting", "setting"),
+    ("measured", "measured (95% interval)"),
+    ("T_range", "fit range of T"),
+    ("drift", "as the T range grows (sliding windows)"),
+    ("predicted", "predicted"),
+    ("verdict", "verdict"),
+]
+
+
+def measured_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The measured-vs-predicted table (:data:`TABLE_COLUMNS`) of ``rows`` as markdown."""
+    cells = ([str(r.get(k, "")).replace("|", "\\|") for k, _ in TABLE_COLUMNS] for r in rows)
+    return "\n".join(md_table([title for _, title in TABLE_COLUMNS], cells))
+
+
 def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]] = ()) -> list[str]:
     """Lines of a markdown table: the header, its ``|---|`` rule and one line per row."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -128,19 +166,3 @@ def viridis(n: int) -> list[Any]:
 
 
 # ----------------------------------------------------------------------------- boilerplate
-def experiment_main(
-    name: str,
-    doc: str | None,
-    summary: str = "Run this experiment alone: compute what is missing, print the table, "
-    "draw figures.",
-) -> Callable[[list[str] | None], None]:
-    """The ``main(argv)`` of experiment ``name`` (:func:`rfmodel.experiments._cli.run_experiment`
-    with the module's docstring ``doc`` as its help)."""
-
-    def main(argv: list[str] | None = None) -> None:
-        from ._cli import run_experiment
-
-        run_experiment(name, doc, argv)
-
-    main.__doc__ = summary
-    return main

@@ -29,8 +29,9 @@ from ..results import config_key, load_valid, save_result
 from ..runner import Task
 from ..scaling import power_law_fit, sliding_fits
 from ..schedules import FAMILIES, as_array, tune
+from ._cli import experiment_main
 from ._common import find_chain, make_problem, plt, setting_label
-from ._format import Figure, experiment_main, finish, fit_range, fmt_fit, sliding_fit_text
+from ._format import Figure, finish, fit_range, fmt_fit, sliding_fit_text
 
 __all__ = ["config", "tasks", "tune_family", "summarize", "plot", "table_rows", "main"]
 

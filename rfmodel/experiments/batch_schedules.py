@@ -52,6 +52,7 @@ from ..dynamics import log_final_loss_and_grad
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
 from ..scaling import power_law_fit
+from ._cli import experiment_main
 from ._common import (
     NS_PER_MODE_STEP,
     REFERENCE_SETTINGS,
@@ -62,7 +63,7 @@ from ._common import (
     segment_centers,
     setting_label,
 )
-from ._format import Figure, experiment_main, finish, fmt_fit, md_table, plt, style
+from ._format import Figure, finish, fmt_fit, md_table, plt, style
 
 __all__ = [
     "config",

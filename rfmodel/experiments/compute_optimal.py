@@ -56,8 +56,9 @@ from ..scaling import (
     power_law_fit,
 )
 from ..schedules import tune
+from ._cli import experiment_main
 from ._common import NS_PER_MODE_STEP, plt
-from ._format import Figure, experiment_main, fmt_fit, md_table
+from ._format import Figure, fmt_fit, md_table
 
 __all__ = ["config", "tasks", "run_point", "summarize", "plot", "table_rows", "main"]
 

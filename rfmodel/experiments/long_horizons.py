@@ -33,12 +33,11 @@ from typing import Any
 import numpy as np
 
 from ..control import best_constant_rate
-from ..figures import Figure, fmt_fit
+from ..dynamics.segments import log_final_loss_and_grad, log_lengths, segment_losses
 from ..plotting import save_figure
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
 from ..scaling import power_law_fit
-from ..segments import log_final_loss_and_grad, log_lengths, segment_losses
 from ._common import (
     chain_seconds,
     chain_task,
@@ -50,6 +49,7 @@ from ._common import (
     setting_label,
     sliding_text,
 )
+from ._format import Figure, fmt_fit
 from .optimal_schedules import SETTINGS, schedule_stats
 
 __all__ = ["config", "tasks", "summarize", "plot", "table_rows", "run_chain", "run_constant"]
@@ -148,7 +148,7 @@ def run_ode(results_dir: str, key: dict[str, Any]) -> dict[str, Any]:
     on the same schedule with every rate scaled by 1/10 and 1/100 (the ODE is their small-η
     limit)."""
     from ..control import optimize_schedule
-    from ..ode import ode_loss_curve
+    from ..dynamics.ode import ode_loss_curve
 
     t0 = time.perf_counter()
     ch, T = key["chain"], int(key["T"])

@@ -22,8 +22,9 @@ from .. import Problem
 from ..control import ScheduleResult, load_schedule, optimize_schedule
 from ..results import config_key
 from ..runner import Task
+from ._cli import experiment_main
 from ._common import plt, solve_seconds
-from ._format import Figure, experiment_main, finish
+from ._format import Figure, finish
 
 __all__ = ["config", "tasks", "solve_variant", "summarize", "plot", "table_rows"]
 

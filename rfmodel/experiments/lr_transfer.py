@@ -29,8 +29,9 @@ import numpy as np
 
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
+from ._cli import experiment_main
 from ._common import chain_task, find_chain, make_problem, plt, run_chain
-from ._format import Figure, experiment_main, finish, fmt_fit
+from ._format import Figure, finish, fmt_fit
 
 __all__ = ["config", "tasks", "sweep", "run_chain", "summarize", "plot", "table_rows"]
 

@@ -21,9 +21,10 @@ import numpy as np
 
 from ..runner import Task
 from ..scaling import power_law_fit
+from ._cli import experiment_main
 from ._common import chain_seconds, chain_task, find_chain, make_problem, plt, run_chain
-from ._format import Figure, experiment_main, finish, fmt_fit, md_table, style
-from .optimal_schedules import _QUICK_RES, SETTINGS
+from ._format import Figure, finish, fmt_fit, md_table, style
+from .optimal_schedules import QUICK_RESOLUTION, SETTINGS
 
 __all__ = ["config", "tasks", "run_chain", "summarize", "plot", "table_rows", "main"]
 
@@ -54,7 +55,7 @@ def _variants(phase: str, quick: bool) -> dict[str, dict[str, Any]]:
 def config(quick: bool) -> dict[str, Any]:
     """Settings, horizons, the control rule and the variants (full or quick)."""
     if quick:
-        settings = {ph: {**SETTINGS[ph], **_QUICK_RES, "n_modes": 10**5} for ph in SETTINGS}
+        settings = {ph: {**SETTINGS[ph], **QUICK_RESOLUTION, "n_modes": 10**5} for ph in SETTINGS}
         Ts, rule, fit_min = [50, 100, 200], {"per_step_max": 0, "K": 16, "steps_per_control": 4}, 50
     else:
         settings = SETTINGS

@@ -29,8 +29,9 @@ import numpy as np
 
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
+from ._cli import experiment_main
 from ._common import plt
-from ._format import Figure, experiment_main, finish, md_table
+from ._format import Figure, finish, md_table
 
 __all__ = ["config", "tasks", "run_net", "summarize", "plot", "table_rows"]
 

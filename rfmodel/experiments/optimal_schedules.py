@@ -35,6 +35,7 @@ import numpy as np
 
 from ..runner import Task
 from ..scaling import local_exponents, power_law_fit, sliding_fits
+from ._cli import experiment_main
 from ._common import (
     REFERENCE_SETTINGS,
     chain_seconds,
@@ -50,7 +51,6 @@ from ._common import (
 )
 from ._format import (
     Figure,
-    experiment_main,
     finish,
     fit_line,
     fit_range,
@@ -78,15 +78,15 @@ __all__ = [
 
 GROUP = "optimal"
 SETTINGS = REFERENCE_SETTINGS
-_QUICK_RES = {"n_exact": 100, "bins_per_decade": 30}
+QUICK_RESOLUTION = {"n_exact": 100, "bins_per_decade": 30}
 
 
 def config(quick: bool) -> dict[str, Any]:
     """Settings, horizons, control rules and analysis windows (full or quick)."""
     if quick:
         settings = {
-            "easy": {**SETTINGS["easy"], **_QUICK_RES, "n_modes": 10**5},
-            "hard": {**SETTINGS["hard"], **_QUICK_RES, "n_modes": 10**6},
+            "easy": {**SETTINGS["easy"], **QUICK_RESOLUTION, "n_modes": 10**5},
+            "hard": {**SETTINGS["hard"], **QUICK_RESOLUTION, "n_modes": 10**6},
         }
         Ts = [100, 200, 400, 800]
         kcheck_Ts, perstep_Ts = [400, 800], [100, 200]

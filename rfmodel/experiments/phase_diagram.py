@@ -35,8 +35,9 @@ from ..scaling import (
     power_law_fit,
     theory_xi,
 )
+from ._cli import experiment_main
 from ._common import controls_for, make_problem, plt, segment_centers, solve_seconds
-from ._format import Figure, experiment_main, finish, md_table
+from ._format import Figure, finish, md_table
 
 __all__ = ["config", "tasks", "run_point", "summarize", "plot", "table_rows", "main"]
 

@@ -1,4 +1,4 @@
-"""Exact expected-loss dynamics of SGD on a power-law problem (docs/theory.md §2).
+"""The step recursion of SGD: exact expected-loss dynamics, one step at a time (docs/theory.md §2).
 
 For Gaussian data the per-mode second moments close exactly::
 
@@ -7,8 +7,8 @@ For Gaussian data the per-mode second moments close exactly::
 
 (w_k is the multiplicity of a binned mode, 1 otherwise). :func:`loss_curve` returns
 L(0), …, L(T) for a schedule η_0..η_{T−1} (η_t is the rate used by update t, the optax convention).
-With ``betas=`` it follows heavy-ball momentum instead, three moments per mode
-(docs/theory.md §4; implemented in :mod:`rfmodel._momentum`).
+Heavy-ball momentum is :mod:`rfmodel.dynamics.momentum`; :func:`rfmodel.dynamics.loss_curve`
+chooses between them.
 
 Two implementations share the step above:
 
@@ -22,6 +22,7 @@ Two implementations share the step above:
 Divergence is explicit: once L(t) overflows, it and every later entry is ``inf`` (never NaN).
 Use :func:`diverged` to test a curve.
 
+>>> import jax.numpy as jnp
 >>> from rfmodel import Problem
 >>> p = Problem(a=2.0, b=1.5, sigma=0.0, n_modes=3, batch=1e12)
 >>> curve = loss_curve(p, jnp.full(5, 0.5))
@@ -41,89 +42,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._x64 import float64, host
-from .problem import Problem
+from .._x64 import float64, host
+from ..problem import Problem
+from ._common import (
+    Array,
+    compile_cpu,
+    guard,
+    pad_to,
+    padded_arrays,
+    prepare,
+    problem_arrays,
+    rsum,
+)
 
 __all__ = [
     "loss_curve",
     "loss_curve_reference",
+    "scan_curve",
     "final_loss",
     "final_losses",
     "log_final_loss_and_grad",
-    "diverged",
-    "check_schedule",
-    "problem_arrays",
-    "segment_losses",
 ]
-
-Array = jax.Array
-
-
-def _device_cache(problem: Problem, key: str, make) -> tuple[Array, ...]:
-    """float64 device copies of ``make()``'s arrays, made once and kept on the problem."""
-    cached = problem.__dict__.get(key)
-    if cached is None:
-        with jax.ensure_compile_time_eval():  # concrete even when first called under jit
-            cached = tuple(jax.device_put(np.asarray(x, np.float64)) for x in make())
-        object.__setattr__(problem, key, cached)  # Problem is frozen, its arrays too
-    return cached
-
-
-@float64
-def problem_arrays(problem: Problem) -> tuple[Array, Array, Array, Array]:
-    """(λ, C(0), w·λ, σ²) of a problem as float64 device arrays (made once per problem)."""
-    return _device_cache(
-        problem,
-        "_device_arrays",
-        lambda: (problem.lam, problem.c0, problem.weight * problem.lam, problem.label_noise**2),
-    )
-
-
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
-def check_schedule(etas, batches=None, *, name: str = "etas") -> None:
-    """Raise ``ValueError`` for a schedule that is not 1-D, finite, η ≥ 0 (batches ≥ 1).
-
-    Skipped for traced values (inside ``jit``/``grad``), where values are unknown.
-    """
-    if _is_concrete(etas):
-        e = np.asarray(etas)
-        if e.ndim != 1 or e.size == 0:
-            raise ValueError(
-                f"{name} must be a non-empty 1-D array of per-step learning "
-                f"rates; got shape {e.shape}"
-            )
-        if not np.all(np.isfinite(e)):
-            raise ValueError(
-                f"{name} must be finite; got NaN/Inf at step "
-                f"{int(np.flatnonzero(~np.isfinite(e))[0])}"
-            )
-        if np.any(e < 0):
-            raise ValueError(f"{name} must be >= 0; got {name}[{int(np.argmin(e))}]={e.min()}")
-    if batches is not None and _is_concrete(batches):
-        m = np.asarray(batches)
-        if m.shape != np.shape(etas):
-            raise ValueError(
-                f"batches must have the shape of {name} {np.shape(etas)}; got {m.shape}"
-            )
-        if not np.all(np.isfinite(m)) or np.any(m < 1):
-            raise ValueError(f"batches must be finite and >= 1; got min {np.nanmin(m)}")
-
-
-def _as_f64(x):
-    # numpy for concrete values: jnp.asarray/jnp.full would each compile a tiny kernel (~50 ms
-    # of a cold solve).
-    return np.asarray(x, np.float64) if _is_concrete(x) else jnp.asarray(x, jnp.float64)
-
-
-def _prepare(problem: Problem, etas, batches):
-    check_schedule(etas, batches)
-    etas = _as_f64(etas)
-    if batches is None:
-        return etas, np.full(etas.shape, problem.batch, np.float64)
-    return etas, _as_f64(batches)
 
 
 def _coeffs(lam: Array, eta: Array, m: Array) -> tuple[Array, Array]:
@@ -132,22 +71,20 @@ def _coeffs(lam: Array, eta: Array, m: Array) -> tuple[Array, Array]:
     return d, eta * eta / m
 
 
-def _guard(loss: Array) -> Array:
-    # Overflow → inf (never NaN) and stays inf: 0·inf at η = 0 would otherwise give NaN.
-    return jnp.where(jnp.isfinite(loss), loss, jnp.inf)
-
-
 def _step(lam, wlam, s2, carry, inp):
     c, loss = carry
     eta, m = inp
     d, g = _coeffs(lam, eta, m)
     c = d * c + (g * (loss + s2)) * lam
-    loss = _guard(wlam @ c)
+    loss = guard(wlam @ c)
     return (c, loss), loss
 
 
-def _scan_curve(lam, c0, wlam, s2, etas, batches, unroll):
-    loss0 = _guard(wlam @ c0)
+def scan_curve(lam, c0, wlam, s2, etas, batches, unroll=1):
+    """L(0..T) from raw arrays (λ, C(0), w·λ, σ², η, m) by a plain ``lax.scan``: differentiable
+    by autodiff in every argument, the spectrum included (the fit of :mod:`rfmodel.practice`
+    differentiates it in the exponents)."""
+    loss0 = guard(wlam @ c0)
     (_, _), losses = jax.lax.scan(
         partial(_step, lam, wlam, s2), (c0, loss0), (etas, batches), unroll=unroll
     )
@@ -156,18 +93,13 @@ def _scan_curve(lam, c0, wlam, s2, etas, batches, unroll):
 
 @partial(jax.jit, static_argnames=("unroll",))
 def _reference(lam, c0, wlam, s2, etas, batches, unroll=1):
-    return _scan_curve(lam, c0, wlam, s2, etas, batches, unroll)
+    return scan_curve(lam, c0, wlam, s2, etas, batches, unroll)
 
 
 @float64
-def loss_curve_reference(problem: Problem, etas, batches=None, betas=None) -> Array | np.ndarray:
-    """L(0..T) by a plain ``lax.scan`` (autodiff keeps every state): the test oracle. With
-    ``betas``, heavy-ball momentum (docs/theory.md §4)."""
-    if betas is not None:
-        from ._momentum import momentum_curve_reference
-
-        return momentum_curve_reference(problem, etas, batches, betas)
-    etas, batches = _prepare(problem, etas, batches)
+def loss_curve_reference(problem: Problem, etas, batches=None) -> Array | np.ndarray:
+    """L(0..T) by a plain ``lax.scan`` (autodiff keeps every state): the test oracle."""
+    etas, batches = prepare(problem, etas, batches)
     return host(_reference(*problem_arrays(problem), etas, batches))
 
 
@@ -175,7 +107,7 @@ def loss_curve_reference(problem: Problem, etas, batches=None, betas=None) -> Ar
 # Performance notes (XLA:CPU, float64). Per step the recursion is one length-N elementwise update
 # plus one length-N reduction, so the cost is set by how XLA compiles these two small kernels:
 # - A plain ``jnp.sum``/``@`` over N becomes a tree of sequential 32-wide reduce-windows that run
-#   latency-bound. Summing by pairwise halving (``_rsum``) compiles to a few vectorised fused
+#   latency-bound. Summing by pairwise halving (``rsum``) compiles to a few vectorised fused
 #   kernels and is ~2x faster; modes are zero-padded (λ = C = w = 0: inert) to a size that halves
 #   cleanly.
 # - The per-step scalars (2η, (1+1/m)η², η²/m) are precomputed for the whole schedule.
@@ -186,7 +118,6 @@ def loss_curve_reference(problem: Problem, etas, batches=None, betas=None) -> Ar
 #   measured slower end to end even at N = 500, T = 1000: the (T, N) arrays fall out of cache
 #   (3.5 vs 2 ms per loss-plus-gradient evaluation; 0.88 vs 0.72 s for a cold P2 solve).
 # - Larger scan unrolls make XLA fuse chains of steps and recompute them: keep unroll small.
-_RED_WIDTH = 16
 _UNROLL = 8  # granularity of the checkpoint spacing
 _U_FWD = 1
 _U_RE = 2  # measured: 2 beats 1 and 4 for the elementwise block re-run
@@ -196,36 +127,6 @@ _U_BACK = 1
 def _block_size(t: int) -> int:
     """Checkpoint spacing B ≈ √T (memory (T/B + B)·N), at least one unrolled chunk."""
     return max(_UNROLL, int(np.ceil(np.sqrt(t) / _UNROLL)) * _UNROLL)
-
-
-def _padded_modes(n: int) -> int:
-    """Mode count ≥ n that halves down to _RED_WIDTH·(small odd number); ≤ 1/8 padding."""
-    k = max(0, int(np.floor(np.log2(max(n, 1) / _RED_WIDTH))) - 3)
-    unit = _RED_WIDTH << k
-    return -(-n // unit) * unit
-
-
-def _rsum(x: Array) -> Array:
-    """Σ over the last axis by pairwise halving (vectorised fused kernels on XLA:CPU)."""
-    n = x.shape[-1]
-    while n > _RED_WIDTH and n % 2 == 0:
-        n //= 2
-        x = x[..., :n] + x[..., n:]
-    return jnp.sum(x, axis=-1)
-
-
-def _padded(problem: Problem) -> tuple[Array, Array, Array, Array, Array]:
-    """(λ, λ², C(0), w·λ, σ²) zero-padded to :func:`_padded_modes` (made once per problem)."""
-
-    def make():
-        n = _padded_modes(problem.lam.shape[0])
-        lam, c0, wlam = (
-            np.pad(np.asarray(x, np.float64), (0, n - x.shape[0]))
-            for x in (problem.lam, problem.c0, problem.weight * problem.lam)
-        )
-        return lam, lam * lam, c0, wlam, problem.label_noise**2
-
-    return _device_cache(problem, "_padded_arrays", make)
 
 
 def _step_coeffs(etas: Array, batches: Array) -> Array:
@@ -238,13 +139,13 @@ def _step_coeffs(etas: Array, batches: Array) -> Array:
 def _fstep(lam, lam2, wlam, s2, carry, coef):
     c, loss = carry
     c = (1.0 - coef[0] * lam + coef[1] * lam2) * c + (coef[2] * (loss + s2)) * lam
-    loss = _guard(_rsum(wlam * c))
+    loss = guard(rsum(wlam * c))
     return (c, loss), loss
 
 
 def _primal(lam, lam2, c0, wlam, s2, coef):
     """L(0..T), keeping nothing for the adjoint."""
-    loss0 = _guard(_rsum(wlam * c0))
+    loss0 = guard(rsum(wlam * c0))
     _, losses = jax.lax.scan(partial(_fstep, lam, lam2, wlam, s2), (c0, loss0), coef, unroll=_U_FWD)
     return jnp.concatenate([loss0[None], losses])
 
@@ -256,7 +157,7 @@ def _forward(lam, lam2, c0, wlam, s2, coef, block):
     nb = -(-t // block)
     coef = jnp.concatenate([coef, jnp.zeros((nb * block - t, 3))])
     step = partial(_fstep, lam, lam2, wlam, s2)
-    loss0 = _guard(_rsum(wlam * c0))
+    loss0 = guard(rsum(wlam * c0))
 
     def block_fn(carry, cf):
         carry_out, losses = jax.lax.scan(step, carry, cf, unroll=_U_FWD)
@@ -274,8 +175,8 @@ def _backward(lam, lam2, wlam, s2, coef, curve, checkpoints, ubar, block):
     nb = checkpoints.shape[0]
     tp = nb * block
     coef = jnp.concatenate([coef, jnp.zeros((tp - t, 3))])
-    gam = _pad_to(coef[:t, 2] * (curve[:-1] + s2), tp)  # η²/m·(L(t) + σ²): forcing of step t
-    u = _pad_to(ubar, tp + 1)  # cotangents of L(0..T), zero on padded outputs
+    gam = pad_to(coef[:t, 2] * (curve[:-1] + s2), tp)  # η²/m·(L(t) + σ²): forcing of step t
+    u = pad_to(ubar, tp + 1)  # cotangents of L(0..T), zero on padded outputs
     p_end = u[tp] * wlam
 
     def block_back(p, inp):
@@ -291,14 +192,14 @@ def _backward(lam, lam2, wlam, s2, coef, curve, checkpoints, ubar, block):
 
         def back_step(p, x):
             a, b, g, un = x
-            q = _rsum(lam * p)
+            q = rsum(lam * p)
             return (1.0 - a * lam + b * lam2) * p + (g * q + un) * wlam, (q, p)
 
         p, (q, ps) = jax.lax.scan(
             back_step, p, (cf[:, 0], cf[:, 1], cf[:, 2], ub), reverse=True, unroll=_U_BACK
         )
         x = cs * ps * lam
-        return p, jnp.stack([q, _rsum(x), _rsum(x * lam)], axis=1)
+        return p, jnp.stack([q, rsum(x), rsum(x * lam)], axis=1)
 
     p0, s = jax.lax.scan(
         block_back,
@@ -312,11 +213,6 @@ def _backward(lam, lam2, wlam, s2, coef, curve, checkpoints, ubar, block):
         reverse=True,
     )
     return p0, s.reshape(tp, 3)[:t]
-
-
-def _pad_to(x: Array, n: int) -> Array:
-    pad = n - x.shape[0]
-    return jnp.concatenate([x, jnp.zeros((pad,), x.dtype)]) if pad else x
 
 
 def _schedule_grads(etas, batches, curve, s2, s):
@@ -365,41 +261,14 @@ def _fast_jit(lam, lam2, c0, wlam, s2, etas, batches, block):
 
 
 @float64
-def loss_curve(problem: Problem, etas, batches=None, betas=None) -> Array | np.ndarray:
-    """Exact expected excess loss L(t) = Σ_k λ_k C_k(t), t = 0..T (docs/theory.md §2).
-
-    Args:
-        problem: the :class:`~rfmodel.Problem`.
-        etas: per-step learning rates, shape ``(T,)``; ``etas[t]`` is used by update t.
-        batches: optional per-step batch sizes, shape ``(T,)`` (real-valued, ≥ 1); default
-            ``problem.batch`` at every step.
-        betas: optional per-step heavy-ball momenta in [0, 1), shape ``(T,)``, optax's
-            convention ``v' = β_t v + g``, ``w' = w − η_t v'`` (docs/theory.md §4); default none
-            (plain SGD).
-
-    Returns:
-        float64 array of shape ``(T+1,)``; ``inf`` from the first step whose loss overflowed.
-        A NumPy array for concrete inputs (whatever JAX's global x64 setting), a JAX array
-        inside ``jit``/``grad``/``vmap``.
-
-    Differentiable (``jax.grad``, ``jax.vjp``) with respect to ``etas``, ``batches`` and
-    ``betas`` through a hand-written adjoint (see the module docstring). Gradients with respect
-    to the problem's spectrum are not provided (they are constants of a :class:`Problem`).
-    """
-    if betas is not None:
-        from ._momentum import momentum_curve
-
-        return momentum_curve(problem, etas, batches, betas)
-    etas, batches = _prepare(problem, etas, batches)
-    return host(_fast_jit(*_padded(problem), etas, batches, _block_size(etas.shape[0])))
+def loss_curve(problem: Problem, etas, batches=None) -> Array | np.ndarray:
+    """L(0..T) of SGD with the checkpointed adjoint (see :func:`rfmodel.dynamics.loss_curve`,
+    which also takes momenta)."""
+    etas, batches = prepare(problem, etas, batches)
+    return host(_fast_jit(*padded_arrays(problem), etas, batches, _block_size(etas.shape[0])))
 
 
 # --------------------------------------------------------------------------- solver objective
-# The optimizers' objective is compiled ahead of time with XLA:CPU's classic fusion emitters.
-# Compilation is most of a cold solve of a small problem, and these loop programs compile about
-# twice as fast that way (measured 0.3 vs 0.6 s at N = 500, T = 1000) and run as fast (N = 2000,
-# T = 10^4: 61 vs 65 ms per evaluation). Should a jaxlib drop the option, the default is used.
-_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 
 
 @partial(jax.jit, static_argnames=("block", "batch_grad"))
@@ -424,21 +293,11 @@ def _objective_executable(t: int, n: int, block: int, batch_grad: bool = False):
     """:func:`_log_final_vg` compiled for horizon t and n padded modes."""
     f64 = partial(jax.ShapeDtypeStruct, dtype=jnp.float64)
     vec, sched = f64((n,)), f64((t,))
-    return _compile(
+    return compile_cpu(
         _log_final_vg.lower(
             vec, vec, vec, vec, f64(()), sched, sched, block=block, batch_grad=batch_grad
         )
     )
-
-
-def _compile(lowered):
-    """Compile with XLA:CPU's classic emitters where available (see above), else the default."""
-    if jax.default_backend() == "cpu":
-        try:
-            return lowered.compile(_COMPILER_OPTIONS)
-        except jax.errors.JaxRuntimeError:
-            pass
-    return lowered.compile()
 
 
 @float64
@@ -459,8 +318,8 @@ def log_final_loss_and_grad(
     (docs/theory.md §2): ``v, (g_eta, g_m) = log_final_loss_and_grad(p, etas, batches,
     batch_grad=True)``.
     """
-    etas, batches = _prepare(problem, etas, batches)
-    arrays = _padded(problem)
+    etas, batches = prepare(problem, etas, batches)
+    arrays = padded_arrays(problem)
     t, n = etas.shape[0], arrays[0].shape[0]
     run = _objective_executable(t, n, _block_size(t), bool(batch_grad))
     v, g, curve = run(*arrays, etas, batches)
@@ -513,7 +372,7 @@ def final_losses(problem: Problem, etas) -> np.ndarray:
     if np.any(etas < 0):
         r, t = np.unravel_index(int(np.argmin(etas)), etas.shape)
         raise ValueError(f"etas must be >= 0; got {etas[r, t]} at row {r}, step {t}")
-    arrays = _padded(problem)
+    arrays = padded_arrays(problem)
     m = np.full(etas.shape[1], problem.batch, np.float64)
     chunk = _chunk_rows(etas.shape[1])
     out = []
@@ -529,12 +388,3 @@ def final_losses(problem: Problem, etas) -> np.ndarray:
 def final_loss(problem: Problem, etas, batches=None) -> Array:
     """L(T), the loss after the last update."""
     return loss_curve(problem, etas, batches)[-1]
-
-
-def diverged(curve) -> bool:
-    """True if the loss overflowed anywhere on the curve (the recursion grew without bound)."""
-    return not bool(np.all(np.isfinite(np.asarray(curve, np.float64))))
-
-
-# Horizon-free evaluation of piecewise-constant schedules (docs/theory.md §5).
-from .segments import segment_losses  # noqa: E402

@@ -16,7 +16,7 @@ For Gaussian data the per-mode second moments C = E[e²], R = E[e v], V = E[v²]
 This module holds the momentum path of :func:`rfmodel.dynamics.loss_curve` (``betas=...``): a
 reference ``lax.scan`` (the test oracle, differentiated by ``jax.grad``) and the fast forward pass
 with a hand-written adjoint (a three-component costate per mode, recomputation from checkpoints,
-as the SGD adjoint of :mod:`rfmodel.dynamics`); the solver objective
+as the SGD adjoint of :mod:`rfmodel.dynamics.steps`); the solver objective
 :func:`log_final_loss_and_grads`; and the constant-(η, β) stability of the recursion.
 """
 
@@ -31,31 +31,30 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import optimize
 
-from ._x64 import float64, host
-from .dynamics import (
-    _as_f64,
-    _compile,
-    _guard,
-    _is_concrete,
-    _pad_to,
-    _padded,
-    _prepare,
-    _rsum,
+from .._x64 import float64, host
+from ..problem import Problem
+from ._common import (
+    Array,
+    as_f64,
+    compile_cpu,
+    guard,
+    is_concrete,
+    pad_to,
+    padded_arrays,
+    prepare,
     problem_arrays,
+    rsum,
 )
-from .problem import Problem
 
 __all__ = [
     "check_betas",
-    "momentum_curve",
-    "momentum_curve_reference",
+    "loss_curve",
+    "loss_curve_reference",
     "log_final_loss_and_grads",
     "stability_sum",
     "eta_critical",
     "stationary_loss",
 ]
-
-Array = jax.Array
 
 
 def check_betas(betas, etas) -> None:
@@ -63,7 +62,7 @@ def check_betas(betas, etas) -> None:
 
     Skipped for traced values (inside ``jit``/``grad``), where values are unknown.
     """
-    if not _is_concrete(betas):
+    if not is_concrete(betas):
         return
     b = np.asarray(betas)
     if b.shape != np.shape(etas):
@@ -78,9 +77,9 @@ def check_betas(betas, etas) -> None:
 
 def _prepare_momentum(problem: Problem, etas, batches, betas):
     etas_in = etas
-    etas, batches = _prepare(problem, etas, batches)
+    etas, batches = prepare(problem, etas, batches)
     check_betas(betas, etas_in)
-    return etas, batches, _as_f64(betas)
+    return etas, batches, as_f64(betas)
 
 
 # --------------------------------------------------------------------------- reference oracle
@@ -91,13 +90,13 @@ def _ref_step(lam, wlam, s2, carry, inp):
     a = beta * r + lam * c
     r = a - eta * v
     c = c - 2 * eta * a + eta**2 * v
-    loss = _guard(wlam @ c)
+    loss = guard(wlam @ c)
     return ((c, r, v), loss), loss
 
 
 @jax.jit
 def _reference(lam, c0, wlam, s2, etas, batches, betas):
-    loss0 = _guard(wlam @ c0)
+    loss0 = guard(wlam @ c0)
     zero = jnp.zeros_like(c0)
     _, losses = jax.lax.scan(
         partial(_ref_step, lam, wlam, s2), ((c0, zero, zero), loss0), (etas, batches, betas)
@@ -106,14 +105,14 @@ def _reference(lam, c0, wlam, s2, etas, batches, betas):
 
 
 @float64
-def momentum_curve_reference(problem: Problem, etas, batches, betas) -> Array | np.ndarray:
+def loss_curve_reference(problem: Problem, etas, batches, betas) -> Array | np.ndarray:
     """L(0..T) with momentum by a plain ``lax.scan`` (autodiff keeps every state): the oracle."""
     etas, batches, betas = _prepare_momentum(problem, etas, batches, betas)
     return host(_reference(*problem_arrays(problem), etas, batches, betas))
 
 
 # --------------------------------------------------------------------------- fast adjoint
-# Performance notes (XLA:CPU, float64, N = 1000, T = 10^4; see also rfmodel/dynamics.py):
+# Performance notes (XLA:CPU, float64, N = 1000, T = 10^4; see also rfmodel/dynamics/steps.py):
 # - The state of all modes is one (3, N) array X = (C, R, V) and a forward step is one fused
 #   elementwise kernel, X' = A_t(λ) X + F_t (L + σ²) λ, with A written column by column in the
 #   fewest operations (column C quadratic in λ, R linear, V constant). Three separate state
@@ -131,7 +130,7 @@ _E_C = np.array([[1.0], [0.0], [0.0]])  # the C row: C(0), ū and the loss coupl
 
 def _arrays(problem: Problem) -> tuple[Array, Array, Array, Array]:
     """(λ, C(0), wλ, σ²), zero-padded like the SGD adjoint's (made once per problem)."""
-    lam, _, c0, wlam, s2 = _padded(problem)
+    lam, _, c0, wlam, s2 = padded_arrays(problem)
     return lam, c0, wlam, s2
 
 
@@ -161,7 +160,7 @@ def _scalars(etas: Array, batches: Array, betas: Array) -> Array:
 def _fstep(lam, wlam, s2, carry, cf):
     x, loss = carry
     x = _apply(lam, cf, x, (loss + s2) * lam)
-    loss = _guard(_rsum(wlam * x[0]))
+    loss = guard(rsum(wlam * x[0]))
     return (x, loss), loss
 
 
@@ -193,7 +192,7 @@ def _initial(c0: Array) -> Array:
 
 def _primal(lam, c0, wlam, s2, coef):
     """L(0..T), keeping nothing for the adjoint."""
-    loss0 = _guard(_rsum(wlam * c0))
+    loss0 = guard(rsum(wlam * c0))
     _, losses = jax.lax.scan(partial(_fstep, lam, wlam, s2), (_initial(c0), loss0), coef)
     return jnp.concatenate([loss0[None], losses])
 
@@ -210,7 +209,7 @@ def _forward(lam, c0, wlam, s2, coef, block):
     t = coef.shape[0]
     nb = -(-t // block)
     step = partial(_fstep, lam, wlam, s2)
-    loss0 = _guard(_rsum(wlam * c0))
+    loss0 = guard(rsum(wlam * c0))
 
     def block_fn(carry, cf):
         carry_out, losses = jax.lax.scan(step, carry, cf)
@@ -241,9 +240,9 @@ def _grad_sums(lam, xs, ps, sc, noise):
     pc, u, pa = ps[:, 0], ps[:, 1], ps[:, 2]
     lc = lam * c
     v_new = beta * (beta * v + 2.0 * lam * r) + lam * (kap * lc + im * noise)
-    g_eta = _rsum(-2.0 * (beta * r + lc) * pc - v_new * pa)
-    g_beta = _rsum(u * (2.0 * (beta * v + lam * r)) + pa * r)
-    g_m = -_rsum(lam * u * (lc + noise)) * (im[:, 0] * im[:, 0])
+    g_eta = rsum(-2.0 * (beta * r + lc) * pc - v_new * pa)
+    g_beta = rsum(u * (2.0 * (beta * v + lam * r)) + pa * r)
+    g_m = -rsum(lam * u * (lc + noise)) * (im[:, 0] * im[:, 0])
     return jnp.stack([g_eta, g_beta, g_m], axis=1)
 
 
@@ -257,8 +256,8 @@ def _backward(lam, wlam, s2, coef, scal, curve, checkpoints, ubar, block):
     t = coef.shape[0]
     nb = checkpoints.shape[0]
     tp = nb * block
-    noise = _pad_to(curve[:-1] + s2, tp)  # L(t) + σ²
-    u_bar = _pad_to(ubar, tp + 1)
+    noise = pad_to(curve[:-1] + s2, tp)  # L(t) + σ²
+    u_bar = pad_to(ubar, tp + 1)
     p_end = _E_C * (u_bar[tp] * wlam)
 
     def block_back(p, inp):
@@ -274,7 +273,7 @@ def _backward(lam, wlam, s2, coef, scal, curve, checkpoints, ubar, block):
             sc, un = inp
             eta, beta, kap, im = sc[0], sc[1], sc[2], sc[3]
             u, pa = _costates(p, eta)
-            q = _rsum(lam * u) * im
+            q = rsum(lam * u) * im
             p_c = p[0] + (q + un) * wlam + lam * (pa + kap * lam * u)
             p_new = jnp.stack([p_c, beta * (pa + 2.0 * lam * u), (beta * beta) * u])
             return p_new, jnp.stack([p[0], u, pa])
@@ -326,7 +325,7 @@ def _fast_jit(lam, c0, wlam, s2, etas, batches, betas, block):
 
 
 @float64
-def momentum_curve(problem: Problem, etas, batches, betas) -> Array | np.ndarray:
+def loss_curve(problem: Problem, etas, batches, betas) -> Array | np.ndarray:
     """L(0..T) with momentum: the ``betas=`` path of :func:`rfmodel.dynamics.loss_curve`."""
     etas, batches, betas = _prepare_momentum(problem, etas, batches, betas)
     arrays = _arrays(problem)
@@ -351,7 +350,7 @@ def _objective_executable(t: int, n: int, block: int):
     f64 = partial(jax.ShapeDtypeStruct, dtype=jnp.float64)
     vec, sched = f64((n,)), f64((t,))
     lowered = _log_final_vg.lower(vec, vec, vec, f64(()), sched, sched, sched, block=block)
-    return _compile(lowered)
+    return compile_cpu(lowered)
 
 
 @float64

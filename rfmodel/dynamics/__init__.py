@@ -1,0 +1,92 @@
+"""Exact expected-loss dynamics (docs/theory.md §2, §4, §5): one interface, several evaluators.
+
+For Gaussian data the per-mode second moments of SGD close exactly::
+
+    C_k(t+1) = d_k(t) C_k(t) + (η_t²/m_t) λ_k [L(t) + σ²],
+    d_k(t)   = 1 − 2 η_t λ_k + ((m_t+1)/m_t) η_t² λ_k²,        L(t) = Σ_k w_k λ_k C_k(t)
+
+(w_k is the multiplicity of a binned mode, 1 otherwise). Every evaluator returns L(0), …, L(T)
+for a schedule η_0..η_{T−1} (η_t is the rate used by update t, the optax convention) and the
+gradient of log L(T) with respect to each per-step control through a hand-written adjoint:
+
+- :mod:`~rfmodel.dynamics.steps`: SGD one step at a time (``lax.scan``, checkpointed adjoint),
+  O(T·N) per evaluation; also the plain-``scan`` reference that is the test oracle;
+- :mod:`~rfmodel.dynamics.momentum`: heavy-ball SGD, three moments per mode, same structure;
+- :mod:`~rfmodel.dynamics.segments`: piecewise-constant schedules by exact segment propagation,
+  O(K·N²) whatever T;
+- :mod:`~rfmodel.dynamics.ode`: the continuous-time limit (diffrax), a check of the others.
+
+:func:`loss_curve` picks the evaluator from the controls it is given. Divergence is explicit:
+once L(t) overflows, it and every later entry is ``inf`` (never NaN); :func:`diverged` tests a
+curve.
+
+>>> import numpy as np
+>>> from rfmodel import Problem
+>>> p = Problem(a=2.0, b=1.5, sigma=0.0, n_modes=3, batch=1e12)
+>>> curve = loss_curve(p, np.full(5, 0.5))
+>>> curve.shape, bool(np.all(np.diff(curve) < 0))
+((6,), True)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._x64 import float64
+from ..problem import Problem
+from . import momentum, segments, steps
+from ._common import Array, check_schedule, diverged, problem_arrays
+from .segments import segment_losses
+from .steps import final_loss, final_losses, log_final_loss_and_grad
+
+__all__ = [
+    "loss_curve",
+    "loss_curve_reference",
+    "final_loss",
+    "final_losses",
+    "log_final_loss_and_grad",
+    "diverged",
+    "check_schedule",
+    "problem_arrays",
+    "segment_losses",
+    "steps",
+    "momentum",
+    "segments",
+]
+
+
+@float64
+def loss_curve(problem: Problem, etas, batches=None, betas=None) -> Array | np.ndarray:
+    """Exact expected excess loss L(t) = Σ_k λ_k C_k(t), t = 0..T (docs/theory.md §2).
+
+    Args:
+        problem: the :class:`~rfmodel.Problem`.
+        etas: per-step learning rates, shape ``(T,)``; ``etas[t]`` is used by update t.
+        batches: optional per-step batch sizes, shape ``(T,)`` (real-valued, ≥ 1); default
+            ``problem.batch`` at every step.
+        betas: optional per-step heavy-ball momenta in [0, 1), shape ``(T,)``, optax's
+            convention ``v' = β_t v + g``, ``w' = w − η_t v'`` (docs/theory.md §4); default none
+            (plain SGD).
+
+    Returns:
+        float64 array of shape ``(T+1,)``; ``inf`` from the first step whose loss overflowed.
+        A NumPy array for concrete inputs (whatever JAX's global x64 setting), a JAX array
+        inside ``jit``/``grad``/``vmap``.
+
+    Differentiable (``jax.grad``, ``jax.vjp``) with respect to ``etas``, ``batches`` and
+    ``betas`` through a hand-written adjoint (:mod:`rfmodel.dynamics.steps`). Gradients with
+    respect to the problem's spectrum are not provided (they are constants of a
+    :class:`Problem`).
+    """
+    if betas is not None:
+        return momentum.loss_curve(problem, etas, batches, betas)
+    return steps.loss_curve(problem, etas, batches)
+
+
+@float64
+def loss_curve_reference(problem: Problem, etas, batches=None, betas=None) -> Array | np.ndarray:
+    """L(0..T) by a plain ``lax.scan`` (autodiff keeps every state): the test oracle of
+    :func:`loss_curve`. With ``betas``, heavy-ball momentum (docs/theory.md §4)."""
+    if betas is not None:
+        return momentum.loss_curve_reference(problem, etas, batches, betas)
+    return steps.loss_curve_reference(problem, etas, batches)
