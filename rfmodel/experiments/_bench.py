@@ -85,6 +85,7 @@ __all__ = [
     "tune_grid",
     "tune_wsd",
     "Trainer",
+    "fingerprint",
     "pilots",
     "run_practitioner",
     "run_oracle",
@@ -276,13 +277,15 @@ def current_advice(
     runs, T: int, *, fit: dict[str, Any] | None = None, advise: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Today's advice: ``rfmodel.fit.fit_curves(runs, **fit)`` then
-    ``rfmodel.fit.advise(fit, T, **advise)`` (the fit is reused across horizons).
+    ``rfmodel.fit.advise(fit, T, **advise)`` (the fit is reused across horizons). Pilots that
+    diverged (a loss that is not finite) are left out of the fit, as a practitioner would.
 
-    Returns ``{"lr", "predicted_final", "predicted", "fit", "table"}``.
+    Returns ``{"lr", "predicted_final", "predicted", "fit", "table", "pilots_used"}``.
     """
     from ..fit import advise as advise_fn
 
-    f = _fit(list(runs), dict(fit or {}))
+    kept = [r for r in runs if np.all(np.isfinite(r.loss))]
+    f = _fit(kept, dict(fit or {}))
     adv = advise_fn(f, int(T), **(advise or {}))
     return {
         "lr": np.asarray(adv.lr, np.float64),
@@ -290,6 +293,7 @@ def current_advice(
         "predicted": np.asarray(adv.predicted, np.float64),
         "fit": f.to_dict(),
         "table": adv.table(),
+        "pilots_used": [r.name for r in kept],
     }
 
 
@@ -790,8 +794,11 @@ def _tuned_schedule(fam: str, tuned: dict[str, Any], T: int) -> np.ndarray:
 
 
 def run_advised(results_dir, task, bench, T: int, advice: dict[str, Any]):
-    """The advised schedule at horizon T on every evaluation seed (saved; keyed by the advice's
-    ``name`` and ``kwargs``). An advice that raises is saved as its error message."""
+    """The advised schedule at horizon T on every evaluation seed (saved). An advice that raises
+    (or returns bad rates) is saved as its error message: a measured failure.
+
+    The cache key of an advice is its ``name`` and ``kwargs`` (not its code): when the code
+    behind a name changes, give it a new name (e.g. ``"mine-v2"``) to recompute."""
     _check(task, bench)
     runs, _, _ = pilots(results_dir, task, bench)
     fn = resolve_advice(advice)

@@ -18,7 +18,19 @@ tuning cost (runs × steps), whether the predicted final loss is within 3% of th
 Plus a suite of logged curves per task for judging fits (:func:`rfmodel.experiments._bench.
 suite_runs`).
 
-Usage: ``python -m rfmodel.experiments.advice [--quick] [--out DIR]``.
+Usage: ``python -m rfmodel.experiments.advice [--quick] [--out DIR]``. To measure another
+advice design (or pilot plan), change the config; only its own stages are recomputed::
+
+    from rfmodel.experiments import advice
+    from rfmodel.runner import run_tasks
+
+    cfg = advice.config(quick=False)
+    cfg["advice"] = {"name": "mypackage.module:my_advice", "kwargs": {}}  # advise_fn(runs, T)
+    cfg["bench"]["pilots"] = [{"family": "constant", "lr": 1.0}, ...]  # optional, ≤ 4 runs
+    run_tasks(advice.tasks(cfg, "results"))
+    print(advice.summarize(cfg, "results")["readme"])
+
+The curves for judging fits: :func:`suite` (``advice.suite("teacher", "results")``).
 """
 
 from __future__ import annotations
@@ -35,16 +47,19 @@ from ._bench import GROUP, LINES, ORACLE, PRACTITIONER
 from ._common import plt
 from ._format import Figure, experiment_main, finish, md_table
 
-__all__ = ["config", "tasks", "run_unit", "summarize", "plot", "table_rows", "main", "SPS"]
+__all__ = ["config", "tasks", "run_unit", "suite", "summarize", "plot", "table_rows", "main", "SPS"]
 
-#: Measured training throughput (run-steps per second, 5 runs per vmap, one XLA thread, on a
-#: 2-core machine shared with other jobs, load ≈ 3.7) of the full-size tasks: the unit of the
-#: tasks' ``cost`` (estimated seconds on one core). Quick tasks: as fast as ``teacher``.
+#: Measured training throughput (run-steps per second, 5 runs per vmap, one XLA thread, logged
+#: every T/25 steps, on a 2-core machine shared with other jobs, load ≈ 3.7) of the full-size
+#: tasks: the unit of the tasks' ``cost`` (estimated seconds on one core). Conservative: the
+#: full teacher cell at T = 16·T0 (logged every T/100) ran at 14 000 run-steps/s. Quick tasks:
+#: as fast as ``teacher``.
 SPS = {"teacher": 7600.0, "digits": 4400.0, "chars": 920.0, "digits_cnn": 2170.0}
 #: Seconds of one compilation (first call of a horizon) per task; the linear task has none.
 COMPILE_S = {"teacher": 4.0, "digits": 5.0, "chars": 10.0, "digits_cnn": 10.0}
-#: Seconds of today's fit (4 starts, profile) and of one advise call, full size.
-FIT_S, ADVISE_S = 60.0, 15.0
+#: Seconds of today's fit (4 starts, profile; once per process) and of one advise call, full
+#: size (measured on the teacher task: 13 s for both at T = 16·T0).
+FIT_S, ADVISE_S = 15.0, 5.0
 
 
 def _bench_cfg(quick: bool) -> dict[str, Any]:
@@ -86,7 +101,13 @@ _LINEAR = {
 
 
 def config(quick: bool) -> dict[str, Any]:
-    """Tasks, benchmark settings and the advice (quick: tiny tasks, 3 seeds, coarse grids)."""
+    """Tasks, benchmark settings and the advice (quick: tiny tasks, 3 seeds, coarse grids).
+
+    A task's nominal rate ``lr`` centres the default pilot sweep and the oracle's starting grid:
+    the best cosine peak at T0 of a coarse probe (peaks a factor √3 apart, one seed, 999, used
+    nowhere else), rounded; the linear task's is half its stability bound. It is the same for
+    every line, and the oracle's grids are extended past it wherever needed.
+    """
     if quick:
         teacher = {
             "task": "teacher",
@@ -124,14 +145,14 @@ def config(quick: bool) -> dict[str, Any]:
                 },
                 "T0": 500,
                 "every": 20,
-                "lr": 0.1,
+                "lr": 0.3,
             },
             {
                 "name": "digits",
                 "net": {"task": "digits", "n_train": 1500, "width": 128, "batch": 32},
                 "T0": 250,
                 "every": 10,
-                "lr": 0.3,
+                "lr": 0.5,
             },
             {
                 "name": "chars",
@@ -146,7 +167,7 @@ def config(quick: bool) -> dict[str, Any]:
                 },
                 "T0": 200,
                 "every": 8,
-                "lr": 1.0,
+                "lr": 1.5,
             },
             {
                 "name": "digits_cnn",
@@ -161,7 +182,7 @@ def config(quick: bool) -> dict[str, Any]:
                 },
                 "T0": 250,
                 "every": 10,
-                "lr": 0.1,
+                "lr": 0.5,
             },
             {"name": "linear", "net": _LINEAR, "T0": 1000, "every": 40, "lr": 0.5, "real": False},
         ]
@@ -196,6 +217,17 @@ def run_unit(results_dir: str, cfg: dict[str, Any], task: str, unit: str) -> dic
     else:
         raise ValueError(f"advice: unknown unit {unit!r}")
     return {"task": task, "unit": unit}
+
+
+def suite(
+    task: str, results_dir: str | Path, *, quick: bool = False, compute: bool = True
+) -> dict[str, Any] | None:
+    """The fit-judging suite of one task of :func:`config` (computed and saved if missing unless
+    ``compute=False``): ``{"fit": [Run], "test": [Run], "lr": {name: per-update rates},
+    "losses": {name: (seeds, points)}, "seeds", "every"}``
+    (:func:`rfmodel.experiments._bench.suite_runs`)."""
+    cfg = config(quick)
+    return _bench.suite_runs(results_dir, _net(cfg, task), cfg["bench"], compute=compute)
 
 
 def _run_steps(net: dict[str, Any], bench: dict[str, Any], unit: str) -> tuple[float, int]:
@@ -498,7 +530,8 @@ def _plot_curves(cfg, results_dir, out, name) -> list[Figure]:
     pm = got["practitioner"][1]["peaks"]
     for k in ("cosine_held", "cosine_transfer"):
         axs[1].plot(_bench.schedule("cosine", pm[k], T), "--", lw=1, label=k)
-    axs[1].set(xlabel="step", ylabel="learning rate", yscale="log")
+    top = float(np.max(got["advised"][0]["lr"]))
+    axs[1].set(xlabel="step", ylabel="learning rate", yscale="log", ylim=(1e-3 * top, 3 * top))
     axs[1].set_title("schedules", fontsize=9)
     axs[1].legend(fontsize=7)
     return [
