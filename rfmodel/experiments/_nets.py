@@ -1,6 +1,7 @@
-"""Small real networks for :mod:`rfmodel.experiments.networks`: data, models, SGD training.
+"""Small real networks for :mod:`rfmodel.experiments.networks` and
+:mod:`rfmodel.experiments.advice`: data, models, SGD training.
 
-Two tasks, both on data that is always on disk (nothing is downloaded):
+Tasks on data that is always on disk or drawn from a seed (nothing is downloaded):
 
 - ``digits``: an MLP (64 → width → width → 10, ReLU) on scikit-learn's bundled 8×8 digits
   (1797 images; the first 1500 train, pixels / 16). The logged loss is the cross-entropy on the
@@ -14,6 +15,27 @@ Two tasks, both on data that is always on disk (nothing is downloaded):
   characters outside printable ASCII map to one symbol. The logged loss is the cross-entropy
   per character on held-out text (the last 10%). The text differs between Python versions, so
   its SHA-256 is part of every cached result's key.
+
+Added for the practitioner's benchmark (:mod:`rfmodel.experiments.advice`):
+
+- ``teacher``: online teacher–student regression. Inputs x ∈ R^dim are Gaussian with covariance
+  diag(k^−b), k = 1..dim; a fixed random teacher y = v·tanh(W x) (``teacher_width`` hidden
+  units, drawn by NumPy from ``teacher_seed``, output scaled to unit variance) with label noise
+  of std ``noise``; the student is a one-hidden-layer ReLU MLP (``width``) trained by SGD on
+  fresh samples every step (``batch``) with the squared error. The logged loss is the
+  population squared error E[(f(x) − y)²] = noise² + the mean of (f(x) − teacher(x))² over
+  ``n_eval`` fixed inputs (a large fixed sample).
+- ``digits_cnn``: a small CNN (3×3 conv → 3×3 stride-2 conv → linear, ReLU; ``channels``) on the
+  8×8 digits with fresh Gaussian input noise (std ``input_noise``) on every sampled image, as
+  ``digits_noisy``. The logged loss is the cross-entropy on fixed noisy copies of the
+  ``n_train`` training images (``eval_copies`` copies, the first ``n_eval`` of them): the
+  population loss SGD descends. (On the clean held-out images the loss rises again after a few
+  epochs, so the final loss of a long run would measure overfitting, not the schedule.)
+- ``linear``: the linear random-feature model where the theory is exact: the logged loss of a
+  schedule is :func:`rfmodel.loss_curve` of ``Problem(a, b, sigma, n_modes, batch, ...)`` (the
+  exact expected excess loss) at model rate ``lr_scale``·lr, the same for every seed (no
+  Monte-Carlo noise: a seed-paired comparison on it has zero spread). Past stability the loss
+  grows geometrically (inf once it overflows).
 
 Training is plain SGD (``optax.sgd``, no momentum, the optimizer of docs/theory.md §2) with a
 per-step rate array; runs with different schedules and seeds go through one ``vmap``.
@@ -31,9 +53,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-__all__ = ["load_task", "train", "text_source", "NETS_EXTRA"]
+__all__ = ["load_task", "train", "text_source", "steps_per_second", "TASKS", "NETS_EXTRA"]
 
 NETS_EXTRA = "pip install 'rfmodel[nets]'"
+
+#: Task names :func:`load_task` knows.
+TASKS = ("digits", "digits_noisy", "chars", "teacher", "digits_cnn", "linear")
 
 #: Standard-library modules whose source is the character-level corpus (fixed order).
 TEXT_MODULES = (
@@ -151,6 +176,40 @@ class CharTransformer(eqx.Module):
         return jax.vmap(lambda v: self.head(self.ln(v)))(x)
 
 
+class StudentMLP(eqx.Module):
+    """dim → width → 1 with ReLU (the teacher–student student); output a scalar."""
+
+    hidden: eqx.nn.Linear
+    out: eqx.nn.Linear
+
+    def __init__(self, dim: int, width: int, key):
+        k = jax.random.split(key)
+        self.hidden = eqx.nn.Linear(dim, width, key=k[0])
+        self.out = eqx.nn.Linear(width, "scalar", key=k[1])
+
+    def __call__(self, x):
+        return self.out(jax.nn.relu(self.hidden(x)))
+
+
+class CNN(eqx.Module):
+    """8×8 image (64,) → conv 3×3 (c1) → conv 3×3 stride 2 (c2, 4×4) → linear → logits (10,)."""
+
+    conv1: eqx.nn.Conv2d
+    conv2: eqx.nn.Conv2d
+    head: eqx.nn.Linear
+
+    def __init__(self, c1: int, c2: int, key):
+        k = jax.random.split(key, 3)
+        self.conv1 = eqx.nn.Conv2d(1, c1, 3, padding=1, key=k[0])
+        self.conv2 = eqx.nn.Conv2d(c1, c2, 3, stride=2, padding=1, key=k[1])
+        self.head = eqx.nn.Linear(c2 * 16, 10, key=k[2])
+
+    def __call__(self, x):
+        h = jax.nn.relu(self.conv1(x.reshape(1, 8, 8)))
+        h = jax.nn.relu(self.conv2(h))
+        return self.head(h.reshape(-1))
+
+
 def _xent(logits, y):
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
 
@@ -224,13 +283,122 @@ def load_task(cfg: dict[str, Any]) -> dict[str, Any]:
             return seq[:, :-1], seq[:, 1:]
 
         return _task(init, sample, ("vx", "vy"), data, sha)
-    raise ValueError(f"task must be 'digits', 'digits_noisy' or 'chars'; got {cfg['task']!r}")
+    if cfg["task"] == "teacher":
+        return _teacher_task(cfg)
+    if cfg["task"] == "digits_cnn":
+        return _cnn_task(cfg)
+    if cfg["task"] == "linear":
+        return _linear_task(cfg)
+    raise ValueError(f"task must be one of {', '.join(TASKS)}; got {cfg['task']!r}")
+
+
+def _sha(*arrays: np.ndarray) -> str:
+    return hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()[
+        :16
+    ]
+
+
+def _teacher_task(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Online teacher–student regression (module docstring)."""
+    dim, width, batch = int(cfg["dim"]), int(cfg["width"]), int(cfg["batch"])
+    noise = float(cfg["noise"])
+    rng = np.random.default_rng(int(cfg.get("teacher_seed", 0)))
+    lam = np.arange(1, dim + 1, dtype=np.float64) ** -float(cfg["b"])
+    h = int(cfg["teacher_width"])
+    W = rng.standard_normal((h, dim)) / math.sqrt(lam.sum())  # pre-activations of unit variance
+    v = rng.standard_normal(h) / math.sqrt(h)
+    ex = rng.standard_normal((int(cfg["n_eval"]), dim)) * np.sqrt(lam)
+    scale = 1.0 / np.std(np.tanh(ex @ W.T) @ v)  # teacher output of unit variance
+    data = {
+        "sqrt_lam": np.sqrt(lam).astype(np.float32),
+        "W": W.astype(np.float32),
+        "v": (scale * v).astype(np.float32),
+        "ex": ex.astype(np.float32),
+    }
+    data["ey"] = (np.tanh(data["ex"] @ data["W"].T) @ data["v"]).astype(np.float32)
+
+    def teacher(data, x):
+        return jnp.tanh(x @ data["W"].T) @ data["v"]
+
+    def init(key):
+        return StudentMLP(dim, width, key)
+
+    def sample(data, key):
+        kx, kn = jax.random.split(key)
+        x = jax.random.normal(kx, (batch, dim)) * data["sqrt_lam"]
+        return x, teacher(data, x) + noise * jax.random.normal(kn, (batch,))
+
+    def loss(model, xy):
+        return jnp.mean((jax.vmap(model)(xy[0]) - xy[1]) ** 2)
+
+    def evaluate(model, data):
+        return noise**2 + jnp.mean((jax.vmap(model)(data["ex"]) - data["ey"]) ** 2)
+
+    fp = _sha(*(data[k] for k in ("sqrt_lam", "W", "v", "ex", "ey")))
+    return {
+        "init": init,
+        "sample": sample,
+        "loss": loss,
+        "eval": evaluate,
+        "data": data,
+        "fingerprint": fp,
+    }
+
+
+def _cnn_task(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A small CNN on the 8×8 digits with fresh input noise; population loss (module docstring)."""
+    data = _digits(int(cfg["n_train"]))
+    noise, batch = float(cfg["input_noise"]), int(cfg["batch"])
+    rng = np.random.default_rng(12345)
+    reps = int(cfg["eval_copies"])
+    ex = np.tile(data["x"], (reps, 1))
+    n_eval = int(cfg.get("n_eval", ex.shape[0]))  # the first n_eval noisy copies
+    data["ex"] = (ex + noise * rng.standard_normal(ex.shape)).astype(np.float32)[:n_eval]
+    data["ey"] = np.tile(data["y"], reps)[:n_eval]
+    c1, c2 = int(cfg["channels"][0]), int(cfg["channels"][1])
+
+    def init(key):
+        return CNN(c1, c2, key)
+
+    def sample(data, key):
+        ki, kn = jax.random.split(key)
+        i = jax.random.randint(ki, (batch,), 0, data["x"].shape[0])
+        return data["x"][i] + noise * jax.random.normal(kn, (batch, data["x"].shape[1])), data["y"][
+            i
+        ]
+
+    fp = "cnn-" + _sha(data["ex"], data["ey"])
+    return _task(init, sample, ("ex", "ey"), data, fp)
+
+
+def _linear_task(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The exact linear random-feature model (module docstring): ``train`` gives σ² + L(t)."""
+    from ..dynamics import loss_curve
+    from ..problem import Problem
+
+    keys = ("a", "b", "sigma", "n_modes", "batch", "n_exact", "bins_per_decade")
+    problem = Problem(**{k: cfg[k] for k in keys if k in cfg})
+    c = float(cfg.get("lr_scale", 1.0))
+
+    def exact(lr: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.asarray(loss_curve(problem, c * lr), np.float64)
+        return np.where(np.isfinite(out), out, np.inf)
+
+    fp = "linear-exact-" + _sha(problem.lam, problem.c0, problem.weight)
+    return {"exact": exact, "fingerprint": fp, "data": {}}
 
 
 def train(task: dict[str, Any], lrs: np.ndarray, seeds, every: int) -> np.ndarray:
     """Train one model per row of ``lrs`` (G, T) with ``optax.sgd``; seed ``seeds[g]`` draws its
     initialization and minibatches. Returns the evaluated loss after 0, every, 2·every, …, T
-    updates, shape (G, T/every + 1), float64."""
+    updates, shape (G, T/every + 1), float64. (The ``linear`` task: the exact expected loss of
+    each row, float64, whatever the seed.)"""
+    if "exact" in task:
+        lrs = np.asarray(lrs, np.float64)
+        if lrs.shape[1] % every:
+            raise ValueError(f"T={lrs.shape[1]} must be a multiple of every={every}")
+        return np.stack([task["exact"](row)[::every] for row in lrs])
     lrs = np.asarray(lrs, np.float32)
     G, T = lrs.shape
     if T % every:
