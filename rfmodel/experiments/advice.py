@@ -44,8 +44,9 @@ import numpy as np
 from ..runner import Task
 from . import _bench
 from ._bench import GROUP, LINES, ORACLE, PRACTITIONER
+from ._cli import experiment_main
 from ._common import plt
-from ._format import Figure, experiment_main, finish, md_table
+from ._format import Figure, finish, md_table
 
 __all__ = ["config", "tasks", "run_unit", "suite", "summarize", "plot", "table_rows", "main", "SPS"]
 
