@@ -79,6 +79,7 @@ __all__ = [
     "transfer_peak",
     "best_pilot",
     "current_advice",
+    "robust_advice",
     "resolve_advice",
     "mean_se",
     "paired_ratio",
@@ -297,9 +298,43 @@ def current_advice(
     }
 
 
+def robust_advice(
+    runs, T: int, *, fit: dict[str, Any] | None = None, advise: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The advice of :func:`rfmodel.practice.advise` given the pilots themselves (leave-one-out
+    ensemble, anchored peaks, cap at the largest stable pilot rate, refusal): the fit uses the
+    pilots that did not diverge; the advice sees all of them.
+
+    Returns ``{"lr", "predicted_final", "predicted", "fit", "table", "choice", "reason",
+    "refused", "anchor", "loo_prede", "pilots_used"}``.
+    """
+    from ..practice import advise as advise_fn
+
+    kept = [r for r in runs if np.all(np.isfinite(r.loss))]
+    f = _fit(kept, dict(fit or {}))
+    adv = advise_fn(f, int(T), runs=list(runs), fit_kwargs=dict(fit or {}), **(advise or {}))
+    return {
+        "lr": np.asarray(adv.lr, np.float64),
+        "predicted_final": float(adv.loss),
+        "predicted": np.asarray(adv.predicted, np.float64),
+        "fit": f.to_dict(),
+        "table": adv.table(),
+        "choice": adv.choice,
+        "reason": adv.reason,
+        "refused": adv.refused,
+        "anchor": adv.anchor,
+        "loo_prede": adv.loo_prede,
+        "candidates": {n: c.params for n, c in adv.candidates.items()},
+        "pilots_used": [r.name for r in kept],
+    }
+
+
 #: Advice designs by name (``{"name": ..., "kwargs": {...}}`` in a config); any other name is
 #: ``"package.module:function"``.
-ADVICE: dict[str, Callable[..., dict[str, Any]]] = {"current": current_advice}
+ADVICE: dict[str, Callable[..., dict[str, Any]]] = {
+    "current": current_advice,
+    "robust": robust_advice,
+}
 
 
 def resolve_advice(spec: dict[str, Any]) -> Callable[[list, int], dict[str, Any]]:
