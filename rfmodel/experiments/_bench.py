@@ -309,8 +309,10 @@ def robust_advice(
     "refused", "anchor", "loo_prede", "pilots_used"}``.
     """
     from ..practice import advise as advise_fn
+    from ..practice import pilot_status
 
-    kept = [r for r in runs if np.all(np.isfinite(r.loss))]
+    status = pilot_status(runs)
+    kept = [r for r in runs if status[r.name] == "ok"]
     f = _fit(kept, dict(fit or {}))
     adv = advise_fn(f, int(T), runs=list(runs), fit_kwargs=dict(fit or {}), **(advise or {}))
     return {
@@ -323,6 +325,8 @@ def robust_advice(
         "reason": adv.reason,
         "refused": adv.refused,
         "anchor": adv.anchor,
+        "calibration": adv.calibration,
+        "status": adv.status,
         "loo_prede": adv.loo_prede,
         "candidates": {n: c.params for n, c in adv.candidates.items()},
         "pilots_used": [r.name for r in kept],

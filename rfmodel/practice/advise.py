@@ -56,6 +56,10 @@ __all__ = [
     "ADVISE_FAMILIES",
     "REFUSE_PREDE",
     "WSD_DECAYS",
+    "MIN_PROGRESS",
+    "RISK_TOL",
+    "pilot_status",
+    "advise_runs",
 ]
 
 #: Baseline families tuned on the model for the table (names of rfmodel.schedules.FAMILIES).
@@ -65,6 +69,10 @@ ADVISE_FAMILIES = ("constant", "cosine", "wsd_linear")
 REFUSE_PREDE = 0.05
 #: Decay fractions of the warmup-stable-decay candidate.
 WSD_DECAYS = (0.1, 0.2, 0.3, 0.5)
+#: Peaks whose predicted loss is within this factor of the best are taken as equally good, and
+#: the lowest of them is chosen: a rate too high can diverge at the longer horizon (no pilot
+#: showed it), one slightly too low costs a little (half the 1% a tuned baseline is matched to).
+RISK_TOL = 0.005
 #: Peaks searched per candidate: a geometric grid below the cap, this many per factor 10.
 _PEAKS_PER_DECADE = 16
 #: Peaks searched: from cap / 10^_PEAK_DECADES to the cap.
@@ -131,6 +139,31 @@ def _loo(
     return fits, errs
 
 
+# ----------------------------------------------------------------------------- pilots
+#: A pilot "made no progress" when it lowered its loss by less than this fraction of what the
+#: best pilot achieved (relative to the initial loss): a run the model cannot describe (a dead
+#: or stuck network), left out of the fit like a diverged one.
+MIN_PROGRESS = 0.1
+
+
+def pilot_status(runs: Sequence[Run]) -> dict[str, str]:
+    """Each pilot's status: ``"ok"``, ``"diverged"`` (a loss that is not finite, or that rose
+    above twice its initial value) or ``"no progress"`` (it lowered its loss by less than
+    :data:`MIN_PROGRESS` of the best pilot's relative improvement)."""
+    out: dict[str, str] = {}
+    gains = {}
+    for r in runs:
+        L = np.asarray(r.loss, np.float64)
+        if not np.all(np.isfinite(L)) or np.max(L) > 2.0 * L[0]:
+            out[r.name] = "diverged"
+        else:
+            gains[r.name] = 1.0 - L[-1] / L[0]
+    best = max(gains.values(), default=0.0)
+    for name, g in gains.items():
+        out[name] = "ok" if g >= MIN_PROGRESS * best and g > 0 else "no progress"
+    return out
+
+
 # ----------------------------------------------------------------------------- candidates
 @dataclass(frozen=True)
 class Candidate:
@@ -162,17 +195,33 @@ def _shape(family: str, T: int, decay: float = 0.2) -> np.ndarray:
     return np.asarray(as_array(s, T), np.float64)
 
 
-def _best_scale(members, shape: np.ndarray, peaks: np.ndarray) -> tuple[float, float, float]:
-    """(peak, its ensemble score, the full fit's prediction) minimizing the ensemble's mean log
-    loss of ``peak × shape`` over the grid ``peaks`` (refined by a parabola in log peak)."""
+def _best_scale(
+    members, shape: np.ndarray, peaks: np.ndarray, tol: float = 0.0
+) -> tuple[float, float, float]:
+    """(peak, its ensemble score, the full fit's prediction) of ``peak × shape`` on the grid
+    ``peaks``: the minimum of the ensemble's mean log loss (refined by a parabola in log peak),
+    or with ``tol`` > 0 the lowest peak whose score is within log(1 + tol) of it."""
     scores, full = _ensemble_scores(members, peaks[:, None] * shape[None, :])
     i = int(np.argmin(scores))
     peak = float(peaks[i])
+    if tol > 0 and np.isfinite(scores[i]):
+        ok = np.flatnonzero(scores <= scores[i] + math.log1p(tol))
+        j = int(ok[0])
+        if j < i:  # the lowest equally good peak: interpolate where the score crosses the band
+            lo = j - 1 if j > 0 else j
+            x, y = np.log(peaks[[lo, j]]), scores[[lo, j]]
+            band = scores[i] + math.log1p(tol)
+            frac = 0.0 if lo == j or y[0] == y[1] else float((band - y[1]) / (y[0] - y[1]))
+            return _score_at(members, float(np.exp(x[1] + frac * (x[0] - x[1]))), shape)
     if 0 < i < len(peaks) - 1 and np.all(np.isfinite(scores[i - 1 : i + 2])):
         x = np.log(peaks[i - 1 : i + 2])
         c = np.polyfit(x, scores[i - 1 : i + 2], 2)
         if c[0] > 0:
             peak = float(np.exp(np.clip(-c[1] / (2 * c[0]), x[0], x[2])))
+    return _score_at(members, peak, shape)
+
+
+def _score_at(members, peak: float, shape: np.ndarray) -> tuple[float, float, float]:
     s, f = _ensemble_scores(members, peak * shape[None, :])
     return peak, float(s[0]), float(f[0])
 
@@ -239,6 +288,9 @@ class Advice:
         loo_prede: each pilot's error when predicted by the fit that left it out.
         anchor: the factor applied to the model's peaks (observed best pilot peak / the model's).
         next_pilot: the extra pilot that would pin the advice down best, or None.
+        calibration: the factor applied to the fit's predictions (observed / predicted final
+            loss of the pilots, geometric mean).
+        status: each pilot's :func:`pilot_status`.
     """
 
     T: int
@@ -256,6 +308,8 @@ class Advice:
     loo_prede: dict[str, float] = field(default_factory=dict, repr=False)
     anchor: float = 1.0
     next_pilot: dict[str, Any] | None = None
+    calibration: float = 1.0
+    status: dict[str, str] = field(default_factory=dict)
 
     def table(self) -> list[dict[str, Any]]:
         """Rows (schedule, predicted final loss, ratio to the recommended), the recommended
@@ -284,6 +338,8 @@ class Advice:
             "predicted_final_loss": self.loss,
             "lr_max": self.lr_max,
             "anchor": self.anchor,
+            "calibration": self.calibration,
+            "pilots": self.status,
             "loo_prede": self.loo_prede,
             "next_pilot": self.next_pilot,
             "table": self.table(),
@@ -345,6 +401,27 @@ class Advice:
         )
 
 
+def advise_runs(
+    runs: Sequence[Run], T: int, *, fit_kwargs: dict[str, Any] | None = None, **kwargs: Any
+) -> Advice:
+    """Fit the pilots that trained (:func:`pilot_status` "ok") and :func:`advise` with all of
+    them: the whole advice from logged pilot runs (``rfmodel advise``).
+
+    ``fit_kwargs`` go to :func:`~rfmodel.practice.fit_curves`, ``kwargs`` to :func:`advise`.
+    """
+    runs = list(runs)
+    status = pilot_status(runs)
+    ok = [r for r in runs if status[r.name] == "ok"]
+    if len(ok) < 2:
+        bad = ", ".join(f"{n}: {s}" for n, s in status.items() if s != "ok") or "none"
+        raise ValueError(
+            f"runs: need at least 2 pilot runs that trained (finite, falling losses); got "
+            f"{len(ok)} of {len(runs)} ({bad})"
+        )
+    fit = fit_curves(ok, **dict(fit_kwargs or {}))
+    return advise(fit, T, runs=runs, fit_kwargs=fit_kwargs, **kwargs)
+
+
 def _check(fit: FitResult, T, lr_max, families) -> float | None:
     if isinstance(T, bool) or not isinstance(T, int | np.integer) or T < 2:
         raise ValueError(f"T must be an integer >= 2; got T={T!r}")
@@ -403,10 +480,16 @@ def advise(
     lr_max = _check(fit, T, lr_max, families)
     T = int(T)
     runs = list(runs or [])
-    stable = [r for r in runs if np.all(np.isfinite(r.loss))]
+    status = pilot_status(runs) if runs else {}
+    stable = [r for r in runs if status[r.name] == "ok"]
+    failed = [float(np.max(r.lr)) for r in runs if status[r.name] != "ok"]
     cap = lr_max
     if cap is None:
         cap = max((float(np.max(r.lr)) for r in stable), default=fit.lr_max)
+    above = [p for p in failed if p <= cap]
+    if above:  # never at or above the rate of a pilot that failed
+        below = [float(np.max(r.lr)) for r in stable if float(np.max(r.lr)) < min(above)]
+        cap = min(cap, max(below, default=cap))
     k = fit.stride
     Tm = math.ceil(T / k)
     m = (fit.batch if batch is None else float(batch)) * k
@@ -434,7 +517,7 @@ def advise(
     grid = _peak_grid(cap / anchor)  # model peaks whose anchored value is at most the cap
 
     def add(name: str, shape: np.ndarray, params: dict[str, float]) -> None:
-        peak, _, _ = _best_scale(members, shape, grid)
+        peak, _, _ = _best_scale(members, shape, grid, tol=RISK_TOL)
         peak = min(peak * anchor, cap)
         lr = peak * shape
         score, full = _ensemble_scores(members, lr[None, :])
@@ -448,16 +531,21 @@ def advise(
     problem = fit_b.problem(batch=m)
     eta_max = min(fit.lr_scale * cap * k, problem.eta_mode_bound())
     K = min(Tm, 200) if controls is None else int(controls)
-    opt = optimize_schedule(problem, Tm, controls=K, eta_max=eta_max)
-    opt_lr = np.repeat(np.asarray(opt.etas) / (fit.lr_scale * k), k)[:T]
-    score, full = _ensemble_scores(members, opt_lr[None, :])
-    candidates["optimal"] = Candidate("optimal", {"peak": float(np.max(opt_lr))}, opt_lr,
-                                      float(full[0]), float(score[0]))  # fmt: skip
+    opt_lr = None
+    try:
+        opt = optimize_schedule(problem, Tm, controls=K, eta_max=eta_max)
+    except ValueError:  # e.g. no rate under the cap lowers the fitted model's loss
+        opt = None
+    if opt is not None and math.isfinite(opt.loss):
+        opt_lr = np.repeat(np.asarray(opt.etas) / (fit.lr_scale * k), k)[:T]
+        score, full = _ensemble_scores(members, opt_lr[None, :])
+        candidates["optimal"] = Candidate("optimal", {"peak": float(np.max(opt_lr))}, opt_lr,
+                                          float(full[0]), float(score[0]))  # fmt: skip
 
     # 5. the choice
     trusted = min(("cosine", "wsd"), key=lambda n: candidates[n].score)
     margin = math.log1p(max(worst, 0.01))
-    gain = candidates[trusted].score - candidates["optimal"].score
+    gain = candidates[trusted].score - candidates.get("optimal", candidates[trusted]).score
     if gain > margin:
         choice = "optimal"
         reason = (
@@ -507,10 +595,15 @@ def advise(
         }
 
     baselines = _baselines(fit_b, problem, Tm, T, k, eta_max, families)
-    predicted = fit_b.predict(lr)
-    _, xi = horizon_rule(fit.a, fit.b)
-    recipes = [fit_recipe(opt_lr, phase=ph, xi=xi) for ph in ("easy", "hard")]
-    recipe = min(recipes, key=lambda r: float(np.mean(np.abs(r.as_array(T) - opt_lr))))
+    # The prediction, calibrated: the fit's level error on the pilots' final losses (geometric
+    # mean of observed / predicted) carried to the new horizon.
+    calibration = _calibration(fit_b, stable)
+    predicted = calibration * fit_b.predict(lr)
+    recipe = None
+    if opt_lr is not None:
+        _, xi = horizon_rule(fit.a, fit.b)
+        recipes = [fit_recipe(opt_lr, phase=ph, xi=xi) for ph in ("easy", "hard")]
+        recipe = min(recipes, key=lambda r: float(np.mean(np.abs(r.as_array(T) - opt_lr))))
     return Advice(
         T=T,
         lr=np.asarray(lr, np.float64),
@@ -527,7 +620,20 @@ def advise(
         loo_prede=loo,
         anchor=anchor,
         next_pilot=next_pilot,
+        calibration=calibration,
+        status=status,
     )
+
+
+def _calibration(fit: FitResult, runs: Sequence[Run]) -> float:
+    """Geometric mean over ``runs`` of observed / predicted final loss (1 without runs)."""
+    logs = []
+    for r in runs:
+        n = int(r.step[-1])
+        pred = float(fit.predict(r.rates(n)[0])[-1])
+        if pred > 0 and math.isfinite(pred):
+            logs.append(math.log(float(r.loss[-1]) / pred))
+    return float(math.exp(np.mean(logs))) if logs else 1.0
 
 
 def _baselines(fit, problem, Tm: int, T: int, k: int, eta_max: float, families) -> dict:
