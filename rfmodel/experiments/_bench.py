@@ -299,7 +299,12 @@ def current_advice(
 
 
 def robust_advice(
-    runs, T: int, *, fit: dict[str, Any] | None = None, advise: dict[str, Any] | None = None
+    runs,
+    T: int,
+    *,
+    fit: dict[str, Any] | None = None,
+    advise: dict[str, Any] | None = None,
+    version: int = 1,
 ) -> dict[str, Any]:
     """The advice of :func:`rfmodel.practice.advise` given the pilots themselves (leave-one-out
     ensemble, anchored peaks, cap at the largest stable pilot rate, refusal): the fit uses the
