@@ -5,6 +5,7 @@ fit (:mod:`~rfmodel.practice.advise`)."""
 from .advise import ADVISE_FAMILIES, Advice, advise, advise_runs, pilot_status
 from .curves import MIN_POINTS, Run, read_curves, validate_runs, write_curves
 from .fit import MAX_MODEL_STEPS, MODEL, FitResult, fit_curves, synthetic_runs
+from .pilot import Pilot, plan_pilots, write_plan
 
 __all__ = [
     "Run",
@@ -22,4 +23,7 @@ __all__ = [
     "advise_runs",
     "pilot_status",
     "ADVISE_FAMILIES",
+    "Pilot",
+    "plan_pilots",
+    "write_plan",
 ]
