@@ -57,6 +57,7 @@ __all__ = [
     "REFUSE_PREDE",
     "WSD_DECAYS",
     "MIN_PROGRESS",
+    "MAX_REBOUND",
     "RISK_TOL",
     "pilot_status",
     "advise_runs",
@@ -146,22 +147,57 @@ def _loo(
 MIN_PROGRESS = 0.1
 
 
+#: A pilot is "unstable" when it ended more than this factor above the lowest loss it reached
+#: (a late blow-up: the rate was too high to hold).
+MAX_REBOUND = 1.5
+
+
 def pilot_status(runs: Sequence[Run]) -> dict[str, str]:
-    """Each pilot's status: ``"ok"``, ``"diverged"`` (a loss that is not finite, or that rose
-    above twice its initial value) or ``"no progress"`` (it lowered its loss by less than
-    :data:`MIN_PROGRESS` of the best pilot's relative improvement)."""
+    """Each pilot's status: ``"ok"``; ``"diverged"`` (a loss that is not finite, or that rose
+    above twice its initial value); ``"unstable"`` (it ended above :data:`MAX_REBOUND` × the
+    lowest loss it reached); ``"no progress"`` (it lowered its loss by less than
+    :data:`MIN_PROGRESS` of the best pilot's relative improvement). Only "ok" pilots are fitted;
+    the others bound the rates (:func:`advise`)."""
     out: dict[str, str] = {}
     gains = {}
     for r in runs:
         L = np.asarray(r.loss, np.float64)
         if not np.all(np.isfinite(L)) or np.max(L) > 2.0 * L[0]:
             out[r.name] = "diverged"
+        elif L[-1] > MAX_REBOUND * np.min(L):
+            out[r.name] = "unstable"
         else:
             gains[r.name] = 1.0 - L[-1] / L[0]
     best = max(gains.values(), default=0.0)
     for name, g in gains.items():
         out[name] = "ok" if g >= MIN_PROGRESS * best and g > 0 else "no progress"
     return out
+
+
+def _plateau(lr: np.ndarray) -> float:
+    """Fraction of a schedule's updates at 90% of its peak or more (1 for a constant rate)."""
+    lr = np.asarray(lr, np.float64)
+    return float(np.mean(lr >= 0.9 * np.max(lr)))
+
+
+def _caps(runs: Sequence[Run], status: dict[str, str], cap: float) -> list[tuple[float, float]]:
+    """Rate caps from the pilots that failed, as (plateau fraction, cap) pairs: a schedule that
+    holds its peak for a fraction f of its updates stays below the peak of every failed pilot
+    that held its own for at most f (a rate too high to hold stays too high to hold longer),
+    at the largest peak of a pilot that trained below it."""
+    ok = [float(np.max(r.lr)) for r in runs if status[r.name] == "ok"]
+    out = []
+    for r in runs:
+        if status[r.name] in ("diverged", "unstable"):
+            p = float(np.max(r.lr))
+            below = [q for q in ok if q < p]
+            out.append((_plateau(r.rates(int(r.step[-1]))[0]), min(cap, max(below, default=p / 3))))
+    return out
+
+
+def _capped(peak: float, shape: np.ndarray, caps: list[tuple[float, float]]) -> float:
+    f = _plateau(shape)
+    return min([peak] + [c for pf, c in caps if pf <= f + 1e-9])
 
 
 # ----------------------------------------------------------------------------- candidates
@@ -482,14 +518,10 @@ def advise(
     runs = list(runs or [])
     status = pilot_status(runs) if runs else {}
     stable = [r for r in runs if status[r.name] == "ok"]
-    failed = [float(np.max(r.lr)) for r in runs if status[r.name] != "ok"]
     cap = lr_max
     if cap is None:
         cap = max((float(np.max(r.lr)) for r in stable), default=fit.lr_max)
-    above = [p for p in failed if p <= cap]
-    if above:  # never at or above the rate of a pilot that failed
-        below = [float(np.max(r.lr)) for r in stable if float(np.max(r.lr)) < min(above)]
-        cap = min(cap, max(below, default=cap))
+    caps = _caps(runs, status, cap)
     k = fit.stride
     Tm = math.ceil(T / k)
     m = (fit.batch if batch is None else float(batch)) * k
@@ -518,7 +550,7 @@ def advise(
 
     def add(name: str, shape: np.ndarray, params: dict[str, float]) -> None:
         peak, _, _ = _best_scale(members, shape, grid, tol=RISK_TOL)
-        peak = min(peak * anchor, cap)
+        peak = _capped(min(peak * anchor, cap), shape, caps)
         lr = peak * shape
         score, full = _ensemble_scores(members, lr[None, :])
         cand = Candidate(name, {"peak": peak, **params}, lr, float(full[0]), float(score[0]))
@@ -529,7 +561,8 @@ def advise(
     for d in WSD_DECAYS:
         add("wsd", _shape("wsd", T, d), {"decay": d})
     problem = fit_b.problem(batch=m)
-    eta_max = min(fit.lr_scale * cap * k, problem.eta_mode_bound())
+    free_cap = min([cap] + [c for _, c in caps])  # the free-form optimum may hold any rate
+    eta_max = min(fit.lr_scale * free_cap * k, problem.eta_mode_bound())
     K = min(Tm, 200) if controls is None else int(controls)
     opt_lr = None
     try:
