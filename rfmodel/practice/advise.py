@@ -577,7 +577,9 @@ def advise(
 
     # 5. the choice
     trusted = min(("cosine", "wsd"), key=lambda n: candidates[n].score)
-    margin = math.log1p(max(worst, 0.01))
+    # the free-form optimum must beat the trusted shape by more than the model's leave-one-out
+    # error; untested (fewer than 3 pilots trained) it is not taken
+    margin = math.log1p(max(worst, 0.01)) if loo else math.inf
     gain = candidates[trusted].score - candidates.get("optimal", candidates[trusted]).score
     if gain > margin:
         choice = "optimal"
@@ -588,10 +590,14 @@ def advise(
         )
     else:
         choice = trusted
+        why = (
+            f"within the model's leave-one-out error {math.expm1(margin):.1%}"
+            if loo
+            else "untested: too few pilots trained for a leave-one-out check"
+        )
         reason = (
             f"{trusted} tuned on the fitted ensemble; the free-form optimum would gain "
-            f"{math.expm1(max(gain, 0.0)):.1%} in predicted loss, within the model's "
-            f"leave-one-out error {math.expm1(margin):.1%}"
+            f"{math.expm1(max(gain, 0.0)):.1%} in predicted loss, {why}"
         )
     refused = worst > REFUSE_PREDE
     if refused:  # 6. the model does not describe the pilots: the best pilot, stretched
