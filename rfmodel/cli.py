@@ -302,6 +302,8 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
     )
     if "samples" in setup.joint_kw:
         title += f", S={setup.joint_kw['samples']:g} samples (constant-batch schedules at m = S/T)"
+    what = " and ".join({"eta": "η", "batch": "m", "momentum": "β"}[n] for n in setup.names)
+    title += f"\noptimal {what} ({comp.solved[0][0]}) vs {len(comp.baselines)} tuned families"
     paths = comp.write(out, title)
     files = "optimal.npz/.json, table.csv, summary.json"
     if comp.schedule_columns() is not None:
@@ -405,6 +407,8 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     out = writable_dir(_run_dir("simulate", problem, args, config))
     for line in _theory_lines(problem):
         say(line)
+    rule = "" if args.eta is not None else " (half the largest stable constant rate)"
+    say(f"schedule: {args.schedule} ({_SCHEDULES[args.schedule]}), peak rate eta = {eta:.4g}{rule}")
     theory = theory_excess(problem, loss_curve(problem, etas))
     if diverged(theory):
         raise ValueError(
@@ -446,8 +450,8 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
         mc.mean,
         mc.sem,
         etas,
-        f"{problem.phase}: a={args.a:g}, b={args.b:g}, σ={args.sigma:g}, m={args.batch}, {kind}, "
-        f"{args.seeds} seeds",
+        f"{problem.phase} phase: a={args.a:g}, b={args.b:g}, σ={args.sigma:g}, m={args.batch}, "
+        f"{kind}, {args.seeds} seeds\n{args.schedule} schedule, peak η = {eta:.4g}",
     )
     plotting.save_figure(fig, out / "simulation.png")
     print(
