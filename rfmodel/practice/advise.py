@@ -349,10 +349,12 @@ class Advice:
 
     def table(self) -> list[dict[str, Any]]:
         """Rows (schedule, predicted final loss, ratio to the recommended), the recommended
-        first, then the other candidates and the tuned baselines, best first."""
+        first, then the other candidates and the tuned baselines, best first; every loss
+        calibrated like :attr:`loss`."""
         rows = [{"schedule": f"recommended ({self.choice})", "loss": self.loss, "ratio": 1.0}]
-        others = {f"{n} (candidate)": c.predicted for n, c in self.candidates.items()}
-        others.update({n: v["loss"] for n, v in self.baselines.items()})
+        c = self.calibration  # every prediction on the same (calibrated) footing
+        others = {f"{n} (candidate)": c * v.predicted for n, v in self.candidates.items()}
+        others.update({n: c * v["loss"] for n, v in self.baselines.items()})
         rows += [
             {"schedule": n, "loss": v, "ratio": v / self.loss}
             for n, v in sorted(others.items(), key=lambda kv: kv[1])
