@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from ..practice.pilot import MAX_PILOTS, SWEEP_FACTOR
 from ..results import config_key, load_valid, save_result
 
 __all__ = [
@@ -98,15 +99,13 @@ __all__ = [
 ]
 
 GROUP = "advice"
-#: At most this many pilot runs, each of at most T/4 steps.
-MAX_PILOTS = 4
-#: The default pilot plan: rates are multiples of the task's nominal rate, lengths fractions of
-#: T0. An LR sweep of cosine runs a factor 3 apart and one constant run (two schedule shapes, as
-#: a fit of schedule effects needs); not tuned to favour any line.
+#: The default pilot plan: ``rfmodel pilot``'s (:func:`rfmodel.practice.plan_pilots`), rates as
+#: multiples of the task's nominal rate: an LR sweep of cosine runs a factor 3 apart and one
+#: constant run, all T0 long; not tuned to favour any line.
 DEFAULT_PILOTS: tuple[dict[str, Any], ...] = (
-    {"family": "cosine", "lr": 1 / 3},
+    {"family": "cosine", "lr": 1 / SWEEP_FACTOR},
     {"family": "cosine", "lr": 1.0},
-    {"family": "cosine", "lr": 3.0},
+    {"family": "cosine", "lr": SWEEP_FACTOR},
     {"family": "constant", "lr": 1.0},
 )
 #: Practitioner lines (a): from the best pilot peak, held at T or transferred.
