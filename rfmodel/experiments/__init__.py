@@ -32,6 +32,7 @@ EXPERIMENTS = (
     "long_horizons",
     "lr_transfer",
     "networks",
+    "advice",
     "batch_schedules",
     "compute_optimal",
     "momentum",

@@ -126,7 +126,7 @@ def config(quick: bool) -> dict[str, Any]:
             {"name": "linear", "net": _LINEAR, "T0": 100, "every": 5, "lr": 0.5, "real": False},
         ]
         advice = {
-            "name": "current",
+            "name": "robust",
             "kwargs": {"fit": {"starts": 1, "profile": False}, "advise": {"controls": 20}},
         }
     else:
@@ -187,7 +187,7 @@ def config(quick: bool) -> dict[str, Any]:
             },
             {"name": "linear", "net": _LINEAR, "T0": 1000, "every": 40, "lr": 0.5, "real": False},
         ]
-        advice = {"name": "current", "kwargs": {}}
+        advice = {"name": "robust", "kwargs": {"version": 3}}
     for n in nets:
         n.setdefault("group", 5)
         n.setdefault("real", True)
