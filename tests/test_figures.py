@@ -24,7 +24,6 @@ EXPECTED = {
     "long_horizons.png",
     "lr_transfer.png",
     "horizon_transfer.png",
-    "networks_digits.png",
     "batch_schedules_shape.png",
     "batch_schedules_degeneracy.png",
     "batch_schedules_steps.png",
