@@ -34,7 +34,7 @@ from ..schedules import FAMILIES, OPTAX_FAMILIES, TuneResult, tune
 from .batch import integer_batches
 from .controls import CONTROLS, optimize_names, validate_batch
 from .result import ScheduleResult
-from .solver import optimize_schedule
+from .solver import lowering_rate, optimize_schedule
 
 __all__ = [
     "HARD_DEFAULT_CONTROLS",
@@ -254,16 +254,9 @@ def write_schedule(out: Path, columns: dict[str, np.ndarray], meta: dict[str, An
 
 
 def check_eta_max(problem: Problem, T: int, eta_max: float, *, name: str = "eta_max") -> None:
-    """``eta_max`` must allow a rate that lowers the loss within T steps (the solver's start);
-    the error names it ``name`` (e.g. a flag)."""
-    eta = min(eta_max, 0.5 * problem.eta_critical())
-    curve = loss_curve(problem, np.full(T, eta))
-    if not curve[-1] < curve[0]:
-        raise ValueError(
-            f"{name}={eta_max:g} is too small: no constant rate η <= {eta_max:g} lowers the "
-            f"loss in T={T} steps (L(T) = L(0) = {curve[0]:.4g}); the useful range is up to the "
-            f"per-step stability bound {problem.eta_mode_bound():.4g}"
-        )
+    """``eta_max`` must allow a rate that lowers the loss within T steps (the solver's start,
+    :func:`rfmodel.control.solver.lowering_rate`); the error names it ``name`` (e.g. a flag)."""
+    lowering_rate(problem, T, eta_max=eta_max, name=name)
 
 
 @dataclass(frozen=True)
