@@ -217,12 +217,6 @@ def _joint_args(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"{flag} needs --optimize batch (it sets the batch control)")
     if "momentum" not in names and args.beta_max is not None:
         raise ValueError("--beta-max needs --optimize momentum (it bounds the momentum control)")
-    if names != {"eta"}:
-        other = ",".join(sorted(names - {"eta"}))
-        if args.monotone:
-            raise ValueError(f"--monotone applies to the rate alone; drop it or --optimize {other}")
-        if args.compare:
-            raise ValueError(f"--compare applies to the rate alone; drop it or --optimize {other}")
     out: dict[str, Any] = {"optimize": tuple(sorted(names))}
     if "batch" in names:
         out.update(samples=args.samples, batch_min=args.batch_min, batch_max=args.batch_max)

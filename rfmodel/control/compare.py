@@ -304,15 +304,6 @@ def setup_comparison(
     unknown = [f for f in families if f not in known]
     if unknown or not families:
         raise ValueError(f"families must be names from {known}; got {families}")
-    if joint and monotone:
-        raise ValueError(
-            f"monotone applies to the rate alone; got optimize={list(names)} (drop monotone or "
-            "optimize the rate alone)"
-        )
-    if joint and compare:
-        raise ValueError(
-            f"compare (per step vs K) applies to the rate alone; got optimize={list(names)}"
-        )
     kw: dict[str, Any] = {}
     if joint:
         kw["optimize"] = tuple(c for c in CONTROLS if c in names)
@@ -401,10 +392,10 @@ def solve_and_compare(
             - ``eta_max``: cap on every rate, for the optimum and the baselines alike (their
               η-scale parameters are capped); default the per-step stability bound;
             - ``smoothness``: κ of the solver's smoothness penalty;
-            - ``monotone``: also solve the best schedule non-increasing after its warmup and
-              export it (the rate alone only);
+            - ``monotone``: also solve the best schedule whose rate is non-increasing after its
+              warmup and export it;
             - ``compare``: also solve the other choice of controls (per step vs K); default on
-              in the hard phase (the rate alone only);
+              in the hard phase for the rate alone;
             - ``optimize``, ``samples``, ``batch_min``, ``batch_max``, ``beta_max``: the
               controls optimized jointly with the rate
               (:func:`rfmodel.control.optimize_schedule`); with the batch optimized the
@@ -427,11 +418,14 @@ def run_comparison(
     solve = dict(eta_max=setup.eta_max, smoothness=setup.smoothness, progress=progress)
     main = optimize_schedule(problem, T, controls=K, **solve, **kw)
     solved = [(controls_label(K), main, K)]
+    # Warm starts from the main optimum: every optimized control of it.
+    start = {"eta": main.etas, "batch": main.batches, "momentum": main.betas}
+    start = {k: v for k, v in start.items() if k in names} if joint else main.etas
     if setup.compare:  # what the other choice costs (hard phase: per-step long steps vs smooth K)
-        alt = optimize_schedule(problem, T, controls=alt_K, init=main.etas, **solve)
+        alt = optimize_schedule(problem, T, controls=alt_K, init=start, **solve, **kw)
         solved.append((controls_label(alt_K), alt, alt_K))
     if setup.monotone:  # non-increasing after the warmup (the part before the peak)
-        mono = optimize_schedule(problem, T, controls=K, init=main.etas, monotone=True, **solve)
+        mono = optimize_schedule(problem, T, controls=K, init=start, monotone=True, **solve, **kw)
         solved.insert(0, (f"{controls_label(K)}, monotone", mono, K))
     label, opt, _ = solved[0]
     if log is not None:
