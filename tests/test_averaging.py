@@ -17,12 +17,12 @@ from rfmodel.simulate import sgd, theory_excess
 
 
 def _setting(T=120, seed=0):
-    p = Problem(a=2.5, b=1.2, sigma=0.3, n_modes=300, batch=3)
-    rng = np.random.default_rng(seed)
-    etas = 0.4 * p.eta_critical() * rng.uniform(0.2, 1.0, T)
-    batches = rng.uniform(1.0, 5.0, T)
-    noise = rng.uniform(0.0, 0.5, T)
-    taus = rng.uniform(0.05, 1.0, T)
+    """A hard-phase problem and random per-step (η, m, σ², τ)."""
+    p = Problem(a=1.5, b=2.5, sigma=0.4, n_modes=300, batch=2)
+    u = np.random.default_rng(seed).uniform(size=(4, T))
+    scale = np.array([[0.4 * p.eta_critical()], [4.0], [0.5], [0.95]])
+    low = np.array([[0.1 * p.eta_critical()], [1.0], [0.0], [0.05]])
+    etas, batches, noise, taus = low + scale * u
     return p, etas, batches, noise, taus
 
 

@@ -6,8 +6,9 @@
   Lagrangian; restarts; the KKT test), and :func:`best_constant_rate`;
 - :mod:`~rfmodel.control.controls`: the controls, each one object with its bounds, coordinates,
   start, budget and KKT residual: :class:`Rate`, :class:`Batch` (with its sample budget),
-  :class:`Momentum`, :class:`Quality` (the data quality with its clean-sample budget),
-  :class:`Average` (iterate-averaging weights), over the generic :class:`Control`;
+  :class:`Momentum`, over the generic :class:`Control`; ``Quality`` (the data quality with its
+  clean-sample budget) and ``Average`` (iterate-averaging weights) in
+  :mod:`~rfmodel.control.controls`;
 - :mod:`~rfmodel.control.grid`: where the controls sit (uniform or log segments, step recursion or
   segment propagation), warm starts, growth bounds, the monotone coordinates;
 - :mod:`~rfmodel.control.result`: :class:`ScheduleResult`, saved and validated;
@@ -25,17 +26,7 @@
 from ..optim import KKT_TOLERANCE, lbfgsb, projected_gradient
 from .batch import FewestSteps, fewest_steps, integer_batches
 from .chains import horizon_keys, optimize_schedules
-from .controls import (
-    BETA_MAX,
-    CONTROLS,
-    Average,
-    Batch,
-    Control,
-    Momentum,
-    Quality,
-    Rate,
-    project_budget,
-)
+from .controls import BETA_MAX, CONTROLS, Batch, Control, Momentum, Rate, project_budget
 from .grid import segment_index
 from .result import ScheduleResult, load_schedule
 from .solver import best_constant_rate, optimize_schedule
@@ -46,8 +37,6 @@ __all__ = [
     "Rate",
     "Batch",
     "Momentum",
-    "Quality",
-    "Average",
     "CONTROLS",
     "BETA_MAX",
     "KKT_TOLERANCE",

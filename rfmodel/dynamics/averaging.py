@@ -34,8 +34,6 @@ True
 
 from __future__ import annotations
 
-import functools
-import math
 from functools import partial
 
 import jax
@@ -44,8 +42,8 @@ import numpy as np
 
 from .._x64 import float64, host
 from ..problem import Problem
-from ._common import Array, as_f64, compile_cpu, guard, is_concrete, pad_to, rsum
-from .steps import block_size, noise_arrays, prepare_noise
+from ._common import Array, as_f64, guard, is_concrete, pad_to, rsum
+from .steps import block_size, log_objective, noise_arrays, prepare_noise, run_objective
 
 __all__ = [
     "check_average",
@@ -62,14 +60,12 @@ def check_average(average, etas) -> np.ndarray | Array:
     ``ValueError`` unless finite and in [0, 1]. Traced values pass unchecked."""
     if not is_concrete(average):
         return jnp.broadcast_to(jnp.asarray(average, jnp.float64), jnp.shape(etas))
-    try:
-        tau = np.asarray(average, np.float64)
-    except (TypeError, ValueError):
+    tau = np.asarray(average)
+    if tau.dtype.kind not in "biuf":
         raise ValueError(
             f"average must be a number or an array of weights τ_t in [0, 1]; got {average!r:.60}"
-        ) from None
-    if tau.ndim == 0:
-        tau = np.full(np.shape(etas), float(tau))
+        )
+    tau = np.broadcast_to(tau.astype(np.float64), np.shape(etas)) if tau.ndim == 0 else tau
     if tau.shape != np.shape(etas):
         raise ValueError(
             f"average must be a scalar or have the shape of etas {np.shape(etas)} (one weight "
@@ -81,7 +77,7 @@ def check_average(average, etas) -> np.ndarray | Array:
             f"average must be finite and in [0, 1] (w̄ ← (1 − τ) w̄ + τ w; 1 is no averaging); "
             f"got average[{bad[0]}]={tau[bad[0]]}"
         )
-    return tau
+    return tau.astype(np.float64)
 
 
 def uniform_average(T: int, start: int) -> np.ndarray:
@@ -322,25 +318,13 @@ def loss_curve(problem: Problem, etas, batches=None, noise=None, average=1.0):
 
 
 # --------------------------------------------------------------------------- solver objective
-@partial(jax.jit, static_argnames=("block",))
-def _log_final_vg(lam, lam2, c0, wlam, noise, etas, batches, taus, block):
-    def f(e, m, s, tau):
-        curves = _fast(lam, lam2, c0, wlam, s, e, m, tau, block)
-        return jnp.log(curves[0, -1]), curves
-
-    (v, curves), g = jax.value_and_grad(f, argnums=(0, 1, 2, 3), has_aux=True)(
-        etas, batches, noise, taus
-    )
-    return v, g, curves
-
-
-@functools.lru_cache(maxsize=16)
-def _objective_executable(t: int, n: int, block: int):
-    f64 = partial(jax.ShapeDtypeStruct, dtype=jnp.float64)
-    vec, sched = f64((n,)), f64((t,))
-    return compile_cpu(
-        _log_final_vg.lower(vec, vec, vec, vec, sched, sched, sched, sched, block=block)
-    )
+#: log L̄(T) and its gradients with respect to (η, m, σ², τ) per step, and (L̄, L)(0..T).
+_log_final_vg = log_objective(
+    lambda lam, lam2, c0, wlam, e, m, s, tau, block: _fast(
+        lam, lam2, c0, wlam, s, e, m, tau, block
+    ),
+    lambda curves: curves[0, -1],
+)
 
 
 @float64
@@ -352,15 +336,9 @@ def log_final_loss_and_grads(
     §11), all four gradients from one adjoint pass. NaN gradients once the run diverges; with
     ``with_curve`` also (L̄, L)(0..T), shape (2, T+1)."""
     etas, batches, noise, taus = _prepare(problem, etas, batches, noise, average)
-    lam, lam2, c0, wlam, s2 = noise_arrays(problem, None)
-    t, n = etas.shape[0], lam.shape[0]
+    arrays = noise_arrays(problem, None)
     if noise is None:
-        noise = np.full(t, float(s2))
-    run = _objective_executable(t, n, block_size(t))
-    v, g, curves = run(lam, lam2, c0, wlam, noise, etas, batches, taus)
-    v = float(v)
-    grads = {
-        k: np.asarray(x, np.float64) if math.isfinite(v) else np.full(t, np.nan)
-        for k, x in zip(("eta", "batch", "noise", "average"), g, strict=True)
-    }
-    return (v, grads, np.asarray(curves)) if with_curve else (v, grads)
+        noise = np.full(etas.shape[0], float(arrays[4]))
+    names = ("eta", "batch", "noise", "average")
+    scheds = (etas, batches, noise, taus)
+    return run_objective(_log_final_vg, arrays[:4], scheds, names, with_curve=with_curve)

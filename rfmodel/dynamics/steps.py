@@ -72,6 +72,8 @@ __all__ = [
     "prepare_noise",
     "noise_arrays",
     "block_size",
+    "log_objective",
+    "run_objective",
 ]
 
 
@@ -110,15 +112,14 @@ def _reference(lam, c0, wlam, s2, etas, batches, unroll=1, noise=None):
 def check_noise(noise, etas, *, name: str = "noise") -> None:
     """Raise ``ValueError`` unless ``noise`` (per-step label-noise variances σ_t²) has the shape
     of ``etas``, is finite and ≥ 0. Skipped for traced values."""
-    if not is_concrete(noise):
-        return
-    v = np.asarray(noise)
-    if v.shape != np.shape(etas):
+    v = np.asarray(noise) if is_concrete(noise) else None
+    shaped = v is None or v.shape == np.shape(etas)
+    if not shaped:
         raise ValueError(
             f"{name} must have the shape of etas {np.shape(etas)} (one label-noise variance "
             f"σ_t² per update); got shape {v.shape}"
         )
-    bad = np.flatnonzero(~(np.isfinite(v) & (v >= 0)))
+    bad = np.array([], int) if v is None else np.flatnonzero(~(np.isfinite(v) & (v >= 0)))
     if bad.size:
         raise ValueError(
             f"{name} must be finite and >= 0 (variances σ_t²); got {name}[{bad[0]}]={v[bad[0]]}"
@@ -387,24 +388,52 @@ def log_final_loss_and_grad(
     return (v, g, np.asarray(curve)) if with_curve else (v, g)
 
 
-@partial(jax.jit, static_argnames=("block",))
-def _log_final_vgs(lam, lam2, c0, wlam, noise, etas, batches, block):
-    """log L(T), its gradients with respect to (η, m, σ²) per step, and L(0..T)."""
+def log_objective(curves, final=lambda curve: curve[-1]):
+    """The jitted objective ``(λ, λ², C(0), wλ, *schedules, block) -> (log final(curves),
+    its gradient with respect to every schedule, curves)`` of a differentiable
+    ``curves(λ, λ², C(0), wλ, *schedules, block)``."""
 
-    def f(e, m, s):
-        curve = _fast(lam, lam2, c0, wlam, s, e, m, block)
-        return jnp.log(curve[-1]), curve
+    @partial(jax.jit, static_argnames=("block",))
+    def objective(lam, lam2, c0, wlam, *schedules, block):
+        def f(*u):
+            out = curves(lam, lam2, c0, wlam, *u, block)
+            return jnp.log(final(out)), out
 
-    (v, curve), g = jax.value_and_grad(f, argnums=(0, 1, 2), has_aux=True)(etas, batches, noise)
-    return v, g, curve
+        args = tuple(range(len(schedules)))
+        (v, out), g = jax.value_and_grad(f, argnums=args, has_aux=True)(*schedules)
+        return v, g, out
+
+    return objective
 
 
-@functools.lru_cache(maxsize=16)
-def _objective_executable_noise(t: int, n: int, block: int):
-    """:func:`_log_final_vgs` compiled for horizon t and n padded modes."""
+#: log L(T) and its gradients with respect to (η, m, σ²) per step, and L(0..T).
+_log_final_vgs = log_objective(
+    lambda lam, lam2, c0, wlam, e, m, s, block: _fast(lam, lam2, c0, wlam, s, e, m, block)
+)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(fn, t: int, n: int, block: int, n_sched: int):
+    """``fn(λ, λ², C(0), wλ, *schedules, block=block)`` compiled for horizon t, n padded modes
+    and ``n_sched`` per-step inputs."""
     f64 = partial(jax.ShapeDtypeStruct, dtype=jnp.float64)
     vec, sched = f64((n,)), f64((t,))
-    return compile_cpu(_log_final_vgs.lower(vec, vec, vec, vec, sched, sched, sched, block=block))
+    return compile_cpu(fn.lower(vec, vec, vec, vec, *[sched] * n_sched, block=block))
+
+
+def run_objective(fn, arrays, schedules, names, *, with_curve: bool = False):
+    """Run a jitted objective ``fn(λ, λ², C(0), wλ, *schedules, block) -> (log L, gradients,
+    curve)`` compiled once per horizon; returns ``(value, {name: gradient}, curve?)`` as numpy,
+    NaN gradients once the run diverged (the objectives of :func:`log_final_loss_and_grads` and
+    :func:`rfmodel.dynamics.averaging.log_final_loss_and_grads`)."""
+    t, n = schedules[0].shape[0], arrays[0].shape[0]
+    v, g, curve = _compiled(fn, t, n, block_size(t), len(schedules))(*arrays, *schedules)
+    v = float(v)
+    grads = {
+        k: np.asarray(x, np.float64) if math.isfinite(v) else np.full(t, np.nan)
+        for k, x in zip(names, g, strict=True)
+    }
+    return (v, grads, np.asarray(curve)) if with_curve else (v, grads)
 
 
 @float64
@@ -417,17 +446,12 @@ def log_final_loss_and_grads(
     three. NaN gradients once the run diverges; with ``with_curve`` also L(0..T)."""
     etas, batches, noise = prepare_noise(problem, etas, batches, noise)
     arrays = padded_arrays(problem)
-    t, n = etas.shape[0], arrays[0].shape[0]
     if noise is None:
-        noise = np.full(t, float(problem.label_noise) ** 2)
-    run = _objective_executable_noise(t, n, block_size(t))
-    v, g, curve = run(*arrays[:4], noise, etas, batches)
-    v = float(v)
-    grads = {
-        k: np.asarray(x, np.float64) if math.isfinite(v) else np.full(t, np.nan)
-        for k, x in zip(("eta", "batch", "noise"), g, strict=True)
-    }
-    return (v, grads, np.asarray(curve)) if with_curve else (v, grads)
+        noise = np.full(etas.shape[0], float(problem.label_noise) ** 2)
+    names = ("eta", "batch", "noise")
+    return run_objective(
+        _log_final_vgs, arrays[:4], (etas, batches, noise), names, with_curve=with_curve
+    )
 
 
 _CHUNK = 64
