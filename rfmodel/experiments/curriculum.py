@@ -340,6 +340,11 @@ def summarize(cfg: dict[str, Any], results_dir: Path) -> dict[str, Any]:
         r = _load(Path(results_dir), cfg, ph)
         if r is None:
             continue
+        # the configuration's order (the saved JSON's keys are sorted)
+        fams = {f: r["families"][f] for f in cfg["families"] if f in r["families"]}
+        r["families"] = {f: {av: by[av] for av in AVERAGING} for f, by in fams.items()}
+        for k in ("optimal", "joint"):
+            r[k] = {av: r[k][av] for av in AVERAGING}
         out["compute_seconds"] += r["seconds"]
         opt = {av: {c: x["loss"] for c, x in rows.items()} for av, rows in r["optimal"].items()}
         out["phases"][ph] = {
