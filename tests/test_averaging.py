@@ -167,3 +167,12 @@ def test_average_refusals():
         optimize_schedule(p, 10, optimize=("eta", "average"), average=0.5)
     with pytest.raises(ValueError, match="no evaluator of the steps path takes them together"):
         optimize_schedule(p, 10, optimize=("eta", "momentum", "average"))
+
+
+def test_float64_without_touching_the_global_config():
+    p, etas, batches, noise, taus = _setting(T=40)
+    curve = loss_curve(p, etas, batches, noise=noise, average=taus)
+    assert curve.dtype == np.float64 and jax.config.jax_enable_x64 is False
+    assert jnp.ones(1).dtype == jnp.float32
+    r = np.asarray(averaging.loss_curves_reference(p, etas, batches, noise, taus))[0]
+    assert np.max(np.abs(curve - r) / r) < 1e-13  # float32 would be ~1e-7

@@ -134,3 +134,15 @@ def test_random_feature_sampling_refused():
     q = dataclasses.replace(p, precondition=0.5)
     with pytest.raises(ValueError, match="precondition is not sampled"):
         sgd(q, np.full(5, 0.1), jax.random.key(0))
+
+
+def test_adjoint_on_a_preconditioned_problem(x64):
+    import jax.numpy as jnp
+
+    from rfmodel.dynamics import loss_curve_reference
+
+    p = Problem(a=1.5, b=2.5, sigma=0.5, n_modes=200, batch=2, precondition=0.5)
+    etas = 0.5 * p.eta_critical() * np.linspace(1.0, 0.1, 90)
+    g = jax.grad(lambda e: jnp.log(loss_curve(p, e)[-1]))(etas)
+    r = jax.grad(lambda e: jnp.log(loss_curve_reference(p, e)[-1]))(etas)
+    assert np.max(np.abs(g - r)) <= 1e-12 * np.max(np.abs(r))
