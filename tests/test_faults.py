@@ -380,3 +380,59 @@ def test_results_and_figures_are_readable_by_others(tmp_path):
         os.umask(old)
     for f in ("r.json", "r.npz", "f.png"):
         assert (tmp_path / f).stat().st_mode & 0o777 == 0o644, f
+
+
+# ----------------------------------------------------------------------------- zero-rate segments
+ZERO_RATE_CASES = [  # one K and one T (one compilation each)
+    ([0.5, 0.0], [30, 70]),
+    ([0.0, 0.0], [30, 70]),
+    ([0.0, 0.5], [30, 70]),
+    ([0.5, 1e-300], [30, 70]),
+    ([0.5, 1e-160], [30, 70]),
+    ([0.5, 1e-100], [30, 70]),
+    ([0.5, 1e-20], [30, 70]),
+    ([0.5, 1e-9], [30, 70]),  # the other side of the switch (n·g·Σu² > 1e-16)
+    ([0.5, 0.05], [60, 40]),  # a cooldown ending at 0: below
+]
+
+
+@pytest.mark.parametrize("phase", ["easy", "hard"])
+def test_zero_rate_segments_match_the_step_recursion(phase):
+    """A zero or tiny rate made the secular roots degenerate: loss inf, gradient NaN (issue 21,
+    item 5). Now the boundary losses and the gradient equal the step recursion's."""
+    from rfmodel.dynamics import log_final_loss_and_grad, loss_curve, segment_losses
+    from rfmodel.dynamics.segments import log_final_loss_and_grad as segment_objective
+
+    p = (
+        Problem(a=2.5, b=1.2, sigma=0.5, n_modes=1000, batch=4)
+        if phase == "easy"
+        else Problem(a=1.5, b=2.5, sigma=0.5, n_modes=10**6, batch=1)
+    )
+    for values, lengths in ZERO_RATE_CASES:
+        v = np.asarray(values) * min(1.0, p.eta_critical() / 0.5)
+        n = np.asarray(lengths)
+        etas = np.repeat(v, n)
+        ref = np.asarray(loss_curve(p, etas))[np.concatenate([[0], np.cumsum(n)])]
+        np.testing.assert_allclose(segment_losses(p, v, n), ref, rtol=1e-13, err_msg=str(values))
+        val, grad = segment_objective(p, v, n)
+        ref_val, ref_grad = log_final_loss_and_grad(p, etas)
+        ref_grad = np.add.reduceat(ref_grad, np.concatenate([[0], np.cumsum(n)[:-1]]))
+        assert np.all(np.isfinite(grad)), values
+        assert val == pytest.approx(ref_val, rel=1e-13), values
+        scale = np.max(np.abs(ref_grad))
+        np.testing.assert_allclose(
+            grad, ref_grad, rtol=1e-8, atol=1e-12 * scale, err_msg=str(values)
+        )
+
+
+def test_zero_rate_segment_values_of_the_issue():
+    from rfmodel.dynamics import loss_curve, segment_losses
+
+    p = Problem(a=2.5, b=1.2, sigma=0.5, batch=4)
+    got = segment_losses(p, [0.5, 0.0], [30, 70])
+    assert np.all(np.isfinite(got)) and got[2] == got[1]  # a zero rate leaves the state alone
+    assert got[2] == pytest.approx(float(loss_curve(p, [0.5] * 30 + [0.0] * 70)[-1]), rel=1e-13)
+    assert segment_losses(p, [0.0], [100]).tolist() == [got[0], got[0]]
+    cooldown = [0.5, 0.4, 0.3, 0.2, 0.1, 0.0]  # linear to exactly 0
+    ref = loss_curve(p, np.repeat(cooldown, 10))[::10]
+    np.testing.assert_allclose(segment_losses(p, cooldown, [10] * 6), ref, rtol=1e-13)
