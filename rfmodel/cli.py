@@ -8,8 +8,9 @@ commands:
   rfmodel advise     the schedule the fitted model recommends for T steps, vs tuned baselines
 
 Every flag is checked before any work starts; a bad value exits with status 2 and a message
-naming the flag and its valid range. SIGINT (Ctrl-C) or SIGTERM stops a command within seconds
-(status 130 or 143), keeping every result already saved; rerunning resumes.
+naming the flag and its valid range. SIGINT (Ctrl-C) or SIGTERM ends a command within 2 s at any
+moment (status 130 or 143, a one-line message, no traceback; a second signal ends it at once),
+keeping every result already saved; rerunning resumes.
 
 The command line is a thin layer: each command parses its flags, makes one library call
 (rfmodel.control.compare.solve_and_compare, rfmodel.simulate.sgd, rfmodel.figures.regenerate,
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .results import writable_dir
+from .runner import run_stoppable
 
 __all__ = ["main", "build_parser"]
 
@@ -821,29 +823,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; exit status 0, 1 (tasks failed), 2 (bad input), 130/143 (interrupted)."""
-    from .runner import Interrupted, stop_on_signals
+def _interrupted(prog: str) -> Callable[[int, list[str] | None, list[str] | None], str]:
+    """The line printed when a signal stops the command."""
+
+    def text(signum: int, finished: list[str] | None, unfinished: list[str] | None) -> str:
+        kept = (
+            f"{len(finished)} task(s) finished in this run are saved, {len(unfinished)} were not"
+            if finished or unfinished
+            else "every result saved before it is kept"
+        )
+        return (
+            f"{prog}: interrupted by {signal.Signals(signum).name}: stopped; {kept}; "
+            "run the same command again to resume"
+        )
+
+    return text
+
+
+def _run(argv: list[str] | None) -> int:
+    """Parse, run the command, turn its errors into messages and exit statuses."""
+    from .runner import Interrupted
 
     args = build_parser().parse_args(argv)
     prog = f"rfmodel {args.command}"
     try:
-        with stop_on_signals():
-            args.func(args)
-    except KeyboardInterrupt as e:  # Interrupted (SIGINT/SIGTERM) or a plain Ctrl-C
-        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
-        done = getattr(e, "finished", None)
-        kept = (
-            f"{len(done)} task(s) finished in this run are saved, {len(e.unfinished)} were not"
-            if isinstance(e, Interrupted) and (done or e.unfinished)
-            else "every result saved before it is kept"
-        )
-        print(
-            f"{prog}: interrupted by {signal.Signals(signum).name}: stopped; {kept}; "
-            "run the same command again to resume",
-            file=sys.stderr,
-        )
-        return 128 + int(signum)
+        args.func(args)
+    except Interrupted as e:  # a library-level stop (main called off the main thread)
+        print(_interrupted(prog)(e.signum, e.finished, e.unfinished), file=sys.stderr)
+        return e.exit_status
     except ValueError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
@@ -851,6 +858,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; exit status 0, 1 (tasks failed), 2 (bad input), 130/143 (interrupted).
+
+    The first statement hands everything (parsing included) to :func:`rfmodel.runner.run_stoppable`:
+    the command runs on a thread and SIGINT/SIGTERM end the process within a second, whatever it
+    is computing, with status 130/143 and a message; finished results stay saved."""
+    return run_stoppable(lambda: _run(argv), message=_interrupted(_prog_name(argv)))
+
+
+def _prog_name(argv: list[str] | None) -> str:
+    """``rfmodel <command>`` from the arguments, without parsing them (the interrupt message can
+    be needed before the parser is built)."""
+    args = sys.argv[1:] if argv is None else argv
+    first = next((str(a) for a in args if not str(a).startswith("-")), "")
+    return "rfmodel" + (
+        f" {first}" if first in ("optimize", "simulate", "figures", "fit", "advise") else ""
+    )
 
 
 if __name__ == "__main__":

@@ -30,10 +30,12 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
 import warnings
 import zipfile
@@ -57,6 +59,7 @@ __all__ = [
     "write_json",
     "write_text",
     "atomic_write",
+    "abandon_writes",
     "writable_dir",
 ]
 
@@ -96,11 +99,22 @@ def config_key(config: dict[str, Any]) -> str:
     return hashlib.sha1(_canonical(config).encode()).hexdigest()[:12]
 
 
+# Temporary files of the atomic writes in progress, for a process that must end now
+# (abandon_writes); once abandoned, a new write waits forever (the process is ending).
+_WRITES = threading.Lock()
+_PENDING: set[str] = set()
+_ABANDONED = threading.Event()
+
+
 def atomic_write(path: Path, write) -> None:
     """Write ``path`` through ``write(file)`` into a temporary file of its folder, then rename it
     into place: a file under its final name is always complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with _WRITES:
+        if _ABANDONED.is_set():
+            threading.Event().wait()  # the process is ending (abandon_writes): never returns
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        _PENDING.add(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -114,6 +128,25 @@ def atomic_write(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        with _WRITES:
+            _PENDING.discard(tmp)
+
+
+def abandon_writes(timeout: float = 0.5) -> None:
+    """For a process about to end with ``os._exit`` (an interrupt): remove the temporary files
+    of the atomic writes in progress on other threads, and make later writes wait forever.
+    A write that already renamed its file into place is complete; one that had not leaves
+    nothing behind."""
+    got = _WRITES.acquire(timeout=timeout)
+    try:
+        _ABANDONED.set()
+        for tmp in list(_PENDING):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    finally:
+        if got:
+            _WRITES.release()
 
 
 def write_text(path: str | Path, text: str) -> None:

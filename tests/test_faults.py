@@ -152,8 +152,8 @@ def test_sigterm_stops_rfmodel_figures_and_a_rerun_resumes(tmp_path):
     workers = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=30)
-    assert time.monotonic() - t0 < 10
+    _, stderr = proc.communicate(timeout=30)  # also waits for the workers (they hold the pipes)
+    assert time.monotonic() - t0 < 2  # README, guarantees
     assert proc.returncode == 143, stderr
     assert "interrupted by SIGTERM" in stderr and "resume" in stderr
     _wait_for(lambda: not _alive(workers), timeout=5)
@@ -172,24 +172,6 @@ def test_sigterm_stops_rfmodel_figures_and_a_rerun_resumes(tmp_path):
     load_result(damaged.with_suffix(""))  # recomputed
     assert {f: f.stat().st_mtime_ns for f in kept} == kept  # reloaded, not recomputed
     assert (out / "long_step_pattern.png").stat().st_mode & 0o044 == 0o044  # readable by others
-
-
-def test_sigint_stops_rfmodel_optimize_within_seconds(tmp_path):
-    """A single-process command: Ctrl-C during the solve exits 130 with a message, no traceback."""
-    cmd = [sys.executable, "-m", "rfmodel.cli", "optimize", "--T", "20000", "--n-modes", "3000"]
-    cmd += ["--families", "constant", "--out", str(tmp_path / "o")]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    assert proc.stdout.readline().startswith("phase:")  # the solve starts right after
-    time.sleep(1.0)
-    t0 = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    # Seconds on a quiet machine; the bound leaves room for a loaded one (XLA compiling when
-    # the signal arrives finishes its compilation first).
-    assert time.monotonic() - t0 < 30
-    assert "interrupted by SIGINT" in stderr and "Traceback" not in stderr
 
 
 # ----------------------------------------------------------------------------- damaged cache
