@@ -270,12 +270,72 @@ def _print_reports(comp) -> None:
         )
 
 
+def _check_optimize_memory(args: argparse.Namespace, problem) -> None:
+    """``rfmodel optimize``'s memory bound (README, guarantees), checked before any work:
+    8·T·(2·(F + S) + 8) bytes for the per-step arrays (the rates and the loss curve of each of
+    the F baselines and S solved schedules, and 8 arrays of T numbers in flight in a solve or a
+    tuning), 1 KiB per per-step control (L-BFGS-B keeps 2·50 + 9 vectors of them, the solver a
+    few more), 40·K·N_eff for the segment states of K controls over N_eff modes, and, with the
+    batch or the momentum optimized, 512·T for schedule.csv/.json, built in memory. Refused,
+    naming the flag of the largest term, above half of the machine's memory (measured peaks:
+    0.48-1.13 GiB for T = 2e4-4e5 per step, under this bound)."""
+    from .control.compare import HARD_DEFAULT_CONTROLS, default_controls
+
+    T, names = args.T, {"eta", *args.optimize}
+    joint = names != {"eta"}
+    controls = _controls_arg(args)
+    K = default_controls(problem.phase, T) if controls == "auto" else controls
+    compare = args.compare if args.compare is not None else problem.phase == "hard" and not joint
+    S = 1 + bool(compare) + bool(args.monotone) + joint
+    if K is None:
+        per_step = T * len(names)
+        why = "--per-step" if args.per_step else "--controls 0" if args.controls == 0 else ""
+    elif compare:  # the other choice of controls: one per step
+        per_step = T
+        why = "--compare" if args.compare else "the hard phase's default --compare"
+    else:
+        per_step = 0
+    k_max = max(K or 0, 0 if K is None and not compare else min(T, HARD_DEFAULT_CONTROLS))
+    n_eff = problem.lam.shape[0]
+    t_flag = f"--T={T:.4g}"
+    terms = {
+        "the per-step arrays": (
+            8 * T * (2 * (len(args.families) + S) + 8),
+            "8·T·(2·(F + S) + 8)",
+            t_flag,
+        ),
+        "the segment states": (40 * k_max * n_eff, "40·K·N_eff", f"--controls={k_max}"),
+    }
+    if per_step:
+        terms["the per-step controls"] = (
+            1024 * per_step,
+            f"1024·{len(names) if K is None else 1}·T",
+            f"{t_flag} with one control per step ({why or 'the default below T = 4096'})",
+        )
+    if joint:
+        terms["schedule.csv/.json"] = (512 * T, "512·T", t_flag)
+    _refuse_memory(
+        "rfmodel optimize",
+        terms,
+        f"T = {T:.4g}, F = {len(args.families)} baseline families (--families), S = {S} solved "
+        f"schedules, K = {k_max or 'one per step'} controls, N_eff = {n_eff} modes",
+        "lower it"
+        + (
+            "; or pass --controls K (memory O(K·N_eff), whatever T)"
+            + ("" if not compare else " and --no-compare")
+            if per_step
+            else ", or fewer --families"
+        ),
+    )
+
+
 def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
     from . import Problem
     from .control.compare import check_eta_max, run_comparison, setup_comparison
 
     say = _say(args)
     problem = Problem(a=args.a, b=args.b, sigma=args.sigma, n_modes=args.n_modes, batch=args.batch)
+    _check_optimize_memory(args, problem)
     if args.eta_max is not None:
         check_eta_max(problem, args.T, args.eta_max, name="--eta-max")
     setup = setup_comparison(
@@ -342,22 +402,72 @@ def _schedule_from_args(args, problem):
     return np.asarray(S.as_array(makers[args.schedule](), args.T)), eta
 
 
-def _check_sampling_memory(args: argparse.Namespace, chunk: int) -> None:
-    """Monte-Carlo SGD draws chunk × batch samples of dimension M per step: refuse (naming the
-    flags) when that, or the problem's arrays, would not fit in half the memory."""
+#: Bytes every command's bound starts from: the interpreter, JAX, XLA's compiled programs
+#: (measured 0.45-0.5 GiB for the smallest runs).
+BASE_MEMORY = 2**30
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def _refuse_memory(
+    command: str, terms: dict[str, tuple[int, str, str]], values: str, fix: str
+) -> None:
+    """Refuse when the bound 1 GiB + Σ terms exceeds half of this machine's memory, naming the
+    flag of the largest term. ``terms``: what -> (bytes, formula, "--flag=value")."""
     from .problem import available_memory
 
-    m_dim = args.n_modes
-    per_step = 8 * chunk * args.batch * m_dim * 3  # the draws, scaled draws, residual products
-    arrays = 8 * m_dim * (8 + 2 * chunk + (args.features or 0) * 2)
-    need, have = per_step + arrays, available_memory()
-    if need > have / 2:
-        raise ValueError(
-            f"--n-modes={m_dim:.4g} is too large for Monte-Carlo sampling: {chunk} seeds × "
-            f"batch {args.batch} × {m_dim:.4g} dimensions need ~{need / 2**30:.3g} GiB, more than "
-            f"half of this machine's {have / 2**30:.3g} GiB; sample fewer modes (the exact "
-            f"recursion needs no sampling: rfmodel optimize takes any N)"
+    need, have = BASE_MEMORY + sum(v[0] for v in terms.values()), available_memory()
+    if need <= have / 2:
+        return
+    name, (part, formula, flag) = max(terms.items(), key=lambda kv: kv[1][0])
+    bound = " + ".join(f for _, f, _ in terms.values())
+    raise ValueError(
+        f"{flag} is too large for {command}: its memory bound 1 GiB + {bound} bytes is "
+        f"{_gib(need)} with {values}, more than half of this machine's {_gib(have)}; the "
+        f"largest term, {formula} = {_gib(part)} ({name}), grows with {flag.split('=')[0]}: "
+        + fix.format(flag=flag.split("=")[0])
+    )
+
+
+def _check_sampling_memory(args: argparse.Namespace, chunk: int) -> None:
+    """``rfmodel simulate``'s memory bound (README, guarantees), checked before any work: one
+    step's minibatch draws (24·chunk·m·M bytes: the samples, their scaled copies and the
+    residual products), the per-step arrays (8·(T+1)·(24 + 5·chunk): schedule, theory, mean,
+    standard error, one chunk's curves and step keys), the problem's arrays and the iterates
+    (8·M·(8 + 2·chunk)) and, with --features N, drawing them (8·(3·N·M + 4·N²)); refused,
+    naming the flag of the largest term, above half of the machine's memory."""
+    from .problem import random_features_memory
+
+    m, b, T, n = args.n_modes, args.batch, args.T, args.features or 0
+    terms = {
+        "one step's minibatch draws": (
+            24 * chunk * b * m,
+            "24·chunk·m·M",
+            f"--batch={b:.4g}" if b >= m else f"--n-modes={m:.4g}",
+        ),
+        "the per-step arrays": (
+            8 * (T + 1) * (24 + 5 * chunk),
+            "8·(T+1)·(24 + 5·chunk)",
+            f"--T={T:.4g}",
+        ),
+        "the modes": (8 * m * (8 + 2 * chunk), "8·M·(8 + 2·chunk)", f"--n-modes={m:.4g}"),
+    }
+    if n:
+        terms["drawing the random features"] = (
+            random_features_memory(n, m),
+            "8·(3·N·M + 4·N²)",
+            f"--features={n}",
         )
+    _refuse_memory(
+        "Monte-Carlo sampling",
+        terms,
+        f"chunk = {chunk} seeds at a time, m = {b:.4g} (--batch), M = {m:.4g} (--n-modes), "
+        f"T = {T:.4g}" + (f", N = {n} (--features)" if n else ""),
+        "lower it (the exact recursion needs no sampling: rfmodel optimize takes any N and any "
+        "T up to 1e8)",
+    )
 
 
 def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
