@@ -274,11 +274,12 @@ def _check_optimize_memory(args: argparse.Namespace, problem) -> None:
     """``rfmodel optimize``'s memory bound (README, guarantees), checked before any work:
     8·T·(2·(F + S) + 8) bytes for the per-step arrays (the rates and the loss curve of each of
     the F baselines and S solved schedules, and 8 arrays of T numbers in flight in a solve or a
-    tuning), 1 KiB per per-step control (L-BFGS-B keeps 2·50 + 9 vectors of them, the solver a
-    few more), 40·K·N_eff for the segment states of K controls over N_eff modes, and, with the
-    batch or the momentum optimized, 512·T for schedule.csv/.json, built in memory. Refused,
-    naming the flag of the largest term, above half of the machine's memory (measured peaks:
-    0.48-1.13 GiB for T = 2e4-4e5 per step, under this bound)."""
+    tuning), 2 KiB per per-step control (L-BFGS-B keeps 2·50 + 9 vectors of them, the solver
+    and scipy a few more: measured 1.3-1.5 KiB), 40·K·N_eff for the segment states of K
+    controls over N_eff modes, and, with the batch or the momentum optimized, 512·T for
+    schedule.csv/.json, built in memory. Refused, naming the flag of the largest term, above
+    half of the machine's memory (measured peaks per step: 0.48 GB at T = 2e4, 0.94 GB at 3e5,
+    2.0 GB at 1e6; bounds 1.2, 1.7, 3.1 GB)."""
     from .control.compare import HARD_DEFAULT_CONTROLS, default_controls
 
     T, names = args.T, {"eta", *args.optimize}
@@ -308,8 +309,8 @@ def _check_optimize_memory(args: argparse.Namespace, problem) -> None:
     }
     if per_step:
         terms["the per-step controls"] = (
-            1024 * per_step,
-            f"1024·{len(names) if K is None else 1}·T",
+            2048 * per_step,
+            f"2048·{len(names) if K is None else 1}·T",
             f"{t_flag} with one control per step ({why or 'the default below T = 4096'})",
         )
     if joint:
