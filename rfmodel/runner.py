@@ -266,6 +266,7 @@ def run_stoppable(
     work: Callable[[], Any],
     *,
     message: Callable[[int, list[str] | None, list[str] | None], str] | None = None,
+    restore: bool = True,
 ) -> Any:
     """``work()``, with SIGINT/SIGTERM ending this process within a second at any moment.
 
@@ -280,7 +281,9 @@ def run_stoppable(
     ``os._exit(128 + signum)``: 130 for SIGINT, 143 for SIGTERM. A second signal ends it at once.
 
     Returns what ``work`` returns; an exception it raises (``SystemExit`` included) is raised
-    here. From a thread other than the main one, ``work()`` is simply called.
+    here. From a thread other than the main one, ``work()`` is simply called. ``restore=False``
+    leaves the handlers installed after the work (a program about to end: a signal during its
+    last flush still exits 130/143, instead of reaching an interpreter in shutdown).
     """
     from .results import abandon_writes
 
@@ -318,8 +321,9 @@ def run_stoppable(
         while thread.is_alive():
             thread.join(0.25)  # the signal handler runs here, between two waits
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        if restore or not outcome:
+            for s, h in old.items():
+                signal.signal(s, h)
     ok, value = outcome[0]
     if not ok:
         raise value
@@ -402,6 +406,8 @@ class _Worker:
     def __init__(self) -> None:
         from multiprocessing.connection import Connection
 
+        if _STOPPING:  # run_stoppable is ending the process: start nothing that would outlive it
+            threading.Event().wait()
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         env.setdefault("XLA_FLAGS", _WORKER_XLA_FLAGS)
@@ -410,9 +416,20 @@ class _Worker:
         env["PYTHONPATH"] = os.pathsep.join(
             [root, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
         )
+        # Die with the parent from the first statement on, before the seconds of importing
+        # rfmodel and JAX (_die_with_parent repeats it with a watchdog): a worker started while
+        # the parent ends must not hold its pipes open.
         code = (
-            "import sys; from rfmodel.runner import _worker_main; "
-            "_worker_main(*map(int, sys.argv[1:]))"
+            "import os, sys\n"
+            "if sys.platform.startswith('linux'):\n"
+            "    try:\n"
+            "        import ctypes; ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)\n"
+            "    except Exception:\n"
+            "        pass\n"
+            "if os.getppid() != int(sys.argv[2]):\n"
+            "    os._exit(1)\n"
+            "from rfmodel.runner import _worker_main\n"
+            "_worker_main(*map(int, sys.argv[1:]))\n"
         )
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code, str(theirs.fileno()), str(os.getpid())],
@@ -601,6 +618,8 @@ def run_tasks(
     done_cost = [0.0]
 
     def finish(task: Task, value: Any, error: Any) -> None:
+        if _STOPPING:  # run_stoppable is ending the process: its workers die, quietly
+            return
         if error is not None:
             failed.append(task.name)
             say(f"task {task.name} failed:\n{error}")

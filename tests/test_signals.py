@@ -272,6 +272,9 @@ COMMANDS = [
     ("simulate T=1e7", ["simulate", "--T", "10000000"], 30.0, 6),
     ("figures --quick", ["figures", "--quick"], 60.0, 6),
     ("fit", ["fit", "CURVES"], 20.0, 6),
+    # a short run: many signals land at its very end (after the work, during the last flush)
+    ("end of a run", ["optimize", "--T", "50", "--n-modes", "30", "--families", "constant"],
+     8.0, 10),
 ]  # fmt: skip
 
 
@@ -295,5 +298,5 @@ def test_commands_stop_within_2_seconds_at_random_moments(tmp_path, name, argv, 
             continue
         check_stopped(r, sig, tmp_path)
         lat.append(r["latency"])
+    assert lat, "every run finished before its signal: shorten the window"
     print(f"{name}: {len(lat)} stops, latency max {max(lat):.3f} s, mean {np.mean(lat):.3f} s")
-    assert lat, "every run finished before its signal: widen nothing, shorten the window"
