@@ -111,8 +111,27 @@ def names_flag(known: list[str], *, all_: list[str] | None = None) -> Callable[[
     return parse
 
 
+def path_flag(text: str) -> Path:
+    """A file or folder name; an empty one is refused (``Path("")`` is the current folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must be a name; got '' (the current folder is '.')")
+    return Path(text)
+
+
+class _Given(argparse.Action):
+    """Store the value and record that the flag was given on the command line (``args.given``),
+    for the checks of flags that conflict only when both are given explicitly."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = frozenset(getattr(namespace, "given", frozenset()) | {self.dest})
+
+
 # ----------------------------------------------------------------------------- shared flags
 T_MAX = 10**8
+#: Largest sample budget S: the integer batches (cumulative rounding) are counted exactly in
+#: float64 and int64 up to 2^53.
+SAMPLES_MAX = float(2**53)
 _DFLT = " (default %(default)s)"
 
 
@@ -148,10 +167,11 @@ def _problem_args(
          "(beyond 1000 the tail is binned, so large N is cheap)"),
     ]  # fmt: skip
     for flag, kind, default, text in flags:
-        p.add_argument(flag, type=kind, default=default, help=text + _DFLT)
+        p.add_argument(flag, type=kind, default=default, help=text + _DFLT, action=_Given)
+    p.set_defaults(given=frozenset())
     p.add_argument(
         "--out",
-        type=Path,
+        type=path_flag,
         default=None,
         help="output folder (default: runs/<command>_<phase>_a.._b.._T.._<key>, the key a hash "
         "of every flag that changes the result, so runs never overwrite each other); checked "
@@ -223,6 +243,19 @@ def _joint_args(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"--monotone applies to the rate alone; drop it or --optimize {other}")
         if args.compare:
             raise ValueError(f"--compare applies to the rate alone; drop it or --optimize {other}")
+    if "batch" in names:
+        if args.samples is not None and "batch" in args.given:
+            raise ValueError(
+                f"--batch {args.batch} and --samples {args.samples:g} conflict with --optimize "
+                "batch: the budget S sets the batch (the reference schedules run at the "
+                "constant batch S/T, and --batch only sets the default S = T·batch); give one"
+            )
+        if args.samples is None and args.T * args.batch > SAMPLES_MAX:
+            raise ValueError(
+                f"--T {args.T} × --batch {args.batch} = {args.T * args.batch:.4g} samples, more "
+                f"than 2^53 = {SAMPLES_MAX:.4g} (integer batches are counted exactly up to "
+                "there): lower --batch or pass --samples"
+            )
     out: dict[str, Any] = {"optimize": tuple(sorted(names))}
     if "batch" in names:
         out.update(samples=args.samples, batch_min=args.batch_min, batch_max=args.batch_max)
@@ -337,6 +370,9 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
     say = _say(args)
     problem = Problem(a=args.a, b=args.b, sigma=args.sigma, n_modes=args.n_modes, batch=args.batch)
     _check_optimize_memory(args, problem)
+    joint = _joint_args(args)
+    if args.out is not None:  # before any work (the default folder needs the run's key)
+        writable_dir(args.out)
     if args.eta_max is not None:
         check_eta_max(problem, args.T, args.eta_max, name="--eta-max")
     setup = setup_comparison(
@@ -348,7 +384,7 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
         smoothness=args.smoothness,
         monotone=args.monotone,
         compare=args.compare,
-        **_joint_args(args),
+        **joint,
     )
     problem = setup.problem  # with the batch optimized: the references' constant batch S/T
     out = writable_dir(_run_dir("optimize", problem, args, setup.config))
@@ -486,6 +522,8 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
         )
     chunk = max(2, min(args.seeds, 16))
     _check_sampling_memory(args, chunk)
+    if args.out is not None:  # before any work (the default folder needs the run's key)
+        writable_dir(args.out)
     if args.features:
         problem = Problem.from_random_features(
             args.a,
@@ -576,6 +614,12 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_figures(args: argparse.Namespace) -> None:
     from .figures import regenerate
 
+    if args.ray and "workers" in args.given:
+        raise ValueError(
+            f"--workers {args.workers} and --ray {args.ray} conflict: --workers sets the local "
+            "worker processes or the CPUs of a new local Ray instance (--ray without an "
+            "address); the cluster at ADDRESS runs as many tasks as it has CPUs"
+        )
     writable_dir(args.out)
     if args.results is not None:
         writable_dir(args.results, "--results")
@@ -676,9 +720,10 @@ def _add_optimize(sub) -> None:
     )
     p.add_argument(
         "--samples",
-        type=float_flag(1),
+        type=float_flag(1, SAMPLES_MAX),
         default=None,
-        help="sample budget S = Σ_t m_t with --optimize batch (default T·batch)",
+        help="sample budget S = Σ_t m_t with --optimize batch, at most 2^53 (integer batches "
+        "are counted exactly in float64; default T·batch)",
     )
     p.add_argument(
         "--batch-min",
@@ -760,10 +805,10 @@ def _add_figures(sub) -> None:
         action="store_true",
         help="small, fast version (CI); needs --out DIR other than the full figures",
     )
-    p.add_argument("--out", type=Path, default=Path("figures"), help="figure folder" + _DFLT)
+    p.add_argument("--out", type=path_flag, default=Path("figures"), help="figure folder" + _DFLT)
     p.add_argument(
         "--results",
-        type=Path,
+        type=path_flag,
         default=None,
         help="results cache (default: OUT/data, committed with the figures)",
     )
@@ -777,6 +822,7 @@ def _add_figures(sub) -> None:
     p.add_argument(
         "--workers",
         type=int_flag(1, 1024),
+        action=_Given,
         default=None,
         help=f"local worker processes, one XLA thread each (default {default_workers()}: the "
         "cores available, at most 2; env RFMODEL_WORKERS)",
@@ -791,6 +837,7 @@ def _add_figures(sub) -> None:
         "the cluster at ADDRESS ('auto' for the running one, ray://host:10001); same cache "
         "and results as the local run",
     )
+    p.set_defaults(given=frozenset())
     _common_args(p)
 
 
@@ -980,6 +1027,29 @@ def main(argv: list[str] | None = None) -> int:
     return run_stoppable(lambda: _run(argv), message=_interrupted(_prog_name(argv)))
 
 
+def console() -> None:
+    """The ``rfmodel`` program (and ``python -m rfmodel.cli``): :func:`main` on ``sys.argv``,
+    then the process ends at once with its status (``os._exit`` after flushing): a signal up to
+    the last instruction still exits 130/143 with the message, and no interpreter shutdown
+    races XLA's threads."""
+    import os
+
+    try:
+        code = run_stoppable(
+            lambda: _run(None), message=_interrupted(_prog_name(None)), restore=False
+        )
+    except SystemExit as e:  # argparse: --help, --version, a bad flag
+        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 2
+        if not isinstance(e.code, int | None):
+            print(e.code, file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (rfmodel ... | head)
+            pass
+    os._exit(code if isinstance(code, int) else 1)
+
+
 def _prog_name(argv: list[str] | None) -> str:
     """``rfmodel <command>`` from the arguments, without parsing them (the interrupt message can
     be needed before the parser is built)."""
@@ -991,4 +1061,4 @@ def _prog_name(argv: list[str] | None) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -31,6 +31,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -347,13 +348,25 @@ def is_complete(path: str | Path, *, config: Any = _MISSING) -> bool:
 
 
 def writable_dir(path: Path, flag: str = "--out") -> Path:
-    """Create ``path`` if needed and prove it writable, before any work (ValueError if not)."""
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{flag}: {path} is a file, not a folder")
+    """Create ``path`` if needed and prove it writable, before any work (ValueError if not).
+
+    An empty name is refused (``Path("")`` is the current folder, which a user who typed
+    ``--out ''`` did not mean); so is a name the file system cannot hold (too long, …), with
+    the system's reason instead of an OSError traceback."""
+    if str(path) == "":
+        raise ValueError(f"{flag}: an empty folder name; give a folder (e.g. {flag} runs/x)")
+    path = Path(path)
+    shown = str(path) if len(str(path)) <= 120 else f"{str(path)[:60]}…{str(path)[-40:]}"
     try:
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{flag}: {path} is a file, not a folder")
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".rfmodel-write-check-"):
             pass
     except OSError as e:
-        raise ValueError(f"{flag}: cannot write to {path} ({e.strerror or e})") from None
+        why = e.strerror or str(e)
+        if e.errno == errno.ENAMETOOLONG:
+            longest = max((len(part.encode()) for part in path.parts), default=0)
+            why += f": a name of {longest} bytes (the limit is usually 255) or a path too long"
+        raise ValueError(f"{flag}: cannot write to {shown} ({why})") from None
     return path

@@ -463,3 +463,87 @@ def test_exported_schedule_warns_on_the_host_when_called_eagerly():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         to_optax(np.array([0.3, 0.2, 0.1]))(jnp.arange(3))  # inside its horizon: silent
+
+
+# ----------------------------------------------------------------------------- flags and messages
+@pytest.mark.parametrize(
+    "argv,named",
+    [
+        (["optimize", "--per-step", "--controls", "5"], "--per-step and --controls 5 conflict"),
+        (["optimize", "--monotone", "--optimize", "batch"], "--monotone applies to the rate"),
+        (["optimize", "--compare", "--optimize", "batch"], "--compare applies to the rate"),
+        (["optimize", "--no-compare", "--optimize", "momentum", "--monotone"], "--monotone"),
+        # --batch was dropped silently: the budget sets the batch
+        (["optimize", "--optimize", "batch", "--samples", "1000", "--batch", "8"],
+         "--batch 8 and --samples 1000 conflict"),
+        # reported "min -9.2e18" (an int64 overflow of the integer batches)
+        (["optimize", "--optimize", "batch", "--samples", "1e30"],
+         "argument --samples: must be a finite number in [1, 9.0072e+15]"),
+        # --workers was dropped silently: a running cluster has its own CPUs
+        (["figures", "--ray", "auto", "--workers", "2"], "--workers 2 and --ray auto conflict"),
+    ],
+)  # fmt: skip
+def test_conflicting_flags_are_refused_naming_both(argv, named, capsys, tmp_path):
+    rc, err = _cli([*argv, "--out", str(tmp_path / "o")], capsys)
+    assert rc == 2 and named in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()  # refused before the folder is made
+
+
+def test_default_samples_past_2_53_are_refused(capsys, tmp_path, monkeypatch):
+    import rfmodel.problem
+
+    monkeypatch.setattr(rfmodel.problem, "available_memory", lambda: 2.0**50)  # memory is fine
+    argv = ["optimize", "--optimize", "batch", "--T", "1e7", "--batch", "1e9"]
+    rc, err = _cli([*argv, "--families", "constant", "--out", str(tmp_path / "o")], capsys)
+    assert rc == 2 and "= 1e+16 samples, more than 2^53" in err and "--samples" in err, err
+
+
+@pytest.mark.parametrize("cmd", [["optimize"], ["simulate"], ["figures", "--quick"]])
+def test_out_with_a_name_too_long_is_a_message(cmd, capsys, tmp_path):
+    rc, err = _cli([*cmd, "--out", str(tmp_path / ("x" * 300))], capsys)
+    assert rc == 2 and "--out: cannot write to" in err and "File name too long" in err, err
+    assert "Traceback" not in err and "300 bytes" in err
+
+
+@pytest.mark.parametrize(
+    "argv", [["optimize"], ["simulate"], ["figures", "--quick"], ["figures", "--results", ""]]
+)
+def test_empty_out_is_refused_not_the_current_folder(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = [*argv, "--out", ""] if "--results" not in argv else [*argv, "--out", "f"]
+    rc, err = _cli(args, capsys)
+    assert rc == 2 and "must be a name; got ''" in err, err
+    assert list(tmp_path.iterdir()) == []  # nothing written into the current folder
+    with pytest.raises(ValueError, match="empty folder name"):
+        from rfmodel.results import writable_dir
+
+        writable_dir("")
+
+
+def test_library_tracebacks_are_messages():
+    from rfmodel import loss_curve
+
+    with pytest.raises(ValueError, match="bins_per_decade must be >= 1/300"):
+        Problem(a=2.5, b=1.2, n_modes=10**6, bins_per_decade=1e-3)  # was an OverflowError
+    p = Problem(a=2.5, b=1.2, n_modes=20)
+    with pytest.raises(ValueError, match="etas must be an array of numbers; got <U3"):
+        loss_curve(p, ["0.1", "0.2"])  # was a TypeError from np.isfinite
+    with pytest.raises(ValueError, match="etas must be an array of numbers"):
+        loss_curve(p, [0.1, None])
+    with pytest.raises(ValueError, match="batches must be an array of numbers"):
+        loss_curve(p, [0.1, 0.1], ["4", "4"])
+
+
+def test_install_has_what_the_default_commands_need():
+    """The default `rfmodel figures` runs the networks experiment, which needs scikit-learn (its
+    bundled digits): a dependency, not an extra (issue 21, item 13). The `rfmodel` script ends
+    through cli.console (os._exit after flushing: a signal at its very end still exits 130)."""
+    import re
+
+    tomllib = pytest.importorskip("tomllib")
+    from rfmodel.experiments import EXPERIMENTS
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = {re.split(r"[<>=!~\[; ]", d)[0].lower() for d in project["dependencies"]}
+    assert "networks" in EXPERIMENTS and "scikit-learn" in deps
+    assert project["scripts"]["rfmodel"] == "rfmodel.cli:console"
