@@ -87,8 +87,8 @@ class Task:
         func: name of the module-level function to call.
         kwargs: its keyword arguments (picklable: plain data and paths).
         name: label for the progress bar and the report.
-        cost: estimated wall seconds on one core (every experiment estimates in the same unit,
-            so the progress bar is honest); also used to start the longest tasks first.
+        cost: estimated wall seconds on one core, used to start the longest tasks first (the
+            progress bar counts tasks: estimates can be far off on a given machine).
         done: its results are already saved for this exact configuration.
     """
 
@@ -577,7 +577,8 @@ def run_tasks(
         tasks: the tasks (done ones are skipped).
         workers: local worker processes (default :func:`default_workers`); 1 runs the tasks in
             this process. With ``backend="ray"`` and a new local instance: its CPU slots.
-        progress: show a tqdm progress bar in estimated seconds (the tasks' ``cost``).
+        progress: show a tqdm progress bar counting the finished tasks, naming the running
+            ones with their elapsed time.
         desc: progress-bar label.
         backend: ``"local"`` (worker processes) or ``"ray"``.
         address: Ray only: the cluster address (``None``: start a local instance; ``"auto"``:
@@ -607,15 +608,18 @@ def run_tasks(
     from tqdm.auto import tqdm
 
     say = log or (lambda s: print(s, file=sys.stderr))
+    # The bar counts tasks, what is known: the experiments' cost estimates only order the tasks
+    # (longest first) and can be far off on a given machine (figures --quick: one task carried
+    # 93% of the estimate and took 1 of its 2.7 minutes); a bar paced by them crawled, then
+    # jumped 7% -> 100%. The running tasks are named with their elapsed time.
     bar = tqdm(
-        total=sum(t.cost for t in todo),
+        total=len(todo),
         desc=desc,
         disable=not progress,
-        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} est. s [{elapsed}<{remaining}] {postfix}",
+        bar_format="{desc}: {n}/{total} tasks|{bar}| [{elapsed}]{postfix}",
     )
     run = _Run(todo)
     failed, finished = run.failed, run.finished
-    done_cost = [0.0]
 
     def finish(task: Task, value: Any, error: Any) -> None:
         if _STOPPING:  # run_stoppable is ending the process: its workers die, quietly
@@ -626,15 +630,15 @@ def run_tasks(
         else:
             out["results"][task.name] = value
             finished.append(task.name)
-        done_cost[0] += task.cost
-        bar.set_postfix_str(f"done: {task.name}", refresh=False)
-        tick([])
+        bar.n = len(finished) + len(failed)
+        bar.set_postfix_str(f"done: {task.name}")
 
     def tick(running: list[tuple[Task, float]]) -> None:
-        # Finished tasks count in full; running ones by their elapsed time, at most 90% of their
-        # estimate (an estimate, never more than the task's share).
-        partial = sum(min(el, 0.9 * t.cost) for t, el in running)
-        bar.n = min(done_cost[0] + partial, bar.total)
+        if running:
+            longest = sorted(running, key=lambda r: -r[1])[:2]
+            names = ", ".join(f"{t.name} {el:.0f} s" for t, el in longest)
+            more = f" +{len(running) - 2}" if len(running) > 2 else ""
+            bar.set_postfix_str(f"running: {names}{more}")
         bar.refresh()
 
     try:

@@ -547,3 +547,71 @@ def test_install_has_what_the_default_commands_need():
     deps = {re.split(r"[<>=!~\[; ]", d)[0].lower() for d in project["dependencies"]}
     assert "networks" in EXPERIMENTS and "scikit-learn" in deps
     assert project["scripts"]["rfmodel"] == "rfmodel.cli:console"
+
+
+# ----------------------------------------------------------------------------- progress
+PROGRESS_JOBS = """
+import time
+
+
+def work(seconds):
+    time.sleep(seconds)
+    return seconds
+"""
+
+
+def test_progress_bar_counts_tasks_not_cost_estimates(tmp_path, monkeypatch, capsys):
+    """One task carried 93% of the cost estimate of figures --quick and took a minute: a bar in
+    estimated seconds crawled, then jumped 7% -> 100% (issue 21, item 12). It counts tasks."""
+    from rfmodel.runner import Task, run_tasks
+
+    pkg = tmp_path / "rfm_progress"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "jobs.py").write_text(PROGRESS_JOBS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tasks = [
+        Task("rfm_progress.jobs", "work", {"seconds": 0.01}, name=f"t{i}", cost=c)
+        for i, c in enumerate([3000.0, 1.0, 1.0])  # the first wildly overestimated
+    ]
+    run_tasks(tasks, workers=1, progress=True)
+    err = capsys.readouterr().err
+    seen = [f"{k}/3 tasks" for k in range(4) if f"{k}/3 tasks" in err]
+    assert seen == ["0/3 tasks", "1/3 tasks", "2/3 tasks", "3/3 tasks"], err
+    assert "est. s" not in err and "%" not in err, err
+
+
+def test_figures_messages_say_what_is_true(tmp_path, monkeypatch, capsys):
+    """No time estimate announced from the cost estimates (~54 min for about 9; under Ray
+    "~0.0 min"); a bar over the drawing (21 figures for minutes with no bar); a subset never
+    says both "README.md not rewritten" and "wrote ... README.md"."""
+    import types
+
+    import rfmodel.figures as F
+    from rfmodel.experiments._format import Figure
+
+    def fake(name):
+        mod = types.SimpleNamespace()
+        mod.config = lambda quick: {"quick": quick}
+        mod.tasks = lambda cfg, results_dir: []
+        mod.summarize = lambda cfg, results_dir: {"compute_seconds": 1.0}
+
+        def plot(cfg, summary, results_dir, out):
+            (Path(out) / f"{name}.png").write_bytes(b"png")
+            return [Figure(f"{name}.png", "a figure")]
+
+        mod.plot = plot
+        return mod
+
+    monkeypatch.setattr(F, "EXPERIMENTS", ("one", "two"))
+    monkeypatch.setattr(F, "load_experiment", fake)
+    lines: list[str] = []
+    F.regenerate(tmp_path, quick=True, experiments=["one"], log=lines.append, progress=True)
+    err = capsys.readouterr().err
+    assert "drawing figures" in err and "1/1 experiments" in err, err
+    assert "min of one core" not in lines[0] and "1 experiments to draw" in lines[0], lines
+    assert lines[-1].startswith("wrote 1 figures (only one: README.md not rewritten"), lines
+    assert not any("and README.md" in s for s in lines), lines
+    F.regenerate(tmp_path, quick=True, experiments=["one", "two"], log=lines.append, progress=False)
+    assert lines[-1].startswith("wrote 2 figures and README.md"), lines
+    assert (tmp_path / "README.md").exists()
