@@ -94,12 +94,13 @@ def float_flag(
 
 
 def names_flag(known: list[str], *, all_: list[str] | None = None) -> Callable[[str], list[str]]:
-    """A comma-separated list of names from ``known`` (``all``: the list ``all_``)."""
+    """A comma-separated list of names from ``known`` (``all``: the list ``all_``); a name given
+    twice counts once."""
 
     def parse(text: str) -> list[str]:
         if all_ is not None and text == "all":
             return list(all_)
-        names = [t.strip() for t in text.split(",") if t.strip()]
+        names = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
         unknown = [n for n in names if n not in known]
         if unknown or not names:
             raise argparse.ArgumentTypeError(
@@ -520,7 +521,9 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
             f"--features must be an integer in [0, --n-modes={args.n_modes}] (N random features "
             f"of an M-dimensional input need N <= M); got {args.features}"
         )
-    chunk = max(2, min(args.seeds, 16))
+    # Seeds run together in one vmap: up to 16, fewer for long runs (one chunk's curves and step
+    # keys are 16·chunk·T bytes; the seeds' random streams do not depend on the chunk).
+    chunk = max(2, min(args.seeds, 16, 2**25 // (args.T + 1)))
     _check_sampling_memory(args, chunk)
     if args.out is not None:  # before any work (the default folder needs the run's key)
         writable_dir(args.out)

@@ -195,6 +195,16 @@ def _sampled(problem: Problem, n_seeds, chunk) -> tuple[str, tuple, int]:
     return "power_law", (jnp.asarray(problem.lam), jnp.sqrt(problem.c0), problem.sigma), chunk
 
 
+@jax.jit
+def _chunk_stats(block):
+    """Mean and sum of squared deviations over the seeds of one chunk, in XLA: NumPy's
+    broadcast subtraction and einsum over a (chunk, T) block hold the GIL for seconds at
+    T = 1e7, which delayed the handling of an interrupt (rfmodel.runner.run_stoppable)."""
+    mean = jnp.mean(block, axis=0)
+    dev = block - mean
+    return mean, jnp.sum(dev * dev, axis=0)
+
+
 def _collect(run, key, n_seeds: int, chunk: int, keep_all: bool, progress: bool) -> MonteCarlo:
     """Mean and standard error over ``n_seeds`` runs of ``run(keys)``, ``chunk`` seeds at a time.
 
@@ -209,15 +219,12 @@ def _collect(run, key, n_seeds: int, chunk: int, keep_all: bool, progress: bool)
         starts = tqdm(starts, desc="Monte-Carlo SGD", unit="chunk")
     count, mean, m2, kept = 0, None, None, []
     for s in starts:
-        block = np.asarray(run(keys[s : s + chunk]), np.float64)
+        block = run(keys[s : s + chunk])
         if keep_all:
-            kept.append(block)
+            kept.append(np.asarray(block, np.float64))
         n_b = block.shape[0]
-        mean_b = block.mean(axis=0)
-        dev = block - mean_b
+        mean_b, m2_b = (np.array(v, np.float64) for v in _chunk_stats(block))
         del block
-        m2_b = np.einsum("ij,ij->j", dev, dev)
-        del dev
         if mean is None:
             count, mean, m2 = n_b, mean_b, m2_b
             continue

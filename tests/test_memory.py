@@ -127,7 +127,7 @@ def test_measured_peak_is_under_the_bound(argv, tmp_path, monkeypatch):
     if argv[0] == "optimize":
         cli._check_optimize_memory(args, Problem(a=args.a, b=args.b, n_modes=args.n_modes))
     else:
-        cli._check_sampling_memory(args, max(2, min(args.seeds, 16)))
+        cli._check_sampling_memory(args, max(2, min(args.seeds, 16, 2**25 // (args.T + 1))))
     peak = _peak(argv, tmp_path)
     print(f"{' '.join(argv)}: peak {peak / GIB:.3f} GiB, bound {bounds[0] / GIB:.3f} GiB")
     assert peak <= bounds[0]
