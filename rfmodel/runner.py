@@ -166,6 +166,7 @@ class _Run:
         self.failed: list[str] = []
         self.pool: list[_Worker] = []  # local worker processes
         self.ray_refs: list[Any] = []  # pending Ray tasks
+        self.ray_started = False  # this run started (or connected) Ray: shut it down on a stop
         self.fired: list[int] = []  # signals received (library mode)
         self.stopping = False  # cleaning up: stopping the workers
 
@@ -224,10 +225,11 @@ def _stop_runs(grace: float) -> None:
     ``grace`` seconds), pending Ray tasks are cancelled (at most ``grace`` seconds)."""
     pools = [w for run in list(_RUNS) for w in list(run.pool)]
     refs = [r for run in list(_RUNS) for r in list(run.ray_refs)]
+    shutdown = any(run.ray_started for run in list(_RUNS))
     for w in pools:
         w.signal(signal.SIGTERM)
     deadline = time.monotonic() + grace
-    if refs:
+    if refs or shutdown:
 
         def cancel() -> None:
             import ray
@@ -235,6 +237,9 @@ def _stop_runs(grace: float) -> None:
             for ref in refs:
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
+            if shutdown:  # a local instance's processes would linger a minute without it
+                with contextlib.suppress(Exception):
+                    ray.shutdown()
 
         t = threading.Thread(target=cancel, name="rfmodel-ray-cancel", daemon=True)
         t.start()
@@ -532,7 +537,7 @@ def _run_ray(run: _Run, address: str | None, workers: int | None, finish, tick) 
         if address is None and workers is not None:
             kw["num_cpus"] = int(workers)  # a new local instance: as many slots as workers
         ray.init(address=address, **kw)
-        started = True
+        started = run.ray_started = True
     remote = ray.remote(num_cpus=1, max_retries=0)(_ray_call)
     refs = {remote.remote(t.experiment, t.func, t.kwargs): t for t in run.todo}
     pending = list(refs)

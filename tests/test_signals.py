@@ -300,3 +300,30 @@ def test_commands_stop_within_2_seconds_at_random_moments(tmp_path, name, argv, 
         lat.append(r["latency"])
     assert lat, "every run finished before its signal: shorten the window"
     print(f"{name}: {len(lat)} stops, latency max {max(lat):.3f} s, mean {np.mean(lat):.3f} s")
+
+
+def _ray_processes() -> set[str]:
+    out = subprocess.run(["pgrep", "-f", "raylet|gcs_server|ray::"], capture_output=True, text=True)
+    return set(out.stdout.split())
+
+
+@pytest.mark.slow
+def test_figures_on_ray_stops_within_2_seconds_and_leaves_no_ray_process(tmp_path):
+    """Under --ray the stop cancels the tasks and shuts the local Ray instance down (os._exit
+    skips Ray's atexit shutdown: its agents lingered a minute without it)."""
+    pytest.importorskip("ray")
+    before = _ray_processes()
+    rng = random.Random()
+    for k in range(3):
+        sig = (signal.SIGINT, signal.SIGTERM)[k % 2]
+        argv = ["figures", "--quick", "--only", "phase_diagram", "--ray"]
+        r = interrupt([*argv, "--out", str(tmp_path / f"r{k}")], cwd=tmp_path,
+                      at=rng.uniform(20.0, 50.0), sig=sig)  # fmt: skip
+        if r["latency"] is None:
+            continue
+        check_stopped(r, sig, tmp_path)
+        print(f"figures --ray: stopped in {r['latency']:.3f} s")
+        t0 = time.monotonic()
+        while _ray_processes() - before and time.monotonic() - t0 < 10:
+            time.sleep(0.5)
+        assert not _ray_processes() - before, "Ray processes left behind"
