@@ -9,8 +9,9 @@ commands:
   rfmodel advise     the schedule to run for T steps, chosen with the model fitted to the pilots
 
 Every flag is checked before any work starts; a bad value exits with status 2 and a message
-naming the flag and its valid range. SIGINT (Ctrl-C) or SIGTERM stops a command within seconds
-(status 130 or 143), keeping every result already saved; rerunning resumes.
+naming the flag and its valid range. SIGINT (Ctrl-C) or SIGTERM ends a command within 2 s at any
+moment (status 130 or 143, a one-line message, no traceback; a second signal ends it at once),
+keeping every result already saved; rerunning resumes.
 
 The command line is a thin layer: each command parses its flags, makes one library call
 (rfmodel.control.compare.solve_and_compare, rfmodel.simulate.sgd, rfmodel.figures.regenerate,
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .results import writable_dir
+from .runner import run_stoppable
 
 __all__ = ["main", "build_parser"]
 
@@ -94,12 +96,13 @@ def float_flag(
 
 
 def names_flag(known: list[str], *, all_: list[str] | None = None) -> Callable[[str], list[str]]:
-    """A comma-separated list of names from ``known`` (``all``: the list ``all_``)."""
+    """A comma-separated list of names from ``known`` (``all``: the list ``all_``); a name given
+    twice counts once."""
 
     def parse(text: str) -> list[str]:
         if all_ is not None and text == "all":
             return list(all_)
-        names = [t.strip() for t in text.split(",") if t.strip()]
+        names = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
         unknown = [n for n in names if n not in known]
         if unknown or not names:
             raise argparse.ArgumentTypeError(
@@ -111,8 +114,27 @@ def names_flag(known: list[str], *, all_: list[str] | None = None) -> Callable[[
     return parse
 
 
+def path_flag(text: str) -> Path:
+    """A file or folder name; an empty one is refused (``Path("")`` is the current folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must be a name; got '' (the current folder is '.')")
+    return Path(text)
+
+
+class _Given(argparse.Action):
+    """Store the value and record that the flag was given on the command line (``args.given``),
+    for the checks of flags that conflict only when both are given explicitly."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = frozenset(getattr(namespace, "given", frozenset()) | {self.dest})
+
+
 # ----------------------------------------------------------------------------- shared flags
 T_MAX = 10**8
+#: Largest sample budget S: the integer batches (cumulative rounding) are counted exactly in
+#: float64 and int64 up to 2^53.
+SAMPLES_MAX = float(2**53)
 _DFLT = " (default %(default)s)"
 
 
@@ -148,10 +170,11 @@ def _problem_args(
          "(beyond 1000 the tail is binned, so large N is cheap)"),
     ]  # fmt: skip
     for flag, kind, default, text in flags:
-        p.add_argument(flag, type=kind, default=default, help=text + _DFLT)
+        p.add_argument(flag, type=kind, default=default, help=text + _DFLT, action=_Given)
+    p.set_defaults(given=frozenset())
     p.add_argument(
         "--out",
-        type=Path,
+        type=path_flag,
         default=None,
         help="output folder (default: runs/<command>_<phase>_a.._b.._T.._<key>, the key a hash "
         "of every flag that changes the result, so runs never overwrite each other); checked "
@@ -217,6 +240,19 @@ def _joint_args(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"{flag} needs --optimize batch (it sets the batch control)")
     if "momentum" not in names and args.beta_max is not None:
         raise ValueError("--beta-max needs --optimize momentum (it bounds the momentum control)")
+    if "batch" in names:
+        if args.samples is not None and "batch" in args.given:
+            raise ValueError(
+                f"--batch {args.batch} and --samples {args.samples:g} conflict with --optimize "
+                "batch: the budget S sets the batch (the reference schedules run at the "
+                "constant batch S/T, and --batch only sets the default S = T·batch); give one"
+            )
+        if args.samples is None and args.T * args.batch > SAMPLES_MAX:
+            raise ValueError(
+                f"--T {args.T} × --batch {args.batch} = {args.T * args.batch:.4g} samples, more "
+                f"than 2^53 = {SAMPLES_MAX:.4g} (integer batches are counted exactly up to "
+                "there): lower --batch or pass --samples"
+            )
     out: dict[str, Any] = {"optimize": tuple(sorted(names))}
     if "batch" in names:
         out.update(samples=args.samples, batch_min=args.batch_min, batch_max=args.batch_max)
@@ -264,12 +300,76 @@ def _print_reports(comp) -> None:
         )
 
 
+def _check_optimize_memory(args: argparse.Namespace, problem) -> None:
+    """``rfmodel optimize``'s memory bound (README, guarantees), checked before any work:
+    8·T·(2·(F + S) + 8) bytes for the per-step arrays (the rates and the loss curve of each of
+    the F baselines and S solved schedules, and 8 arrays of T numbers in flight in a solve or a
+    tuning), 2 KiB per per-step control (L-BFGS-B keeps 2·50 + 9 vectors of them, the solver
+    and scipy a few more: measured 1.3-1.5 KiB), 40·K·N_eff for the segment states of K
+    controls over N_eff modes, and, with the batch or the momentum optimized, 512·T for
+    schedule.csv/.json, built in memory. Refused, naming the flag of the largest term, above
+    half of the machine's memory (measured peaks per step: 0.48 GB at T = 2e4, 0.94 GB at 3e5,
+    2.0 GB at 1e6; bounds 1.2, 1.7, 3.1 GB)."""
+    from .control.compare import HARD_DEFAULT_CONTROLS, default_controls
+
+    T, names = args.T, {"eta", *args.optimize}
+    joint = names != {"eta"}
+    controls = _controls_arg(args)
+    K = default_controls(problem.phase, T) if controls == "auto" else controls
+    compare = args.compare if args.compare is not None else problem.phase == "hard" and not joint
+    S = 1 + bool(compare) + bool(args.monotone) + joint
+    if K is None:
+        per_step = T * len(names)
+        why = "--per-step" if args.per_step else "--controls 0" if args.controls == 0 else ""
+    elif compare:  # the other choice of controls: one per step, every optimized control
+        per_step = T * len(names)
+        why = "--compare" if args.compare else "the hard phase's default --compare"
+    else:
+        per_step = 0
+    k_max = max(K or 0, 0 if K is None and not compare else min(T, HARD_DEFAULT_CONTROLS))
+    n_eff = problem.lam.shape[0]
+    t_flag = f"--T={T:.4g}"
+    terms = {
+        "the per-step arrays": (
+            8 * T * (2 * (len(args.families) + S) + 8),
+            "8·T·(2·(F + S) + 8)",
+            t_flag,
+        ),
+        "the segment states": (40 * k_max * n_eff, "40·K·N_eff", f"--controls={k_max}"),
+    }
+    if per_step:
+        terms["the per-step controls"] = (
+            2048 * per_step,
+            f"2048·{len(names)}·T",
+            f"{t_flag} with one control per step ({why or 'the default below T = 4096'})",
+        )
+    if joint:
+        terms["schedule.csv/.json"] = (512 * T, "512·T", t_flag)
+    _refuse_memory(
+        "rfmodel optimize",
+        terms,
+        f"T = {T:.4g}, F = {len(args.families)} baseline families (--families), S = {S} solved "
+        f"schedules, K = {k_max or 'one per step'} controls, N_eff = {n_eff} modes",
+        "lower it"
+        + (
+            "; or pass --controls K (memory O(K·N_eff), whatever T)"
+            + ("" if not compare else " and --no-compare")
+            if per_step
+            else ", or fewer --families"
+        ),
+    )
+
+
 def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
     from . import Problem
     from .control.compare import check_eta_max, run_comparison, setup_comparison
 
     say = _say(args)
     problem = Problem(a=args.a, b=args.b, sigma=args.sigma, n_modes=args.n_modes, batch=args.batch)
+    _check_optimize_memory(args, problem)
+    joint = _joint_args(args)
+    if args.out is not None:  # before any work (the default folder needs the run's key)
+        writable_dir(args.out)
     if args.eta_max is not None:
         check_eta_max(problem, args.T, args.eta_max, name="--eta-max")
     setup = setup_comparison(
@@ -281,7 +381,7 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
         smoothness=args.smoothness,
         monotone=args.monotone,
         compare=args.compare,
-        **_joint_args(args),
+        **joint,
     )
     problem = setup.problem  # with the batch optimized: the references' constant batch S/T
     out = writable_dir(_run_dir("optimize", problem, args, setup.config))
@@ -338,22 +438,72 @@ def _schedule_from_args(args, problem):
     return np.asarray(S.as_array(makers[args.schedule](), args.T)), eta
 
 
-def _check_sampling_memory(args: argparse.Namespace, chunk: int) -> None:
-    """Monte-Carlo SGD draws chunk × batch samples of dimension M per step: refuse (naming the
-    flags) when that, or the problem's arrays, would not fit in half the memory."""
+#: Bytes every command's bound starts from: the interpreter, JAX, XLA's compiled programs
+#: (measured 0.45-0.5 GiB for the smallest runs).
+BASE_MEMORY = 2**30
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def _refuse_memory(
+    command: str, terms: dict[str, tuple[int, str, str]], values: str, fix: str
+) -> None:
+    """Refuse when the bound 1 GiB + Σ terms exceeds half of this machine's memory, naming the
+    flag of the largest term. ``terms``: what -> (bytes, formula, "--flag=value")."""
     from .problem import available_memory
 
-    m_dim = args.n_modes
-    per_step = 8 * chunk * args.batch * m_dim * 3  # the draws, scaled draws, residual products
-    arrays = 8 * m_dim * (8 + 2 * chunk + (args.features or 0) * 2)
-    need, have = per_step + arrays, available_memory()
-    if need > have / 2:
-        raise ValueError(
-            f"--n-modes={m_dim:.4g} is too large for Monte-Carlo sampling: {chunk} seeds × "
-            f"batch {args.batch} × {m_dim:.4g} dimensions need ~{need / 2**30:.3g} GiB, more than "
-            f"half of this machine's {have / 2**30:.3g} GiB; sample fewer modes (the exact "
-            f"recursion needs no sampling: rfmodel optimize takes any N)"
+    need, have = BASE_MEMORY + sum(v[0] for v in terms.values()), available_memory()
+    if need <= have / 2:
+        return
+    name, (part, formula, flag) = max(terms.items(), key=lambda kv: kv[1][0])
+    bound = " + ".join(f for _, f, _ in terms.values())
+    raise ValueError(
+        f"{flag} is too large for {command}: its memory bound 1 GiB + {bound} bytes is "
+        f"{_gib(need)} with {values}, more than half of this machine's {_gib(have)}; the "
+        f"largest term, {formula} = {_gib(part)} ({name}), grows with {flag.split('=')[0]}: "
+        + fix.format(flag=flag.split("=")[0])
+    )
+
+
+def _check_sampling_memory(args: argparse.Namespace, chunk: int) -> None:
+    """``rfmodel simulate``'s memory bound (README, guarantees), checked before any work: one
+    step's minibatch draws (24·chunk·m·M bytes: the samples, their scaled copies and the
+    residual products), the per-step arrays (8·(T+1)·(24 + 5·chunk): schedule, theory, mean,
+    standard error, one chunk's curves and step keys), the problem's arrays and the iterates
+    (8·M·(8 + 2·chunk)) and, with --features N, drawing them (8·(3·N·M + 4·N²)); refused,
+    naming the flag of the largest term, above half of the machine's memory."""
+    from .problem import random_features_memory
+
+    m, b, T, n = args.n_modes, args.batch, args.T, args.features or 0
+    terms = {
+        "one step's minibatch draws": (
+            24 * chunk * b * m,
+            "24·chunk·m·M",
+            f"--batch={b:.4g}" if b >= m else f"--n-modes={m:.4g}",
+        ),
+        "the per-step arrays": (
+            8 * (T + 1) * (24 + 5 * chunk),
+            "8·(T+1)·(24 + 5·chunk)",
+            f"--T={T:.4g}",
+        ),
+        "the modes": (8 * m * (8 + 2 * chunk), "8·M·(8 + 2·chunk)", f"--n-modes={m:.4g}"),
+    }
+    if n:
+        terms["drawing the random features"] = (
+            random_features_memory(n, m),
+            "8·(3·N·M + 4·N²)",
+            f"--features={n}",
         )
+    _refuse_memory(
+        "Monte-Carlo sampling",
+        terms,
+        f"chunk = {chunk} seeds at a time, m = {b:.4g} (--batch), M = {m:.4g} (--n-modes), "
+        f"T = {T:.4g}" + (f", N = {n} (--features)" if n else ""),
+        "lower it (the exact recursion needs no sampling: rfmodel optimize takes any N and any "
+        "T up to 1e8)",
+    )
 
 
 def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
@@ -369,8 +519,12 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
             f"--features must be an integer in [0, --n-modes={args.n_modes}] (N random features "
             f"of an M-dimensional input need N <= M); got {args.features}"
         )
-    chunk = max(2, min(args.seeds, 16))
+    # Seeds run together in one vmap: up to 16, fewer for long runs (one chunk's curves and step
+    # keys are 16·chunk·T bytes; the seeds' random streams do not depend on the chunk).
+    chunk = max(2, min(args.seeds, 16, 2**25 // (args.T + 1)))
     _check_sampling_memory(args, chunk)
+    if args.out is not None:  # before any work (the default folder needs the run's key)
+        writable_dir(args.out)
     if args.features:
         problem = Problem.from_random_features(
             args.a,
@@ -463,6 +617,12 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_figures(args: argparse.Namespace) -> None:
     from .figures import regenerate
 
+    if args.ray and "workers" in args.given:
+        raise ValueError(
+            f"--workers {args.workers} and --ray {args.ray} conflict: --workers sets the local "
+            "worker processes or the CPUs of a new local Ray instance (--ray without an "
+            "address); the cluster at ADDRESS runs as many tasks as it has CPUs"
+        )
     writable_dir(args.out)
     if args.results is not None:
         writable_dir(args.results, "--results")
@@ -563,9 +723,10 @@ def _add_optimize(sub) -> None:
     )
     p.add_argument(
         "--samples",
-        type=float_flag(1),
+        type=float_flag(1, SAMPLES_MAX),
         default=None,
-        help="sample budget S = Σ_t m_t with --optimize batch (default T·batch)",
+        help="sample budget S = Σ_t m_t with --optimize batch, at most 2^53 (integer batches "
+        "are counted exactly in float64; default T·batch)",
     )
     p.add_argument(
         "--batch-min",
@@ -647,10 +808,10 @@ def _add_figures(sub) -> None:
         action="store_true",
         help="small, fast version (CI); needs --out DIR other than the full figures",
     )
-    p.add_argument("--out", type=Path, default=Path("figures"), help="figure folder" + _DFLT)
+    p.add_argument("--out", type=path_flag, default=Path("figures"), help="figure folder" + _DFLT)
     p.add_argument(
         "--results",
-        type=Path,
+        type=path_flag,
         default=None,
         help="results cache (default: OUT/data, committed with the figures)",
     )
@@ -664,6 +825,7 @@ def _add_figures(sub) -> None:
     p.add_argument(
         "--workers",
         type=int_flag(1, 1024),
+        action=_Given,
         default=None,
         help=f"local worker processes, one XLA thread each (default {default_workers()}: the "
         "cores available, at most 2; env RFMODEL_WORKERS)",
@@ -678,6 +840,7 @@ def _add_figures(sub) -> None:
         "the cluster at ADDRESS ('auto' for the running one, ray://host:10001); same cache "
         "and results as the local run",
     )
+    p.set_defaults(given=frozenset())
     _common_args(p)
 
 
@@ -890,29 +1053,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; exit status 0, 1 (tasks failed), 2 (bad input), 130/143 (interrupted)."""
-    from .runner import Interrupted, stop_on_signals
+def _interrupted(prog: str) -> Callable[[int, list[str] | None, list[str] | None], str]:
+    """The line printed when a signal stops the command."""
+
+    def text(signum: int, finished: list[str] | None, unfinished: list[str] | None) -> str:
+        kept = (
+            f"{len(finished)} task(s) finished in this run are saved, {len(unfinished)} were not"
+            if finished or unfinished
+            else "every result saved before it is kept"
+        )
+        return (
+            f"{prog}: interrupted by {signal.Signals(signum).name}: stopped; {kept}; "
+            "run the same command again to resume"
+        )
+
+    return text
+
+
+def _run(argv: list[str] | None) -> int:
+    """Parse, run the command, turn its errors into messages and exit statuses."""
+    from .runner import Interrupted
 
     args = build_parser().parse_args(argv)
     prog = f"rfmodel {args.command}"
     try:
-        with stop_on_signals():
-            args.func(args)
-    except KeyboardInterrupt as e:  # Interrupted (SIGINT/SIGTERM) or a plain Ctrl-C
-        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
-        done = getattr(e, "finished", None)
-        kept = (
-            f"{len(done)} task(s) finished in this run are saved, {len(e.unfinished)} were not"
-            if isinstance(e, Interrupted) and (done or e.unfinished)
-            else "every result saved before it is kept"
-        )
-        print(
-            f"{prog}: interrupted by {signal.Signals(signum).name}: stopped; {kept}; "
-            "run the same command again to resume",
-            file=sys.stderr,
-        )
-        return 128 + int(signum)
+        args.func(args)
+    except Interrupted as e:  # a library-level stop (main called off the main thread)
+        print(_interrupted(prog)(e.signum, e.finished, e.unfinished), file=sys.stderr)
+        return e.exit_status
     except ValueError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
@@ -922,5 +1090,46 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; exit status 0, 1 (tasks failed), 2 (bad input), 130/143 (interrupted).
+
+    The first statement hands everything (parsing included) to :func:`rfmodel.runner.run_stoppable`:
+    the command runs on a thread and SIGINT/SIGTERM end the process within a second, whatever it
+    is computing, with status 130/143 and a message; finished results stay saved."""
+    return run_stoppable(lambda: _run(argv), message=_interrupted(_prog_name(argv)))
+
+
+def console() -> None:
+    """The ``rfmodel`` program (and ``python -m rfmodel.cli``): :func:`main` on ``sys.argv``,
+    then the process ends at once with its status (``os._exit`` after flushing): a signal up to
+    the last instruction still exits 130/143 with the message, and no interpreter shutdown
+    races XLA's threads."""
+    import os
+
+    try:
+        code = run_stoppable(
+            lambda: _run(None), message=_interrupted(_prog_name(None)), restore=False
+        )
+    except SystemExit as e:  # argparse: --help, --version, a bad flag
+        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 2
+        if not isinstance(e.code, int | None):
+            print(e.code, file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (rfmodel ... | head)
+            pass
+    os._exit(code if isinstance(code, int) else 1)
+
+
+def _prog_name(argv: list[str] | None) -> str:
+    """``rfmodel <command>`` from the arguments, without parsing them (the interrupt message can
+    be needed before the parser is built)."""
+    args = sys.argv[1:] if argv is None else argv
+    first = next((str(a) for a in args if not str(a).startswith("-")), "")
+    commands = ("optimize", "simulate", "figures", "fit", "pilot", "advise")
+    return "rfmodel" + (f" {first}" if first in commands else "")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -147,10 +147,11 @@ def regenerate(
     cfgs = {name: mod.config(quick) for name, mod in mods.items()}
     tasks = [t for name, mod in mods.items() for t in mod.tasks(cfgs[name], results_dir)]
     n_todo = sum(not t.done for t in tasks)
+    # No time announced up front: the experiments' cost estimates only weigh the tasks against
+    # each other (they were 6× high for --quick on one machine); the bar measures the pace.
     say(
-        f"rfmodel figures{' --quick' if quick else ''}: {len(tasks)} tasks, {n_todo} to compute, "
-        f"~{sum(t.cost for t in tasks if not t.done) / 60:.1f} min of one core estimated "
-        f"(results in {results_dir})"
+        f"rfmodel figures{' --quick' if quick else ''}: {len(tasks)} tasks, {n_todo} to compute "
+        f"(results in {results_dir}), then {len(mods)} experiments to draw"
     )
     ran = run_tasks(
         tasks,
@@ -161,7 +162,17 @@ def regenerate(
         address=address,
     )
     summaries, sections, rows, files = {}, [], [], []
-    for name, mod in mods.items():
+    from tqdm.auto import tqdm
+
+    drawing = tqdm(
+        mods.items(),
+        desc="drawing figures",
+        total=len(mods),
+        disable=not progress,
+        bar_format="{desc}: {n}/{total} experiments|{bar}| [{elapsed}]{postfix}",
+    )
+    for name, mod in drawing:
+        drawing.set_postfix_str(name)
         summary = mod.summarize(cfgs[name], results_dir)
         figs = mod.plot(cfgs[name], summary, results_dir, out)
         summaries[name] = summary
@@ -174,18 +185,24 @@ def regenerate(
     others = sorted(p.name for p in out.glob("*.png") if p.name not in mine)
     from .results import write_json, write_text
 
-    if set(experiments) == set(EXPERIMENTS):
+    drawing.close()
+    everything = set(experiments) == set(EXPERIMENTS)
+    if everything:
         write_text(out / "README.md", _readme(quick, sections, rows, others, compute))
         write_json(
             results_dir / "summary.json",
             {"quick": quick, "experiments": {k: cfgs[k] for k in cfgs}, "summaries": summaries},
         )
-    else:  # a subset: its figures only, the table of all experiments stays as it is
-        say(f"{out}/README.md not rewritten (only {', '.join(experiments)} regenerated)")
     wall = time.perf_counter() - t0
     say(
-        f"wrote {len(files)} figures and README.md to {out} in {wall:.1f} s "
-        f"({len(ran['run'])} tasks computed in {ran['seconds']:.1f} s)"
+        f"wrote {len(files)} figures"
+        + (
+            " and README.md"
+            if everything
+            else f" (only {', '.join(experiments)}: README.md not rewritten, it needs them all)"
+        )
+        + f" to {out} in {wall:.1f} s ({len(ran['run'])} tasks computed in "
+        f"{ran['seconds']:.1f} s)"
     )
     return {
         "computed": ran["run"],

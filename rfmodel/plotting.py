@@ -23,6 +23,57 @@ def _plt():
     return plt
 
 
+#: Longest line drawn point by point; longer ones are thinned (:func:`_thin`). Matplotlib holds
+#: ~64 bytes per point of a line (measured: 250 MB for four lines of 10^6 points), so an
+#: optimize figure of T = 10^7 steps and six baselines needed ~9 GB; thinned, a few MB.
+_MAX_POINTS = 4000
+
+
+def _starts(n: int) -> np.ndarray | None:
+    """First index of each thinning bucket of ``n`` points (None: draw them all): the union of
+    _MAX_POINTS linearly and _MAX_POINTS log-spaced edges, fine on linear and log axes alike."""
+    if n <= 4 * _MAX_POINTS:
+        return None
+    edges = np.concatenate(
+        [
+            np.linspace(0, n, _MAX_POINTS, endpoint=False),
+            np.geomspace(1, n, _MAX_POINTS, endpoint=False),
+            [0],
+        ]
+    )
+    return np.unique(edges.astype(np.int64))
+
+
+def _thin(y, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(t, y) to draw for the per-step values ``y`` at steps first, first+1, …: all of them when
+    short; else, per bucket (:func:`_starts`), its first value, then its minimum and maximum at
+    its middle step, so an alternating or noisy curve keeps its envelope."""
+    y = np.asarray(y, np.float64)
+    t = np.arange(first, first + y.shape[0])
+    starts = _starts(y.shape[0])
+    if starts is None:
+        return t, y
+    ends = np.append(starts[1:], y.shape[0])
+    mid = first + (starts + ends - 1) / 2.0
+    lo, hi = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
+    return (
+        np.stack([starts + first, mid, mid], 1).ravel(),
+        np.stack([y[starts], lo, hi], 1).ravel(),
+    )
+
+
+def _thin_band(lower, upper, first: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(t, lower, upper) of a band, thinned as :func:`_thin` (bucket minimum of the lower edge,
+    maximum of the upper one)."""
+    t, lo = _thin(lower, first)
+    _, hi = _thin(upper, first)
+    if lo.shape[0] == np.shape(lower)[0]:
+        return t, lo, hi
+    lo, hi = lo.reshape(-1, 3), hi.reshape(-1, 3)
+    lo[:, 2], hi[:, 1] = lo[:, 1], hi[:, 2]  # min/min below, max/max above
+    return t, lo.ravel(), hi.ravel()
+
+
 def save_figure(fig, path: str | Path) -> Path:
     """Save a figure as PNG atomically (temp file + rename; readable by others, like every
     result: :func:`rfmodel.results.write_text`) and close it."""
@@ -54,22 +105,21 @@ def simulation_figure(
     schedule beside it (from 0, so a constant rate reads as one)."""
     plt = _plt()
     fig, (ax, ax_eta) = plt.subplots(1, 2, figsize=(10, 4), width_ratios=[2, 1])
-    t = np.arange(len(theory))
+    mc_mean, mc_sem = np.asarray(mc_mean), np.asarray(mc_sem)
     ax.fill_between(
-        t[1:],
-        (mc_mean - 2 * mc_sem)[1:],
-        (mc_mean + 2 * mc_sem)[1:],
+        *_thin_band((mc_mean - 2 * mc_sem)[1:], (mc_mean + 2 * mc_sem)[1:], first=1),
         color="C1",
         alpha=0.3,
         lw=0,
         label="Monte-Carlo ±2 SE",
     )
-    ax.plot(t[1:], mc_mean[1:], color="C1", lw=1, label="Monte-Carlo mean")
-    ax.plot(t[1:], theory[1:], color="k", lw=1.5, ls="--", label="exact recursion")
+    ax.plot(*_thin(mc_mean[1:], first=1), color="C1", lw=1, label="Monte-Carlo mean")
+    ax.plot(*_thin(np.asarray(theory)[1:], first=1), color="k", lw=1.5, ls="--",
+            label="exact recursion")  # fmt: skip
     ax.set(xscale="log", yscale="log", xlabel="step t", ylabel="excess loss L(t)")
     plain_ticks(ax)
     ax.legend()
-    ax_eta.plot(np.arange(len(etas)), etas, color="C0")
+    ax_eta.plot(*_thin(etas), color="C0")
     ax_eta.set(xlabel="step t", ylabel="learning rate η(t)", title="schedule")
     ax_eta.set_ylim(0, 1.1 * float(np.max(etas)))
     fig.suptitle(title)
@@ -106,11 +156,11 @@ def optimize_figure(
     for ax, k in zip(axes[3:], extra, strict=True):
         u = np.asarray(optimal[k])
         if k == "batches":
-            ax.plot(np.arange(len(u)), u, color="k", lw=2.2)
+            ax.plot(*_thin(u), color="k", lw=2.2)
             ax.axhline(np.mean(u), color="gray", ls=":", label="constant batch m = S/T")
             ax.set(xlabel="step t", ylabel="batch size m(t)", title="optimal batch schedule")
         else:
-            ax.plot(np.arange(len(u)), u, color="k", lw=2.2)
+            ax.plot(*_thin(u), color="k", lw=2.2)
             ax.axhline(0.0, color="gray", ls=":", label="plain SGD (β = 0)")
             ax.set(xlabel="step t", ylabel="momentum β(t)", title="optimal momentum schedule")
         ax.legend(fontsize=8, loc="best")
@@ -130,9 +180,8 @@ def optimize_figure(
         lines.append((name, np.asarray(r["etas"]), r["curve"], style))
     for i, (name, e, curve, style) in enumerate(lines):
         label = name if i <= SHOWN_BASELINES else None
-        ax_eta.plot(np.arange(len(e)), e, label=label, **style)
-        c = np.asarray(curve)[1:]
-        ax_loss.plot(np.arange(1, len(c) + 1), c, **style)
+        ax_eta.plot(*_thin(e), label=label, **style)
+        ax_loss.plot(*_thin(np.asarray(curve)[1:], first=1), **style)
     if len(ranked) > SHOWN_BASELINES:
         ax_eta.plot(
             [], [], color="0.75", lw=0.8, label=f"{len(ranked) - SHOWN_BASELINES} other families"

@@ -34,6 +34,7 @@ __all__ = [
     "approx_exponent",
     "check_finite",
     "available_memory",
+    "random_features_memory",
     "SIGMA_MAX",
     "N_MAX",
 ]
@@ -220,8 +221,12 @@ class Problem:
         if n_exact < 1 or n_exact != int(n_exact):
             raise ValueError(f"n_exact must be an integer >= 1; got n_exact={self.n_exact!r}")
         bpd = check_finite("bins_per_decade", self.bins_per_decade)
-        if bpd <= 0:
-            raise ValueError(f"bins_per_decade must be > 0; got bins_per_decade={bpd}")
+        if not bpd >= 1 / 300:
+            raise ValueError(
+                "bins_per_decade must be >= 1/300 (a tail bin spans at most 300 decades: the "
+                f"bin ratio 10^(1/bins_per_decade) must be a float64 number); got "
+                f"bins_per_decade={bpd:g}"
+            )
         for name, v in (("a", a), ("b", b), ("sigma", sigma), ("batch", batch)):
             set_(self, name, v)
         set_(self, "n_modes", int(n))
@@ -458,7 +463,13 @@ class Problem:
     def _random_features_draw(cls, a, b, sigma, n: int, m: int, key, batch) -> Problem:
         import jax  # local: problem.py stays importable without initializing jax
 
-        _check_memory("n_features × n_inputs", int(n) * int(m) // 4)
+        need, have = random_features_memory(n, m), available_memory()
+        if need > have / 2:
+            raise ValueError(
+                f"n_features={n} × n_inputs={m}: drawing the features needs ~"
+                f"{need / 2**30:.3g} GiB (8·(3·N·M + 4·N²) bytes), more than half of this "
+                f"machine's {have / 2**30:.3g} GiB; use fewer features or inputs"
+            )
         base = cls(a=a, b=b, sigma=sigma, n_modes=m, batch=batch, n_exact=m)
         lam_x = base.lam
         w_star = np.sqrt(base.c0)
@@ -696,6 +707,15 @@ def available_memory() -> float:
         return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):  # pragma: no cover (not POSIX)
         return math.inf
+
+
+def random_features_memory(n_features: int, n_inputs: int) -> int:
+    """Bytes :meth:`Problem.from_random_features` needs at its peak to draw N features of M
+    inputs: 8·(3·N·M + 4·N²) (the draw and its scaled copy, F Λ, then F Λ Fᵀ, its eigenvectors
+    and LAPACK's workspace; measured 4.3-5.2 × 8·N² for N = M = 2000-4000, below the 7 × 8·N²
+    of this bound)."""
+    n, m = int(n_features), int(n_inputs)
+    return 8 * (3 * n * m + 4 * n * n)
 
 
 def _check_memory(name: str, n: int) -> None:

@@ -30,10 +30,13 @@ True
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
 import warnings
 import zipfile
@@ -57,6 +60,7 @@ __all__ = [
     "write_json",
     "write_text",
     "atomic_write",
+    "abandon_writes",
     "writable_dir",
 ]
 
@@ -96,11 +100,22 @@ def config_key(config: dict[str, Any]) -> str:
     return hashlib.sha1(_canonical(config).encode()).hexdigest()[:12]
 
 
+# Temporary files of the atomic writes in progress, for a process that must end now
+# (abandon_writes); once abandoned, a new write waits forever (the process is ending).
+_WRITES = threading.Lock()
+_PENDING: set[str] = set()
+_ABANDONED = threading.Event()
+
+
 def atomic_write(path: Path, write) -> None:
     """Write ``path`` through ``write(file)`` into a temporary file of its folder, then rename it
     into place: a file under its final name is always complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with _WRITES:
+        if _ABANDONED.is_set():
+            threading.Event().wait()  # the process is ending (abandon_writes): never returns
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        _PENDING.add(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -114,6 +129,25 @@ def atomic_write(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        with _WRITES:
+            _PENDING.discard(tmp)
+
+
+def abandon_writes(timeout: float = 0.5) -> None:
+    """For a process about to end with ``os._exit`` (an interrupt): remove the temporary files
+    of the atomic writes in progress on other threads, and make later writes wait forever.
+    A write that already renamed its file into place is complete; one that had not leaves
+    nothing behind."""
+    got = _WRITES.acquire(timeout=timeout)
+    try:
+        _ABANDONED.set()
+        for tmp in list(_PENDING):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    finally:
+        if got:
+            _WRITES.release()
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -314,13 +348,25 @@ def is_complete(path: str | Path, *, config: Any = _MISSING) -> bool:
 
 
 def writable_dir(path: Path, flag: str = "--out") -> Path:
-    """Create ``path`` if needed and prove it writable, before any work (ValueError if not)."""
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{flag}: {path} is a file, not a folder")
+    """Create ``path`` if needed and prove it writable, before any work (ValueError if not).
+
+    An empty name is refused (``Path("")`` is the current folder, which a user who typed
+    ``--out ''`` did not mean); so is a name the file system cannot hold (too long, …), with
+    the system's reason instead of an OSError traceback."""
+    if str(path) == "":
+        raise ValueError(f"{flag}: an empty folder name; give a folder (e.g. {flag} runs/x)")
+    path = Path(path)
+    shown = str(path) if len(str(path)) <= 120 else f"{str(path)[:60]}…{str(path)[-40:]}"
     try:
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{flag}: {path} is a file, not a folder")
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".rfmodel-write-check-"):
             pass
     except OSError as e:
-        raise ValueError(f"{flag}: cannot write to {path} ({e.strerror or e})") from None
+        why = e.strerror or str(e)
+        if e.errno == errno.ENAMETOOLONG:
+            longest = max((len(part.encode()) for part in path.parts), default=0)
+            why += f": a name of {longest} bytes (the limit is usually 255) or a path too long"
+        raise ValueError(f"{flag}: cannot write to {shown} ({why})") from None
     return path

@@ -17,14 +17,25 @@ finished, the next one loads.
 
 Interrupts and faults (both backends):
 
-- SIGINT or SIGTERM in this process cancels the pending tasks and stops the running ones within
-  seconds (local workers: SIGTERM, then SIGKILL after :data:`GRACE_SECONDS`; Ray:
-  ``ray.cancel(force=True)``), then raises :class:`Interrupted`. Every task that finished is
-  saved; a rerun computes only the rest. The ``rfmodel`` command turns it into exit status 130
-  (SIGINT) or 143 (SIGTERM).
-- A local worker dies with its parent: it asks Linux for SIGKILL when the parent exits
-  (``PR_SET_PDEATHSIG``) and, on any system, a watchdog thread ends it once its parent is gone,
-  so a killed ``rfmodel`` (even ``kill -9``) leaves no worker behind.
+- :func:`run_stoppable` (what the ``rfmodel`` command runs its work through): the work runs on a
+  thread; the main thread only waits, so it handles SIGINT/SIGTERM at once, even while XLA holds
+  the work thread in C++ for minutes. The first signal stops every running task (local workers:
+  SIGTERM, then SIGKILL after :data:`STOP_SECONDS`; Ray: ``ray.cancel(force=True)``), removes the
+  temporary files of the writes in progress (:func:`rfmodel.results.abandon_writes`), prints the
+  caller's message, flushes and ends the process with ``os._exit(128 + signum)`` (130 for
+  SIGINT, 143 for SIGTERM): no unwinding, no interpreter shutdown racing XLA's threads. A second
+  signal ends the process at once. Finished results are saved (atomically), so a rerun resumes.
+- :func:`run_tasks` called from a program's main thread (a library user's script): SIGINT or
+  SIGTERM cancels the pending tasks and stops the running ones (SIGTERM, then SIGKILL after
+  :data:`GRACE_SECONDS`; Ray: ``ray.cancel(force=True)``), then raises :class:`Interrupted`.
+  A signal whose exception was swallowed (raised inside a gc or weakref callback, where Python
+  only prints "Exception ignored") is not lost: the runner polls for it at least once a second
+  and raises it then; a later signal raises again.
+- A local worker stops within milliseconds of SIGTERM (its task runs on a thread, its main
+  thread only waits) and removes its own temporary files; it dies with its parent: it asks
+  Linux for SIGKILL when the parent exits (``PR_SET_PDEATHSIG``) and, on any system, a watchdog
+  thread ends it once its parent is gone, so a killed ``rfmodel`` (even ``kill -9``) leaves no
+  worker behind.
 - A task that raises is reported with its traceback after all others ran; finished ones are
   kept.
 """
@@ -52,11 +63,16 @@ __all__ = [
     "run_tasks",
     "default_workers",
     "stop_on_signals",
+    "run_stoppable",
     "GRACE_SECONDS",
+    "STOP_SECONDS",
 ]
 
 #: Seconds a stopped worker gets to exit on SIGTERM before it is killed (SIGKILL).
 GRACE_SECONDS = 2.0
+#: Seconds :func:`run_stoppable` gives running workers after SIGTERM before SIGKILL (the whole
+#: stop, message and flush included, must end within 2 s).
+STOP_SECONDS = 0.8
 #: One compute thread per worker process: the workers are the parallelism.
 _WORKER_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
@@ -71,8 +87,8 @@ class Task:
         func: name of the module-level function to call.
         kwargs: its keyword arguments (picklable: plain data and paths).
         name: label for the progress bar and the report.
-        cost: estimated wall seconds on one core (every experiment estimates in the same unit,
-            so the progress bar is honest); also used to start the longest tasks first.
+        cost: estimated wall seconds on one core, used to start the longest tasks first (the
+            progress bar counts tasks: estimates can be far off on a given machine).
         done: its results are already saved for this exact configuration.
     """
 
@@ -141,21 +157,60 @@ def _call(experiment: str, func: str, kwargs: dict[str, Any]) -> Any:
 
 
 # ----------------------------------------------------------------------------- signals
+class _Run:
+    """A :func:`run_tasks` call in progress: what a stop must end and what it reports."""
+
+    def __init__(self, todo: list[Task]) -> None:
+        self.todo = todo
+        self.finished: list[str] = []
+        self.failed: list[str] = []
+        self.pool: list[_Worker] = []  # local worker processes
+        self.ray_refs: list[Any] = []  # pending Ray tasks
+        self.ray_started = False  # this run started (or connected) Ray: shut it down on a stop
+        self.fired: list[int] = []  # signals received (library mode)
+        self.stopping = False  # cleaning up: stopping the workers
+
+    def unfinished(self) -> list[str]:
+        over = set(self.finished) | set(self.failed)
+        return [t.name for t in self.todo if t.name not in over]
+
+    def check(self) -> None:
+        """Raise :class:`Interrupted` for a signal whose exception was swallowed."""
+        if self.fired and not self.stopping:
+            raise Interrupted(self.fired[0])
+
+
+_RUNS: list[_Run] = []  # the run_tasks calls in progress in this process
+_STOPPING: list[int] = []  # run_stoppable: the signal being handled
+
+
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """SIGINT and SIGTERM raise :class:`Interrupted` (once: a second signal during the cleanup
-    is ignored, so the cleanup finishes). Only in the main thread, where Python delivers
-    signals."""
-    if threading.current_thread() is not threading.main_thread():
+def _active(run: _Run) -> Iterator[_Run]:
+    _RUNS.append(run)
+    try:
+        yield run
+    finally:
+        _RUNS.remove(run)
+
+
+@contextlib.contextmanager
+def stop_on_signals(run: _Run | None = None) -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted`. Only in the main thread, where Python
+    delivers signals (elsewhere, and under :func:`run_stoppable`, a no-op).
+
+    A signal raised inside a gc or weakref callback is swallowed by Python; it is recorded in
+    ``run`` (:func:`run_tasks` polls it), and every later signal raises again, except while the
+    runner is stopping its workers (that takes at most :data:`GRACE_SECONDS`)."""
+    if threading.current_thread() is not threading.main_thread() or _STOPPING:
         yield
         return
-    fired = []
+    fired = run.fired if run is not None else []
 
     def handler(signum, frame):
-        if fired:
-            return
         fired.append(signum)
-        raise Interrupted(signum)
+        if run is not None and run.stopping:
+            return  # the cleanup is under way and ends in GRACE_SECONDS
+        raise Interrupted(fired[0])
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -163,6 +218,121 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def _stop_runs(grace: float) -> None:
+    """Stop every task running in this process now: local workers get SIGTERM (SIGKILL after
+    ``grace`` seconds), pending Ray tasks are cancelled (at most ``grace`` seconds)."""
+    pools = [w for run in list(_RUNS) for w in list(run.pool)]
+    refs = [r for run in list(_RUNS) for r in list(run.ray_refs)]
+    shutdown = any(run.ray_started for run in list(_RUNS))
+    for w in pools:
+        w.signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    if refs or shutdown:
+
+        def cancel() -> None:
+            import ray
+
+            for ref in refs:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+            if shutdown:  # a local instance's processes would linger a minute without it
+                with contextlib.suppress(Exception):
+                    ray.shutdown()
+
+        t = threading.Thread(target=cancel, name="rfmodel-ray-cancel", daemon=True)
+        t.start()
+        t.join(max(0.0, deadline - time.monotonic()))
+    while any(w.proc.poll() is None for w in pools) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for w in pools:
+        if w.proc.poll() is None:
+            w.signal(signal.SIGKILL)
+
+
+def _say_and_flush(text: str, seconds: float) -> None:
+    """Print ``text`` to stderr and flush stdout and stderr, giving up after ``seconds`` (a
+    stream whose reader stopped reading must not hold the exit)."""
+
+    def go() -> None:
+        for stream, line in ((sys.stdout, None), (sys.stderr, text)):
+            with contextlib.suppress(Exception):
+                if line:
+                    stream.write(line + "\n")
+                stream.flush()
+
+    t = threading.Thread(target=go, name="rfmodel-flush", daemon=True)
+    t.start()
+    t.join(seconds)
+
+
+def run_stoppable(
+    work: Callable[[], Any],
+    *,
+    message: Callable[[int, list[str] | None, list[str] | None], str] | None = None,
+    restore: bool = True,
+) -> Any:
+    """``work()``, with SIGINT/SIGTERM ending this process within a second at any moment.
+
+    ``work`` runs on a thread and the main thread only waits, so the signal is handled at once
+    whatever the work is doing (Python runs signal handlers in the main thread between
+    bytecodes; XLA can hold a thread in C++ for minutes). On the first signal: every running
+    task is stopped (:func:`run_tasks`' workers, Ray tasks), the temporary files of writes in
+    progress are removed (every result is written atomically: nothing half-written appears
+    under a final name, and finished results stay saved), ``message(signum, finished,
+    unfinished)`` is printed to stderr (the task names of a :func:`run_tasks` call in progress,
+    or ``None``), stdout and stderr are flushed, and the process ends with
+    ``os._exit(128 + signum)``: 130 for SIGINT, 143 for SIGTERM. A second signal ends it at once.
+
+    Returns what ``work`` returns; an exception it raises (``SystemExit`` included) is raised
+    here. From a thread other than the main one, ``work()`` is simply called. ``restore=False``
+    leaves the handlers installed after the work (a program about to end: a signal during its
+    last flush still exits 130/143, instead of reaching an interpreter in shutdown).
+    """
+    from .results import abandon_writes
+
+    if threading.current_thread() is not threading.main_thread():
+        return work()
+    outcome: list[Any] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        if _STOPPING:  # a second signal: now
+            os._exit(128 + signum)
+        _STOPPING.append(signum)
+        t0 = time.monotonic()
+        abandon_writes()
+        runs = list(_RUNS)
+        _stop_runs(STOP_SECONDS)
+        finished = [n for r in runs for n in r.finished] if runs else None
+        unfinished = [n for r in runs for n in r.unfinished()] if runs else None
+        text = ""
+        if message is not None:
+            with contextlib.suppress(Exception):
+                text = message(signum, finished, unfinished)
+        _say_and_flush(text, max(0.2, 1.5 - (time.monotonic() - t0)))
+        os._exit(128 + signum)
+
+    def target() -> None:
+        try:
+            outcome.append((True, work()))
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            outcome.append((False, e))
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        thread = threading.Thread(target=target, name="rfmodel-work", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.25)  # the signal handler runs here, between two waits
+    finally:
+        if restore or not outcome:
+            for s, h in old.items():
+                signal.signal(s, h)
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 # ----------------------------------------------------------------------------- local workers
@@ -191,14 +361,21 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def _worker_main(fd: int, parent_pid: int) -> None:
     """A local worker: receive ``(name, experiment, func, kwargs)``, reply
-    ``(status, name, value, seconds)``, until the parent closes the socket."""
+    ``(status, name, value, seconds)``, until the parent closes the socket.
+
+    Each task runs on a thread while this (main) thread waits, so SIGTERM is handled within
+    milliseconds whatever the task is doing: the temporary files of its writes in progress are
+    removed and the process ends (status 143)."""
     from multiprocessing.connection import Connection
+
+    from .results import abandon_writes
 
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it stops us with SIGTERM
 
     def on_term(signum, frame):
-        raise SystemExit(128 + signum)  # unwinds (temporary files of atomic writes are removed)
+        abandon_writes()
+        os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)
     conn = Connection(fd)
@@ -207,17 +384,21 @@ def _worker_main(fd: int, parent_pid: int) -> None:
             name, experiment, func, kwargs = conn.recv()
         except (EOFError, OSError):
             return
-        except SystemExit as e:  # SIGTERM while idle
-            os._exit(e.code if isinstance(e.code, int) else 1)
         t0 = time.perf_counter()
+        reply: list[Any] = []
+
+        def run(name=name, experiment=experiment, func=func, kwargs=kwargs, reply=reply) -> None:
+            try:
+                reply.append(("ok", name, _call(experiment, func, kwargs)))
+            except BaseException:  # noqa: BLE001 - reported by the parent
+                reply.append(("error", name, traceback.format_exc()))
+
+        thread = threading.Thread(target=run, name="rfmodel-task", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.25)
         try:
-            reply = ("ok", name, _call(experiment, func, kwargs))
-        except SystemExit as e:  # SIGTERM: the task unwound (temporary files removed); go now,
-            os._exit(e.code if isinstance(e.code, int) else 1)  # skipping the slow finalization
-        except Exception:  # noqa: BLE001 - reported by the parent
-            reply = ("error", name, traceback.format_exc())
-        try:
-            conn.send((*reply, time.perf_counter() - t0))
+            conn.send((*reply[0], time.perf_counter() - t0))
         except (OSError, ValueError):
             return
         except Exception:  # noqa: BLE001 - an unpicklable return value
@@ -230,6 +411,8 @@ class _Worker:
     def __init__(self) -> None:
         from multiprocessing.connection import Connection
 
+        if _STOPPING:  # run_stoppable is ending the process: start nothing that would outlive it
+            threading.Event().wait()
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         env.setdefault("XLA_FLAGS", _WORKER_XLA_FLAGS)
@@ -238,9 +421,20 @@ class _Worker:
         env["PYTHONPATH"] = os.pathsep.join(
             [root, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
         )
+        # Die with the parent from the first statement on, before the seconds of importing
+        # rfmodel and JAX (_die_with_parent repeats it with a watchdog): a worker started while
+        # the parent ends must not hold its pipes open.
         code = (
-            "import sys; from rfmodel.runner import _worker_main; "
-            "_worker_main(*map(int, sys.argv[1:]))"
+            "import os, sys\n"
+            "if sys.platform.startswith('linux'):\n"
+            "    try:\n"
+            "        import ctypes; ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)\n"
+            "    except Exception:\n"
+            "        pass\n"
+            "if os.getppid() != int(sys.argv[2]):\n"
+            "    os._exit(1)\n"
+            "from rfmodel.runner import _worker_main\n"
+            "_worker_main(*map(int, sys.argv[1:]))\n"
         )
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code, str(theirs.fileno()), str(os.getpid())],
@@ -284,15 +478,17 @@ def _stop_workers(workers: list[_Worker], grace: float, *, terminate: bool = Tru
             w.proc.wait()
 
 
-def _run_local(todo: list[Task], workers: int, finish, tick) -> None:
+def _run_local(run: _Run, workers: int, finish, tick) -> None:
     from multiprocessing.connection import wait
 
-    queue = deque(todo)
-    pool = [_Worker() for _ in range(min(workers, len(todo)))]
+    queue = deque(run.todo)
+    pool = run.pool
+    pool += [_Worker() for _ in range(min(workers, len(run.todo)))]
     try:
         for w in pool:
             w.submit(queue.popleft())
         while any(w.task is not None for w in pool):
+            run.check()
             busy = {w.conn: w for w in pool if w.task is not None}
             for conn in wait(list(busy), timeout=1.0):
                 w = busy[conn]
@@ -316,6 +512,7 @@ def _run_local(todo: list[Task], workers: int, finish, tick) -> None:
             tick([(w.task, time.perf_counter() - w.started) for w in pool if w.task is not None])
         _stop_workers(pool, grace=10.0, terminate=False)  # idle: they exit on the closed socket
     except BaseException:
+        run.stopping = True
         _stop_workers(pool, grace=GRACE_SECONDS)
         raise
 
@@ -327,7 +524,7 @@ def _ray_call(experiment: str, func: str, kwargs: dict[str, Any]) -> Any:
     return _call(experiment, func, kwargs)
 
 
-def _run_ray(todo: list[Task], address: str | None, workers: int | None, finish, tick) -> None:
+def _run_ray(run: _Run, address: str | None, workers: int | None, finish, tick) -> None:
     try:
         import ray
     except ImportError:
@@ -340,13 +537,16 @@ def _run_ray(todo: list[Task], address: str | None, workers: int | None, finish,
         if address is None and workers is not None:
             kw["num_cpus"] = int(workers)  # a new local instance: as many slots as workers
         ray.init(address=address, **kw)
-        started = True
+        started = run.ray_started = True
     remote = ray.remote(num_cpus=1, max_retries=0)(_ray_call)
-    refs = {remote.remote(t.experiment, t.func, t.kwargs): t for t in todo}
+    refs = {remote.remote(t.experiment, t.func, t.kwargs): t for t in run.todo}
     pending = list(refs)
+    run.ray_refs = pending
     try:
         while pending:
+            run.check()
             done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+            run.ray_refs = pending
             for ref in done:
                 task = refs[ref]
                 try:
@@ -355,6 +555,7 @@ def _run_ray(todo: list[Task], address: str | None, workers: int | None, finish,
                     finish(task, None, str(e))
             tick([])  # Ray does not say which pending task is running: finished ones only
     except BaseException:
+        run.stopping = True
         for ref in pending:
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
@@ -381,7 +582,8 @@ def run_tasks(
         tasks: the tasks (done ones are skipped).
         workers: local worker processes (default :func:`default_workers`); 1 runs the tasks in
             this process. With ``backend="ray"`` and a new local instance: its CPU slots.
-        progress: show a tqdm progress bar in estimated seconds (the tasks' ``cost``).
+        progress: show a tqdm progress bar counting the finished tasks, naming the running
+            ones with their elapsed time.
         desc: progress-bar label.
         backend: ``"local"`` (worker processes) or ``"ray"``.
         address: Ray only: the cluster address (``None``: start a local instance; ``"auto"``:
@@ -411,40 +613,46 @@ def run_tasks(
     from tqdm.auto import tqdm
 
     say = log or (lambda s: print(s, file=sys.stderr))
+    # The bar counts tasks, what is known: the experiments' cost estimates only order the tasks
+    # (longest first) and can be far off on a given machine (figures --quick: one task carried
+    # 93% of the estimate and took 1 of its 2.7 minutes); a bar paced by them crawled, then
+    # jumped 7% -> 100%. The running tasks are named with their elapsed time.
     bar = tqdm(
-        total=sum(t.cost for t in todo),
+        total=len(todo),
         desc=desc,
         disable=not progress,
-        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} est. s [{elapsed}<{remaining}] {postfix}",
+        bar_format="{desc}: {n}/{total} tasks|{bar}| [{elapsed}]{postfix}",
     )
-    failed: list[str] = []
-    finished: list[str] = []
-    done_cost = [0.0]
+    run = _Run(todo)
+    failed, finished = run.failed, run.finished
 
     def finish(task: Task, value: Any, error: Any) -> None:
+        if _STOPPING:  # run_stoppable is ending the process: its workers die, quietly
+            return
         if error is not None:
             failed.append(task.name)
             say(f"task {task.name} failed:\n{error}")
         else:
             out["results"][task.name] = value
             finished.append(task.name)
-        done_cost[0] += task.cost
-        bar.set_postfix_str(f"done: {task.name}", refresh=False)
-        tick([])
+        bar.n = len(finished) + len(failed)
+        bar.set_postfix_str(f"done: {task.name}")
 
     def tick(running: list[tuple[Task, float]]) -> None:
-        # Finished tasks count in full; running ones by their elapsed time, at most 90% of their
-        # estimate (an estimate, never more than the task's share).
-        partial = sum(min(el, 0.9 * t.cost) for t, el in running)
-        bar.n = min(done_cost[0] + partial, bar.total)
+        if running:
+            longest = sorted(running, key=lambda r: -r[1])[:2]
+            names = ", ".join(f"{t.name} {el:.0f} s" for t, el in longest)
+            more = f" +{len(running) - 2}" if len(running) > 2 else ""
+            bar.set_postfix_str(f"running: {names}{more}")
         bar.refresh()
 
     try:
-        with stop_on_signals():
+        with _active(run), stop_on_signals(run):
             if backend == "ray":
-                _run_ray(todo, address, workers, finish, tick)
+                _run_ray(run, address, workers, finish, tick)
             elif (default_workers() if workers is None else workers) == 1 or len(todo) == 1:
                 for task in todo:
+                    run.check()
                     bar.set_postfix_str(f"running: {task.name}")
                     try:
                         value = _call(task.experiment, task.func, task.kwargs)
@@ -452,13 +660,12 @@ def run_tasks(
                         finish(task, None, traceback.format_exc())
                     else:
                         finish(task, value, None)
+                run.check()
             else:
-                _run_local(todo, default_workers() if workers is None else workers, finish, tick)
+                _run_local(run, default_workers() if workers is None else workers, finish, tick)
     except Interrupted as e:
         bar.close()
-        raise Interrupted(
-            e.signum, finished, [t.name for t in todo if t.name not in set(finished) | set(failed)]
-        ) from None
+        raise Interrupted(e.signum, finished, run.unfinished()) from None
     bar.close()
     out["seconds"] = time.perf_counter() - t0
     if failed:

@@ -161,17 +161,21 @@ def _run(keys, model, etas, betas, batches, bucket, kind, buckets, momentum, ext
     return jax.vmap(one_seed)(keys)
 
 
-def _check_sample_memory(problem: Problem, chunk: int, batch: int) -> None:
-    """Refuse before allocating: one step draws chunk × batch samples of the input dimension."""
+def _check_sample_memory(problem: Problem, chunk: int, batch: int, T: int) -> None:
+    """Refuse before allocating: one step draws chunk × batch samples of the input dimension
+    (24·chunk·batch·dim bytes), and the per-step arrays take 8·(T+1)·(24 + 5·chunk) (the
+    schedule, the inputs of the scan, one chunk's curves and step keys, the statistics)."""
     from .problem import available_memory
 
     dim = problem.features.lam_x.shape[0] if problem.features is not None else problem.n_eff
-    need = 8 * 3 * chunk * int(batch) * dim
-    if need > available_memory() / 2:
+    draws, steps = 24 * chunk * int(batch) * dim, 8 * (int(T) + 1) * (24 + 5 * chunk)
+    if draws + steps > available_memory() / 2:
+        big = "per step" if draws >= steps else f"for T={T} steps"
         raise ValueError(
-            f"chunk={chunk} seeds × batch {int(batch)} × {dim} dimensions need "
-            f"~{need / 2**30:.3g} GiB per step, more than half of this machine's memory: pass a "
-            "smaller chunk (or sample fewer modes)"
+            f"chunk={chunk} seeds × batch {int(batch)} × {dim} dimensions, T={T}: sampling needs "
+            f"~{(draws + steps) / 2**30:.3g} GiB (24·chunk·batch·dim + 8·(T+1)·(24 + 5·chunk) "
+            f"bytes), mostly {big}, more than half of this machine's memory: pass a smaller "
+            "chunk, fewer steps (or sample fewer modes)"
         )
 
 
@@ -232,28 +236,54 @@ def _data_arrays(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
     return problem.data_lam, problem.data_c0
 
 
+@jax.jit
+def _chunk_stats(block):
+    """Mean and sum of squared deviations over the seeds of one chunk, in XLA: NumPy's
+    broadcast subtraction and einsum over a (chunk, T) block hold the GIL for seconds at
+    T = 1e7, which delayed the handling of an interrupt (rfmodel.runner.run_stoppable)."""
+    mean = jnp.mean(block, axis=0)
+    dev = block - mean
+    return mean, jnp.sum(dev * dev, axis=0)
+
+
 def _collect(
     run, key, n_seeds: int, chunk: int, keep_all: bool, progress: bool, with_state: bool = False
 ) -> MonteCarlo:
     """Mean and standard error over ``n_seeds`` runs of ``run(keys)``, ``chunk`` seeds at a time
-    (``with_state``: ``run`` returns (losses, states); the states are stacked)."""
+    (``with_state``: ``run`` returns (losses, states); the states are stacked).
+
+    The statistics are accumulated chunk by chunk (Chan et al.'s pairwise update of the mean and
+    the sum of squared deviations), so memory holds one chunk's curves, not every seed's:
+    O(chunk·T), unless ``keep_all``."""
     keys = jax.random.split(key, n_seeds)
     starts = range(0, n_seeds, chunk)
     if progress:
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc="Monte-Carlo SGD", unit="chunk")
-    outs = [run(keys[s : s + chunk]) for s in starts]
-    state = None
-    if with_state:
-        state = jax.tree.map(lambda *x: np.concatenate(x), *[o[1] for o in outs])
-        outs = [o[0] for o in outs]
-    losses = np.concatenate([np.asarray(o) for o in outs])
-    mean = losses.mean(axis=0)
-    sem = losses.std(axis=0, ddof=1) / np.sqrt(n_seeds)
-    return MonteCarlo(
-        mean=mean, sem=sem, n_seeds=n_seeds, losses=losses if keep_all else None, state=state
-    )
+    count, mean, m2, kept, states = 0, None, None, [], []
+    for s in starts:
+        block = run(keys[s : s + chunk])
+        if with_state:
+            block, st = block
+            states.append(jax.tree.map(np.asarray, st))
+        if keep_all:
+            kept.append(np.asarray(block, np.float64))
+        n_b = block.shape[0]
+        mean_b, m2_b = (np.array(v, np.float64) for v in _chunk_stats(block))
+        del block
+        if mean is None:
+            count, mean, m2 = n_b, mean_b, m2_b
+            continue
+        delta = mean_b - mean
+        total = count + n_b
+        mean += delta * (n_b / total)
+        m2 += m2_b + delta * delta * (count * n_b / total)
+        count = total
+    sem = np.sqrt(m2 / (n_seeds - 1)) / np.sqrt(n_seeds)
+    losses = np.concatenate(kept) if keep_all else None
+    state = jax.tree.map(lambda *x: np.concatenate(x), *states) if with_state else None
+    return MonteCarlo(mean=mean, sem=sem, n_seeds=n_seeds, losses=losses, state=state)
 
 
 @float64
@@ -320,7 +350,7 @@ def sgd(
     if np.any(batches != np.round(batches)):
         raise ValueError("batches must be integers for sampling; got non-integer batch sizes")
     momentum = betas is not None
-    _check_sample_memory(problem, min(chunk, n_seeds), int(batches.max()))
+    _check_sample_memory(problem, min(chunk, n_seeds), int(batches.max()), batches.shape[0])
     etas = jnp.asarray(etas, jnp.float64)
     betas = jnp.asarray(betas if momentum else np.zeros(etas.shape), jnp.float64)
     buckets, bucket = _buckets(batches)

@@ -109,15 +109,20 @@ def test_to_optax_warns_once_past_its_horizon():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sched(7)  # once per schedule
-    # Under jit, inside an optax training loop (lax.scan): warned from a host callback.
+    # In an eager optax loop (concrete counts): warned on the host. Under jit (lax.scan) the
+    # schedule is pure arithmetic, no host callback (issue 21, item 11): no warning there.
     opt = optax.sgd(to_optax(etas))
     state = opt.init(jnp.zeros(2))
+    with pytest.warns(UserWarning, match="step 3"):
+        for _ in range(5):
+            state = opt.update(jnp.ones(2), state, jnp.zeros(2))[1]
 
     def body(s, _):
         return opt.update(jnp.ones(2), s, jnp.zeros(2))[1], None
 
-    with pytest.warns(UserWarning, match="step 3"):
-        state, _ = jax.lax.scan(body, state, None, length=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        state, _ = jax.lax.scan(body, opt.init(jnp.zeros(2)), None, length=5)
         jax.block_until_ready(state)
     with pytest.raises(ValueError, match="T: an array"):
         to_optax(etas, T=10)

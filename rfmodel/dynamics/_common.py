@@ -65,13 +65,29 @@ def is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def _numbers(x, name: str) -> np.ndarray:
+    """``x`` as a NumPy array of real numbers (booleans, integers, floats), or a ValueError
+    naming ``name``: strings such as ``["0.1", "0.2"]``, ``None`` or ragged lists are refused
+    here rather than failing later inside NumPy or JAX with a TypeError."""
+    try:
+        a = np.asarray(x)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must be an array of numbers; got {x!r:.80} ({e})") from None
+    if a.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name} must be an array of numbers; got {a.dtype} values {x!r:.80} (convert "
+            "them first, e.g. np.asarray(values, dtype=float))"
+        )
+    return a
+
+
 def check_schedule(etas, batches=None, *, name: str = "etas") -> None:
     """Raise ``ValueError`` for a schedule that is not 1-D, finite, η ≥ 0 (batches ≥ 1).
 
     Skipped for traced values (inside ``jit``/``grad``), where values are unknown.
     """
     if is_concrete(etas):
-        e = np.asarray(etas)
+        e = _numbers(etas, name)
         if e.ndim != 1 or e.size == 0:
             raise ValueError(
                 f"{name} must be a non-empty 1-D array of per-step learning "
@@ -85,7 +101,7 @@ def check_schedule(etas, batches=None, *, name: str = "etas") -> None:
         if np.any(e < 0):
             raise ValueError(f"{name} must be >= 0; got {name}[{int(np.argmin(e))}]={e.min()}")
     if batches is not None and is_concrete(batches):
-        m = np.asarray(batches)
+        m = _numbers(batches, "batches")
         if m.shape != np.shape(etas):
             raise ValueError(
                 f"batches must have the shape of {name} {np.shape(etas)}; got {m.shape}"

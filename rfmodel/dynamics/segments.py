@@ -65,6 +65,10 @@ __all__ = [
 _EPS = float(np.finfo(np.float64).eps)
 _MAX_ITER = 60  # root-finder cap; converged roots need 3-8 iterations (measured)
 _INT64_MAX = int(np.iinfo(np.int64).max)
+#: A segment whose rank-one coupling moves the state by less than this, relative, over all its
+#: steps (n·g·Σu² below it) is propagated as the diagonal map it is to rounding (see
+#: :func:`_diagonal`): a zero or tiny rate, where the secular roots sit on their poles.
+_TINY_COUPLING = 1e-16
 
 
 # --------------------------------------------------------------------------- validation
@@ -383,6 +387,18 @@ def _eigvecs(e, us, oidx, tau):
     return r, r2m, r_o, nrm, origin + tau
 
 
+def _diagonal(u, eta, m, n) -> Array:
+    """Whether a segment's rank-one coupling g u uᵀ is negligible: n·g·Σu² ≤ 1e-30 bounds its
+    relative effect on the state over the n steps. Then M = diag(ε) to rounding and
+    x(n) = μⁿ ⊙ x + gσ² φ_n(ε) ⊙ u exactly (η = 0: the identity). The secular equation cannot
+    be used there: its weights z = g u² vanish (η = 0) or its roots sit so close to their poles
+    that 1/δ² overflows (η ≲ 1e-100), which made a zero-rate segment's loss inf and its
+    gradient NaN. The switch is continuous to rounding: on the other side the roots are
+    accurate (tests/test_faults.py compares both with the step recursion)."""
+    _, g = poles(1.0, eta, m)
+    return (g == 0) | (n * g * jnp.sum(u * u) <= _TINY_COUPLING)
+
+
 def _segment(lam, u, s2, x, eta, m, n, order, oidx, tau):
     """One segment of n steps at (η, m) from the scaled state x (original mode order):
     x(n) = Aᵀ[μⁿ ⊙ A x + g σ² φ_n ⊙ A u] with A the eigenvector rows (docs/theory.md §5).
@@ -398,7 +414,17 @@ def _segment(lam, u, s2, x, eta, m, n, order, oidx, tau):
     pw, phi, _ = _phi(nu, n)
     yh = pw * xh + (g * s2) * phi * uh
     x_new = jnp.zeros_like(x).at[order].set(((yh / nrm) @ r) * us)
-    return x_new, (nu, uh * xh, (g * s2) * uh * uh)
+    # the diagonal map (a zero or tiny rate, _diagonal): eigenvectors the unit vectors
+    eps, _ = poles(lam, eta, m)
+    pw_d, phi_d, _ = _phi(eps, n)
+    diag = _diagonal(u, eta, m, n)
+    x_new = jnp.where(diag, pw_d * x + (g * s2) * phi_d * u, x_new)
+    spec = (
+        jnp.where(diag, eps[order], nu),
+        jnp.where(diag, xs * us, uh * xh),
+        jnp.where(diag, (g * s2) * us * us, (g * s2) * uh * uh),
+    )
+    return x_new, spec
 
 
 def _segment_vjp(lam, u, s2, x, eta, m, n, order, oidx, tau, p_new):
@@ -454,13 +480,26 @@ def _segment_vjp(lam, u, s2, x, eta, m, n, order, oidx, tau, p_new):
     de_coef = de_coef.at[o].add(jnp.where(has_o, per_root, 0.0))
     dg_coef = -jnp.sum(qd * psi1) / g + s2 * jnp.sum(yb * phi * uh)  # ∂J/∂g
 
+    # The diagonal map (_diagonal), in the original order: x(n) = μⁿ ⊙ x + gσ² φ_n(ε) ⊙ u, and
+    # to first order in g the coupling adds Σ_{i<n} diag(μ)^(n−1−i) u uᵀ diag(μ)^i x, whose
+    # pairing with p' is n (p'·(h⊙u))(u·(h⊙x)) with h = μ^((n−1)/2) to relative O((nε)²),
+    # itself ≤ 1e-5 there; the term is ~η|u|²/λ of the rest, kept for continuity.
+    eps_d, _ = poles(lam, eta, m)
+    pw_d, phi_d, dphi_d = _phi(eps_d, n)
+    h = jnp.exp(0.5 * (n - 1.0) * jnp.log1p(-eps_d))
+    de_d = p_new * (-n * pw_d / (1.0 - eps_d) * x + gs2 * dphi_d * u)  # ∂J/∂ε_k
+    dg_d = s2 * jnp.sum(p_new * phi_d * u) + n * jnp.sum(p_new * h * u) * jnp.sum(u * h * x)
+    diag = _diagonal(u, eta, m, n)
+
     def total(de, dg):
-        return jnp.sum(de_coef * de[order]) + dg_coef * dg
+        regular = jnp.sum(de_coef * de[order]) + dg_coef * dg
+        return jnp.where(diag, jnp.sum(de_d * de) + dg_d * dg, regular)
 
     x_ = eta * lam
     c_ = 1.0 + 1.0 / m
     g_eta = total(2 * lam * (1 - c_ * x_), 2 * eta / m)
     g_m = total(x_ * x_ / (m * m), -eta * eta / (m * m))
+    x_bar = jnp.where(diag, pw_d * p_new, x_bar)
     return x_bar, g_eta, g_m
 
 
