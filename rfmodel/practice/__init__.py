@@ -1,79 +1,27 @@
 """The theory brought to real training runs: logged curves (:mod:`~rfmodel.practice.curves`),
 the model fitted to them (:mod:`~rfmodel.practice.fit`), the empirical loss laws
-(:mod:`~rfmodel.practice.laws`), held-out prediction and its metrics
-(:mod:`~rfmodel.practice.predict`) and the schedule advice drawn from the fit
-(:mod:`~rfmodel.practice.advise`)."""
+(:mod:`~rfmodel.practice.laws`), the objective they share (:mod:`~rfmodel.practice.objective`),
+held-out prediction and its metrics (:mod:`~rfmodel.practice.predict`) and the schedule advice
+drawn from the fit (:mod:`~rfmodel.practice.advise`). Every public name of those modules is
+exported here."""
 
-from .advise import ADVISE_FAMILIES, Advice, advise
-from .curves import (
-    LOSS_RANGE,
-    MAX_STEP,
-    MIN_POINTS,
-    PiecewiseLinear,
-    Run,
-    read_curves,
-    read_schedule,
-    validate_runs,
-    write_curves,
-)
-from .fit import MAX_MODEL_STEPS, MODEL, RESOLUTION, VERDICT, FitResult, fit_curves, synthetic_runs
-from .laws import LAWS, METRICS, LawFit, LawRun, fit_law, law_curve, prediction_metrics
-from .objective import HUBER_DELTA
-from .predict import (
-    MODELS,
-    check_fit_runs,
-    compare_laws,
-    cross_validate,
-    evaluate,
-    fit_model,
-    format_table,
-    holdout,
-    predict_run,
-    quality,
-    run_metrics,
-    summarize,
-    verdict,
-)
+from . import advise as _advise
+from . import curves as _curves
+from . import fit as _fit
+from . import laws as _laws
+from . import objective as _objective
+from . import predict as _predict
+from .advise import *  # noqa: F403
+from .curves import *  # noqa: F403
+from .fit import *  # noqa: F403
+from .laws import *  # noqa: F403
+from .objective import *  # noqa: F403
+from .predict import *  # noqa: F403
 
-__all__ = [
-    "Run",
-    "PiecewiseLinear",
-    "read_curves",
-    "read_schedule",
-    "write_curves",
-    "validate_runs",
-    "MIN_POINTS",
-    "MAX_STEP",
-    "LOSS_RANGE",
-    "FitResult",
-    "fit_curves",
-    "synthetic_runs",
-    "MODEL",
-    "MAX_MODEL_STEPS",
-    "RESOLUTION",
-    "VERDICT",
-    "HUBER_DELTA",
-    "LAWS",
-    "METRICS",
-    "LawRun",
-    "LawFit",
-    "fit_law",
-    "law_curve",
-    "prediction_metrics",
-    "MODELS",
-    "fit_model",
-    "check_fit_runs",
-    "quality",
-    "verdict",
-    "predict_run",
-    "run_metrics",
-    "evaluate",
-    "holdout",
-    "cross_validate",
-    "compare_laws",
-    "summarize",
-    "format_table",
-    "Advice",
-    "advise",
-    "ADVISE_FAMILIES",
-]
+__all__ = list(
+    dict.fromkeys(
+        name
+        for mod in (_curves, _fit, _laws, _objective, _predict, _advise)
+        for name in mod.__all__
+    )
+)

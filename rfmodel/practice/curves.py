@@ -187,10 +187,10 @@ class Run:
         cls,
         name: str,
         lr: Sequence[float] | np.ndarray,
+        *,
         step: Sequence[float] | np.ndarray = (),
         loss: Sequence[float] | np.ndarray = (),
         batch: float | Sequence[float] | np.ndarray = 1.0,
-        *,
         rtol: float = 1e-9,
     ) -> Run:
         """A run from per-update rates ``lr`` (T,) (update 0, 1, ..., T−1) and the losses
@@ -198,9 +198,12 @@ class Run:
         (:func:`simplify_knots` with tolerance ``rtol`` × max lr, batches likewise), so a 10⁶-step
         WSD run needs four rows."""
         lr = np.asarray(lr, np.float64)
+        if lr.ndim != 1 or lr.size == 0 or not np.all(np.isfinite(lr) & (lr >= 0)):
+            raise ValueError(
+                f"run {name!r}: lr must be a non-empty 1-D array of per-update rates, finite "
+                "and >= 0"
+            )
         b = np.broadcast_to(np.asarray(batch, np.float64), lr.shape)
-        if lr.ndim != 1 or lr.size == 0:
-            raise ValueError(f"run {name!r}: lr must be a non-empty 1-D array of per-update rates")
         keep = np.union1d(
             simplify_knots(lr, rtol * float(np.max(np.abs(lr), initial=0.0))),
             simplify_knots(b, rtol * float(np.max(b, initial=0.0))),
@@ -214,6 +217,16 @@ class Run:
         out_loss = np.full(rows.size, math.nan)
         out_loss[np.searchsorted(rows, st)] = np.asarray(loss, np.float64)
         return cls(name, rows, out_lr, out_loss, out_b)
+
+    def with_rates(self, lr: Sequence[float] | np.ndarray, *, rtol: float = 1e-9) -> Run:
+        """This run's logged losses with the whole per-update schedule ``lr`` (T,) as knots
+        (:meth:`from_rates`; the batch of its first rate row), e.g. a logged run whose rates
+        were logged only every k steps, given the exact schedule it was trained with."""
+        st, loss = self.points
+        b = self.knots[2]
+        return Run.from_rates(
+            self.name, lr, step=st, loss=loss, batch=float(b[0]) if b.size else 1.0, rtol=rtol
+        )
 
     @property
     def points(self) -> tuple[np.ndarray, np.ndarray]:

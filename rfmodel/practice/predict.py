@@ -232,6 +232,13 @@ def compare_laws(
     Returns rows ``{"model", "run", r2, mae, rmse, prede, worste, "seconds"}``: one per
     (model, test run), then per model a row with ``run = "mean"`` (metrics averaged over the
     test runs, ``worste`` their maximum; ``seconds``: the fit's wall time).
+
+    On the advice benchmark's suite (docs/theory.md §9), with each run's exact schedule::
+
+        s = rfmodel.experiments.advice.suite("chars", "results")
+        fit = [r.with_rates(s["lr"][r.name]) for r in s["fit"]]
+        test = [r.with_rates(s["lr"][r.name]) for r in s["test"]]
+        rows = compare_laws(fit, test)
     """
     models = _check_models(models)
     check_delta(huber_delta)
