@@ -5,7 +5,8 @@ commands:
   rfmodel simulate   exact recursion vs Monte-Carlo SGD, figure and numbers
   rfmodel figures    regenerate every figure in figures/ from saved results
   rfmodel fit        fit the model to your logged loss curves (phase, a, b, scales)
-  rfmodel advise     the schedule the fitted model recommends for T steps, vs tuned baselines
+  rfmodel pilot      the pilot runs to train before a long run
+  rfmodel advise     the schedule to run for T steps, chosen with the model fitted to the pilots
 
 Every flag is checked before any work starts; a bad value exits with status 2 and a message
 naming the flag and its valid range. SIGINT (Ctrl-C) or SIGTERM stops a command within seconds
@@ -13,7 +14,8 @@ naming the flag and its valid range. SIGINT (Ctrl-C) or SIGTERM stops a command 
 
 The command line is a thin layer: each command parses its flags, makes one library call
 (rfmodel.control.compare.solve_and_compare, rfmodel.simulate.sgd, rfmodel.figures.regenerate,
-rfmodel.practice.fit_curves, rfmodel.practice.advise) and prints what it returns.
+rfmodel.practice.fit_curves, rfmodel.practice.plan_pilots, rfmodel.practice.advise_runs) and
+prints what it returns.
 """
 
 from __future__ import annotations
@@ -215,12 +217,6 @@ def _joint_args(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"{flag} needs --optimize batch (it sets the batch control)")
     if "momentum" not in names and args.beta_max is not None:
         raise ValueError("--beta-max needs --optimize momentum (it bounds the momentum control)")
-    if names != {"eta"}:
-        other = ",".join(sorted(names - {"eta"}))
-        if args.monotone:
-            raise ValueError(f"--monotone applies to the rate alone; drop it or --optimize {other}")
-        if args.compare:
-            raise ValueError(f"--compare applies to the rate alone; drop it or --optimize {other}")
     out: dict[str, Any] = {"optimize": tuple(sorted(names))}
     if "batch" in names:
         out.update(samples=args.samples, batch_min=args.batch_min, batch_max=args.batch_max)
@@ -302,6 +298,8 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
     )
     if "samples" in setup.joint_kw:
         title += f", S={setup.joint_kw['samples']:g} samples (constant-batch schedules at m = S/T)"
+    what = " and ".join({"eta": "η", "batch": "m", "momentum": "β"}[n] for n in setup.names)
+    title += f"\noptimal {what} ({comp.solved[0][0]}) vs {len(comp.baselines)} tuned families"
     paths = comp.write(out, title)
     files = "optimal.npz/.json, table.csv, summary.json"
     if comp.schedule_columns() is not None:
@@ -405,6 +403,8 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     out = writable_dir(_run_dir("simulate", problem, args, config))
     for line in _theory_lines(problem):
         say(line)
+    rule = "" if args.eta is not None else " (half the largest stable constant rate)"
+    say(f"schedule: {args.schedule} ({_SCHEDULES[args.schedule]}), peak rate eta = {eta:.4g}{rule}")
     theory = theory_excess(problem, loss_curve(problem, etas))
     if diverged(theory):
         raise ValueError(
@@ -446,8 +446,8 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
         mc.mean,
         mc.sem,
         etas,
-        f"{problem.phase}: a={args.a:g}, b={args.b:g}, σ={args.sigma:g}, m={args.batch}, {kind}, "
-        f"{args.seeds} seeds",
+        f"{problem.phase} phase: a={args.a:g}, b={args.b:g}, σ={args.sigma:g}, m={args.batch}, "
+        f"{kind}, {args.seeds} seeds\n{args.schedule} schedule, peak η = {eta:.4g}",
     )
     plotting.save_figure(fig, out / "simulation.png")
     print(
@@ -822,35 +822,70 @@ def cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_advise(args: argparse.Namespace) -> dict[str, Any]:
     """``rfmodel advise CURVES.csv --T T_NEW [--out DIR] [--lr-max X] [--controls K]``."""
-    from .practice import FitResult, advise, fit_curves, read_curves
+    from .practice import FitResult, advise, advise_runs, read_curves
     from .results import read_json
 
-    out = writable_dir(args.out or Path("runs") / f"advise_T{args.T}")
-    if args.T < 2:
-        raise ValueError(f"--T must be an integer >= 2; got --T={args.T}")
-    if args.lr_max is not None and not (math.isfinite(args.lr_max) and args.lr_max > 0):
-        raise ValueError(f"--lr-max must be a finite number > 0; got {args.lr_max}")
     if args.controls is not None and not 1 <= args.controls <= args.T:
         raise ValueError(f"--controls must be an integer in [1, T={args.T}]; got {args.controls}")
+    out = writable_dir(args.out or Path("runs") / f"advise_T{args.T}")
     runs = read_curves(args.curves)
+    kw = {"lr_max": args.lr_max, "controls": args.controls}
     if args.fit is not None:
         try:
             f = FitResult.from_dict(read_json(args.fit))
         except (OSError, ValueError) as e:
             raise ValueError(f"--fit {args.fit}: {e}") from None
+        try:
+            adv = advise(f, args.T, runs=runs, **kw)
+        except ValueError as e:
+            raise ValueError(str(e).replace("lr_max", "--lr-max")) from None
     else:
-        f = fit_curves(runs)
-    for line in _fit_lines(f):
+        try:
+            adv = advise_runs(runs, args.T, **kw)
+        except ValueError as e:
+            raise ValueError(str(e).replace("lr_max", "--lr-max")) from None
+    for line in _fit_lines(adv.fit):
         print(line)
-    adv = advise(f, args.T, lr_max=args.lr_max, controls=args.controls)
-    print(f"\npredicted final loss at T = {args.T} (rates capped at lr_max = {adv.lr_max:.4g}):")
-    print(f"{'schedule':24s} {'loss':>12s} {'ratio':>8s}")
+    bad = {n: s for n, s in adv.status.items() if s != "ok"}
+    if bad:
+        print("pilots left out of the fit: " + ", ".join(f"{n} ({s})" for n, s in bad.items()))
+    if adv.loo_prede:
+        print(
+            "leave-one-out prediction of each pilot (mean |err|/loss): "
+            + ", ".join(f"{n} {v:.1%}" for n, v in adv.loo_prede.items())
+        )
+    print(f"\nadvice for T = {args.T}: {adv.choice}; {adv.reason}")
+    print(f"predicted final loss at T = {args.T} (rates capped at {adv.lr_max:.4g}):")
+    print(f"{'schedule':28s} {'loss':>12s} {'ratio':>8s}")
     for r in adv.table():
-        print(f"{r['schedule']:24s} {r['loss']:12.6g} {r['ratio']:8.4f}")
+        print(f"{r['schedule']:28s} {r['loss']:12.6g} {r['ratio']:8.4f}")
+    if adv.next_pilot is not None:
+        p = adv.next_pilot
+        print(f"\nthe pilot that would help most: {p['schedule']} at peak {p['peak']:.4g}")
+        print(f"  ({p['why']})")
     paths = adv.write(out)
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     print(f"use it: import sys; sys.path.insert(0, '{out}'); from schedule import schedule")
-    return {"table": adv.table(), "out": str(out)}
+    return adv.to_dict()
+
+
+def cmd_pilot(args: argparse.Namespace) -> dict[str, Any]:
+    """``rfmodel pilot --T T --lr LR [--budget P] [--out DIR]``."""
+    from .practice import plan_pilots, write_plan
+
+    plan = plan_pilots(args.T, lr=args.lr, budget=args.budget)
+    out = writable_dir(args.out or Path("runs") / f"pilot_T{args.T}")
+    print(f"pilot plan for a run of T = {args.T} updates (usual peak rate {args.lr:g}):")
+    print(f"{'name':14s} {'schedule':10s} {'peak':>10s} {'steps':>8s}")
+    for p in plan:
+        print(f"{p.name:14s} {p.schedule:10s} {p.peak:10.4g} {p.steps:8d}")
+    paths = write_plan(plan, out, args.T)
+    print(f"\nwrote {', '.join(str(p) for p in paths)}")
+    print(
+        "train each pilot, log rows run,step,lr,loss (the pilot's name as run) into a CSV, then: "
+        f"rfmodel advise CURVES.csv --T {args.T}"
+    )
+    return {"pilots": [vars(p) for p in plan], "out": str(out)}
 
 
 _CURVES_HELP = (
@@ -918,10 +953,12 @@ def _add_advise(sub) -> None:
         sub,
         "advise",
         cmd_advise,
-        "the schedule the fitted model recommends for T steps, vs tuned baselines",
-        "Fit the model to logged loss curves (or reuse a 'rfmodel fit --json' file), solve for "
-        "the optimal schedule at the new horizon, and write it as CSV and as an optax schedule "
-        "in Python, with its predicted loss against the tuned baselines.",
+        "the schedule to run for T steps, chosen with the model fitted to pilot runs",
+        "Fit the model to logged pilot runs (or reuse a 'rfmodel fit --json' file), tune the "
+        "schedules practitioners trust (cosine, warmup-stable-decay) and the free-form optimum "
+        "on the fit and the fits leaving one pilot out, and recommend the best one the model can "
+        "vouch for, or refuse (exit 0, the reason in advice.json) when it cannot predict the "
+        "pilots. Writes schedule.csv, schedule.py (an optax schedule) and advice.json.",
     )
     p.add_argument("curves", type=Path, help=_CURVES_HELP)
     p.add_argument(
@@ -934,17 +971,49 @@ def _add_advise(sub) -> None:
         "--lr-max",
         type=float_flag(0.0, lo_open=True),
         default=None,
-        help="cap on the learning rate (default: the largest logged rate)",
+        help="cap on the learning rate (default: the largest rate of a pilot that trained)",
     )
     p.add_argument(
         "--controls",
         type=int_flag(1, 10**6),
         default=None,
-        help="piecewise-constant controls of the schedule (default 200)",
+        help="piecewise-constant controls of the free-form optimum (default 200)",
     )
     p.add_argument(
         "--fit", type=Path, default=None, help="reuse the parameters of a 'rfmodel fit --json' file"
     )
+    _common_args(p)
+
+
+def _add_pilot(sub) -> None:
+    from .practice.pilot import MAX_PILOTS
+
+    p = _command(
+        sub,
+        "pilot",
+        cmd_pilot,
+        "the pilot runs to train before a run of T steps",
+        "The pilot plan that pins down what 'rfmodel advise' needs: an LR sweep of three cosine "
+        "runs a factor 3 apart around your usual rate and a constant run, each T/4 steps "
+        "(fewer runs with --budget). Writes pilots.csv, pilots.json and pilot_schedules.csv "
+        "(every update's rate).",
+    )
+    p.add_argument(
+        "--T", type=int_flag(8, T_MAX), required=True, help="number of steps of the run advised"
+    )
+    p.add_argument(
+        "--lr",
+        type=float_flag(0.0, lo_open=True),
+        required=True,
+        help="your usual peak learning rate (the sweep's centre)",
+    )
+    p.add_argument(
+        "--budget",
+        type=int_flag(2, MAX_PILOTS),
+        default=MAX_PILOTS,
+        help=f"number of pilot runs, 2 to {MAX_PILOTS}" + _DFLT,
+    )
+    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/pilot_T<T>)")
     _common_args(p)
 
 
@@ -957,7 +1026,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rfmodel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_optimize, _add_simulate, _add_figures, _add_fit, _add_advise):
+    for add in (_add_optimize, _add_simulate, _add_figures, _add_fit, _add_pilot, _add_advise):
         add(sub)
     return parser
 

@@ -24,7 +24,6 @@ EXPECTED = {
     "long_horizons.png",
     "lr_transfer.png",
     "horizon_transfer.png",
-    "networks_digits.png",
     "batch_schedules_shape.png",
     "batch_schedules_degeneracy.png",
     "batch_schedules_steps.png",
@@ -33,18 +32,37 @@ EXPECTED = {
     "compute_optimal_multiplier.png",
     "momentum_schedules.png",
     "momentum_gain.png",
+    "advice_ratios.png",
+    "advice_curves_teacher.png",
 }
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    """One quick regeneration into a temporary folder (computes everything: ~1 min)."""
+    """One quick regeneration into a temporary folder (computes everything: minutes; the slow
+    tier)."""
     out = tmp_path_factory.mktemp("figs")
     t0 = time.perf_counter()
     res = regenerate(out=out, quick=True, workers=2, progress=False, log=None)
     return out, res, time.perf_counter() - t0
 
 
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+    """A quick regeneration of two experiments (--only): the pipeline and its cache, seconds."""
+    out = tmp_path_factory.mktemp("figs2")
+    only = ["long_step_pattern", "phase_diagram"]
+    res = regenerate(out=out, quick=True, workers=2, progress=False, log=None, experiments=only)
+    return out, res
+
+
+def test_only_writes_its_figures_and_saves_its_results(two):
+    out, res = two
+    assert set(res["figures"]) == {f for f in EXPECTED if f.startswith(("long_step", "phase"))}
+    assert (out / "data" / "phase").is_dir() and not (out / "README.md").exists()
+
+
+@pytest.mark.slow  # computes every experiment (quick): minutes
 def test_quick_writes_every_figure_and_the_table(quick):
     out, res, wall = quick
     assert set(res["figures"]) == EXPECTED
@@ -75,6 +93,7 @@ def test_quick_writes_every_figure_and_the_table(quick):
     assert res["computed"]
 
 
+@pytest.mark.slow
 def test_quick_numbers_are_sane(quick):
     out, res, _ = quick
     s = json.loads((out / "data" / "summary.json").read_text())["summaries"]
@@ -103,7 +122,7 @@ def test_quick_numbers_are_sane(quick):
         assert np.all(g["optimal"] <= g["practitioner"] * (1 + 1e-6))
 
 
-@pytest.mark.slow  # 43 s (redraws all 23 figures); the CLI test below checks the cache
+@pytest.mark.slow  # redraws every figure; test_cli_figures_uses_the_cache checks the cache
 def test_second_run_reuses_the_cache(quick):
     out, _, first = quick
     before = {p: p.stat().st_mtime_ns for p in (out / "data").rglob("*.npz")}
@@ -116,25 +135,25 @@ def test_second_run_reuses_the_cache(quick):
     assert set(res["figures"]) == EXPECTED
 
 
-def test_cli_figures_uses_the_cache(quick, capsys):
-    out, _, _ = quick
+def test_cli_figures_uses_the_cache(two, capsys):
+    out, _ = two
     # One experiment (--only): the CLI path to the same cache, without redrawing every figure.
     assert cli.main(["figures", "--quick", "--out", str(out), "--only", "phase_diagram"]) == 0
     assert "0 to compute" in capsys.readouterr().out
 
 
-def test_changed_configuration_is_stale(quick):
-    out, _, _ = quick
+def test_changed_configuration_is_stale(two):
+    out, _ = two
     pd = load_experiment("phase_diagram")
     cfg = pd.config(True)
     assert all(t.done for t in pd.tasks(cfg, out / "data"))
     cfg2 = {**cfg, "Ts": cfg["Ts"] + [800]}
     assert not any(t.done for t in pd.tasks(cfg2, out / "data"))
-    opt = load_experiment("optimal_schedules")
-    c = opt.config(True)
-    assert all(t.done for t in opt.tasks(c, out / "data"))
-    c["chains"][0]["setting"] = {**c["chains"][0]["setting"], "sigma": 0.31}
-    assert not opt.tasks(c, out / "data")[0].done
+    ls = load_experiment("long_step_pattern")
+    c = ls.config(True)
+    assert all(t.done for t in ls.tasks(c, out / "data"))
+    c["problem"] = {**c["problem"], "sigma": 0.31}
+    assert not any(t.done for t in ls.tasks(c, out / "data"))
 
 
 def test_quick_refuses_to_overwrite_full_figures(tmp_path):

@@ -137,3 +137,22 @@ def test_no_module_imports_another_modules_private_names():
                 bad += [f"{f.name}: {n.module}.{a.name}" for a in n.names if a.name[0] == "_"
                         and not a.name.endswith("__")]  # fmt: skip
     assert not bad, bad
+
+
+@pytest.mark.slow
+def test_api_reference_builds_offline(tmp_path):
+    """README's docs command: one page per public module, from the docstrings."""
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "build_api.py"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    pages = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.html")}
+    for m in ("rfmodel.html", "rfmodel/control/solver.html", "rfmodel/practice/fit.html",
+              "rfmodel/dynamics/steps.html", "rfmodel/schedules/families.html"):  # fmt: skip
+        assert m in pages, sorted(pages)
+    assert "optimize_schedule" in (tmp_path / "rfmodel" / "control" / "solver.html").read_text()

@@ -18,7 +18,8 @@ def test_families_shapes_and_endpoints():
     np.testing.assert_allclose(S.as_array(S.power_law(0.4, 0.5), T), 0.4 * (1 + t) ** -0.5)
     np.testing.assert_allclose(S.as_array(S.exponential(1.0, T, 0.01), T), 0.01 ** (t / T))
     lin = np.asarray(S.as_array(S.linear(1.0, T, warmup=0.1), T))
-    assert lin[0] == pytest.approx(0.1) and lin[9] == pytest.approx(1.0) and lin[-1] < 0.02
+    assert lin[0] == 0.0 and lin[5] == pytest.approx(0.5) and lin[10] == pytest.approx(1.0)
+    assert lin[-1] == pytest.approx(1 / 90)  # optax: count T − 1 is one step before 0
     w = np.asarray(S.as_array(S.wsd(1.0, T, decay=0.2, shape="cosine"), T))
     assert np.all(w[:80] == 1.0) and np.all(np.diff(w[80:]) < 0)
     ps = np.asarray(S.as_array(S.power_scheduler(0.5, T, 1.0, 0.5, batch=4, decay=0.1), T))
@@ -80,3 +81,41 @@ def test_tune_invalid():
         S.tune("constant", p, 0)
     with pytest.raises(ValueError, match="etas must be a non-empty"):
         S.from_array(np.array([]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_families_are_optaxs_factories(seed):
+    """A family and the optax factory a user trains with agree to float precision, warmup
+    included (optax's: from 0 at count 0 to the peak at count W)."""
+    rng = np.random.default_rng(seed)
+    T = int(rng.integers(20, 400))
+    peak, final = float(rng.uniform(0.01, 2)), float(rng.uniform(0, 0.5))
+    W = int(rng.integers(0, T // 3))
+    p = float(rng.uniform(0.3, 3))
+
+    def same(ours, theirs):
+        a, b = np.asarray(S.as_array(ours, T)), np.asarray(S.as_array(theirs, T))
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+    same(S.cosine(peak, T, warmup_steps=W, final=final),
+         optax.warmup_cosine_decay_schedule(0.0, peak, W, T, final * peak))  # fmt: skip
+    same(S.cosine(peak, T, warmup=W / T), optax.warmup_cosine_decay_schedule(0.0, peak, W, T))
+    same(S.linear(peak, T, warmup_steps=W),
+         optax.join_schedules([optax.linear_schedule(0.0, peak, max(W, 1)),
+                               optax.linear_schedule(peak, 0.0, T - W)], [W]))  # fmt: skip
+    same(S.polynomial(peak, T, p), optax.polynomial_schedule(peak, 0.0, p, T))
+    same(S.exponential(peak, T, final + 1e-3), optax.exponential_decay(peak, T, final + 1e-3))
+    same(S.constant(peak), optax.constant_schedule(peak))
+    wsd = np.asarray(S.as_array(S.wsd(peak, T, decay=0.3, warmup_steps=W), T))  # no factory
+    np.testing.assert_allclose(wsd[:W], peak * np.arange(W) / max(W, 1), rtol=1e-12)
+
+
+def test_tuned_family_gives_the_optax_schedule_to_train_with():
+    p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=50, batch=4)
+    r = S.tune("cosine", p, 200, maxiter=20, n_starts=1)
+    assert isinstance(r.params["warmup_steps"], int)
+    theirs = optax.warmup_cosine_decay_schedule(
+        0.0, r.params["eta0"], r.params["warmup_steps"], 200
+    )
+    np.testing.assert_allclose(S.as_array(theirs, 200), r.etas, rtol=1e-12)
+    np.testing.assert_allclose(S.as_array(r.schedule, 200), r.etas, rtol=1e-12)

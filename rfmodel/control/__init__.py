@@ -1,9 +1,12 @@
 """Optimal control of the schedule (docs/theory.md §6): one solver over composable controls.
 
-- :mod:`~rfmodel.control.solver`: :func:`optimize_schedule` (L-BFGS-B on log L(T) with the
-  adjoint gradient; budgets by an augmented Lagrangian) and :func:`best_constant_rate`;
-- :mod:`~rfmodel.control.controls`: the controls (rate, batch with its sample budget, momentum),
-  each a :class:`Control` block with its bounds, coordinates and KKT residual;
+- :mod:`~rfmodel.control.solver`: :func:`optimize_schedule`, composed of controls, an evaluator
+  (:mod:`rfmodel.dynamics.evaluators`: SGD steps, heavy-ball steps, segment propagation) and
+  one solver (L-BFGS-B on log L(T) with the adjoint gradient; budgets by an augmented
+  Lagrangian; restarts; the KKT test), and :func:`best_constant_rate`;
+- :mod:`~rfmodel.control.controls`: the controls, each one object with its bounds, coordinates,
+  start, budget and KKT residual: :class:`Rate`, :class:`Batch` (with its sample budget),
+  :class:`Momentum`, over the generic :class:`Control`;
 - :mod:`~rfmodel.control.grid`: where the controls sit (uniform or log segments, step recursion or
   segment propagation), warm starts, growth bounds, the monotone coordinates;
 - :mod:`~rfmodel.control.result`: :class:`ScheduleResult`, saved and validated;
@@ -21,7 +24,7 @@
 from ..optim import KKT_TOLERANCE, lbfgsb, projected_gradient
 from .batch import FewestSteps, fewest_steps, integer_batches
 from .chains import horizon_keys, optimize_schedules
-from .controls import BETA_MAX, CONTROLS, Control, project_budget
+from .controls import BETA_MAX, CONTROLS, Batch, Control, Momentum, Rate, project_budget
 from .grid import segment_index
 from .result import ScheduleResult, load_schedule
 from .solver import best_constant_rate, optimize_schedule
@@ -29,6 +32,9 @@ from .solver import best_constant_rate, optimize_schedule
 __all__ = [
     "ScheduleResult",
     "Control",
+    "Rate",
+    "Batch",
+    "Momentum",
     "CONTROLS",
     "BETA_MAX",
     "KKT_TOLERANCE",

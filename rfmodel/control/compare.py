@@ -34,7 +34,7 @@ from ..schedules import FAMILIES, OPTAX_FAMILIES, TuneResult, tune
 from .batch import integer_batches
 from .controls import CONTROLS, optimize_names, validate_batch
 from .result import ScheduleResult
-from .solver import optimize_schedule
+from .solver import lowering_rate, optimize_schedule
 
 __all__ = [
     "HARD_DEFAULT_CONTROLS",
@@ -254,16 +254,9 @@ def write_schedule(out: Path, columns: dict[str, np.ndarray], meta: dict[str, An
 
 
 def check_eta_max(problem: Problem, T: int, eta_max: float, *, name: str = "eta_max") -> None:
-    """``eta_max`` must allow a rate that lowers the loss within T steps (the solver's start);
-    the error names it ``name`` (e.g. a flag)."""
-    eta = min(eta_max, 0.5 * problem.eta_critical())
-    curve = loss_curve(problem, np.full(T, eta))
-    if not curve[-1] < curve[0]:
-        raise ValueError(
-            f"{name}={eta_max:g} is too small: no constant rate η <= {eta_max:g} lowers the "
-            f"loss in T={T} steps (L(T) = L(0) = {curve[0]:.4g}); the useful range is up to the "
-            f"per-step stability bound {problem.eta_mode_bound():.4g}"
-        )
+    """``eta_max`` must allow a rate that lowers the loss within T steps (the solver's start,
+    :func:`rfmodel.control.solver.lowering_rate`); the error names it ``name`` (e.g. a flag)."""
+    lowering_rate(problem, T, eta_max=eta_max, name=name)
 
 
 @dataclass(frozen=True)
@@ -311,15 +304,6 @@ def setup_comparison(
     unknown = [f for f in families if f not in known]
     if unknown or not families:
         raise ValueError(f"families must be names from {known}; got {families}")
-    if joint and monotone:
-        raise ValueError(
-            f"monotone applies to the rate alone; got optimize={list(names)} (drop monotone or "
-            "optimize the rate alone)"
-        )
-    if joint and compare:
-        raise ValueError(
-            f"compare (per step vs K) applies to the rate alone; got optimize={list(names)}"
-        )
     kw: dict[str, Any] = {}
     if joint:
         kw["optimize"] = tuple(c for c in CONTROLS if c in names)
@@ -408,10 +392,10 @@ def solve_and_compare(
             - ``eta_max``: cap on every rate, for the optimum and the baselines alike (their
               η-scale parameters are capped); default the per-step stability bound;
             - ``smoothness``: κ of the solver's smoothness penalty;
-            - ``monotone``: also solve the best schedule non-increasing after its warmup and
-              export it (the rate alone only);
+            - ``monotone``: also solve the best schedule whose rate is non-increasing after its
+              warmup and export it;
             - ``compare``: also solve the other choice of controls (per step vs K); default on
-              in the hard phase (the rate alone only);
+              in the hard phase for the rate alone;
             - ``optimize``, ``samples``, ``batch_min``, ``batch_max``, ``beta_max``: the
               controls optimized jointly with the rate
               (:func:`rfmodel.control.optimize_schedule`); with the batch optimized the
@@ -434,11 +418,14 @@ def run_comparison(
     solve = dict(eta_max=setup.eta_max, smoothness=setup.smoothness, progress=progress)
     main = optimize_schedule(problem, T, controls=K, **solve, **kw)
     solved = [(controls_label(K), main, K)]
+    # Warm starts from the main optimum: every optimized control of it.
+    start = {"eta": main.etas, "batch": main.batches, "momentum": main.betas}
+    start = {k: v for k, v in start.items() if k in names} if joint else main.etas
     if setup.compare:  # what the other choice costs (hard phase: per-step long steps vs smooth K)
-        alt = optimize_schedule(problem, T, controls=alt_K, init=main.etas, **solve)
+        alt = optimize_schedule(problem, T, controls=alt_K, init=start, **solve, **kw)
         solved.append((controls_label(alt_K), alt, alt_K))
     if setup.monotone:  # non-increasing after the warmup (the part before the peak)
-        mono = optimize_schedule(problem, T, controls=K, init=main.etas, monotone=True, **solve)
+        mono = optimize_schedule(problem, T, controls=K, init=start, monotone=True, **solve, **kw)
         solved.insert(0, (f"{controls_label(K)}, monotone", mono, K))
     label, opt, _ = solved[0]
     if log is not None:

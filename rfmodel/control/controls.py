@@ -1,25 +1,63 @@
-"""The optimized controls (docs/theory.md §6): each a :class:`Control` block of the solver's vector
-with its bounds, coordinates, optional budget and first-order residual; the validation of the
-settings of each kind (rate, batch with its sample budget, momentum); and the exact projection
-onto a budget."""
+"""The optimized controls (docs/theory.md §6): each one object that knows its name, its bounds, the
+coordinates the solver moves it in, its default start, its budget (if any), its penalty (if any)
+and its first-order (KKT) residual. :func:`rfmodel.control.optimize_schedule` composes them with
+an evaluator (:mod:`rfmodel.dynamics.evaluators`) that returns log L(T) and the gradient by
+control; the solver (:mod:`rfmodel.control.solver`) only calls the methods below.
+
+- :class:`Control`: a box lo ≤ u ≤ hi in log, log(1 − u) or linear coordinates, with an optional
+  linear budget Σ_j n_j u_j = total (n_j: steps of segment j);
+- :class:`Rate`: the learning rate η ∈ [0, η_max] (log or linear; a diagonal preconditioner and
+  per-segment growth bounds on a non-uniform grid; monotone coordinates; the smoothness
+  penalty; a default start searched as the best constant rate);
+- :class:`Batch`: the batch size m ∈ [batch_min, batch_max] under the sample budget Σ_t m_t = S;
+- :class:`Momentum`: the heavy-ball momentum β ∈ [0, β_max].
+
+A new control is one small class and its gradient from an evaluator. For example a data-quality
+fraction q_t ∈ [q_min, 1] with a budget of clean samples Σ_t q_t m_t = Q at fixed batches m::
+
+    class Quality(Control):
+        def __init__(self, clean, q_min, batches):  # batches: K values (segment means)
+            super().__init__("quality", q_min, 1.0, log=True, total=clean, kkt_log=True)
+            self.m = np.asarray(batches, np.float64)
+
+        def spent(self, values, n):  # Σ_j n_j m_j q_j
+            return float((n * self.m) @ values["quality"])
+
+        def spent_grad(self, values, n):
+            return {"quality": n * self.m}
+
+        def project(self, values, n):
+            return project_budget(values["quality"], n * self.m, self.total, self.lo, self.hi)
+
+with ``"quality"`` added to an evaluator's ``differentiates`` and its per-step adjoint
+gradient ∂ log L/∂q_t in that evaluator's output (with the batch optimized too, ``spent_grad``
+returns both ``"quality"`` and ``"batch"`` entries, and the augmented Lagrangian and the
+multiplier estimate take both). Iterate-averaging weights τ_t on the simplex are a
+:class:`Control` with ``total=1.0`` and weights n_j, no new solver code.
+"""
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize
 
 from ..dynamics.momentum import check_betas
+from ..dynamics.momentum import eta_critical as momentum_critical
 from ..optim import projected_gradient
 from ..problem import Problem, check_finite
-from .grid import LOG_RANGE
+from .grid import GROWTH, LOG_RANGE, Monotone, initial_controls
 
 __all__ = [
     "CONTROLS",
     "BETA_MAX",
     "Control",
+    "Rate",
+    "Batch",
+    "Momentum",
+    "rate_ceiling",
     "check_solver_args",
     "optimize_names",
     "validate_batch",
@@ -54,27 +92,102 @@ def check_solver_args(problem: Problem, T: int, controls, eta_max, smoothness) -
     return int(K), eta_max
 
 
-# --------------------------------------------------------------------------- several controls
-@dataclass(frozen=True)
+# --------------------------------------------------------------------------- controls
+def rate_ceiling(problem: Problem, batch: float | None = None) -> float:
+    """2m/((m+1) λ_min): from this rate on one SGD step grows every mode.
+
+    Such a step is never useful: every mode's factor d_k(η) = 1 − 2ηλ_k + ((m+1)/m)η²λ_k² is
+    then ≥ 1 and the noise it injects is ≥ 0, so its state is ≥ (componentwise) the state after
+    a step at η = 0, and the recursion is monotone in the state (d_k > 0, the forcing grows with
+    L): replacing it by η = 0 never raises L(T). The solver caps η_max there (a bound of 1e300
+    otherwise put every rate of its log box above stability: loss inf at η_max ≥ 1e30). Heavy
+    ball, whose state (C, R, V) the argument does not cover, uses the same cap as a bound far
+    above its stable raw rates (η_c(β) < η_c(0) in raw η), not as a proven one."""
+    m = float(problem.batch if batch is None else batch)
+    return 2 * m / ((m + 1) * float(np.min(problem.lam)))
+
+
 class Control:
     """One optimized control: K piecewise-constant values u_j (step t uses u[⌊tK/T⌋]).
 
     A block of the solver's vector with its own bounds ``lo ≤ u ≤ hi``, its coordinates (``log``:
     the solver moves x = log u, with x ≥ log hi − 30 when lo = 0; ``log1m``: x = −log(1 − u),
-    for a momentum u ∈ [0, 1); else x = u), an optional
-    budget Σ_t u_t = ``total`` (an equality: Σ_j n_j u_j = total over segment lengths n_j), and
-    the coordinates of its first-order residual (``kkt_log``: in log u, i.e. relative; else in
-    u). docs/theory.md §6.
+    for a momentum u ∈ [0, 1); else x = u), an optional budget Σ_t u_t = ``total`` (an equality:
+    Σ_j n_j u_j = total over segment lengths n_j; :meth:`spent`), and the coordinates of its
+    first-order residual (``kkt_log``: in log u, i.e. relative; else in u). docs/theory.md §6.
+
+    The methods the solver calls: :meth:`initial` (the start), :meth:`bind` (coordinates that
+    depend on the start), :meth:`bounds_x`, :meth:`to_x`, :meth:`from_x`, :meth:`grad_x`
+    (coordinates), :meth:`penalize` (a term added to log L), :meth:`spent`, :meth:`spent_grad`,
+    :meth:`project` (the budget), :meth:`free`, :meth:`kkt_weight`, :meth:`residual` (first-order
+    optimality) and :meth:`check` (warnings about the result).
     """
 
-    name: str
-    lo: float
-    hi: float
-    log: bool = True
-    total: float | None = None
-    kkt_log: bool = False
-    log1m: bool = False
+    #: The solver starts this control after the others (its start depends on theirs).
+    start_last = False
+    #: Stop L-BFGS-B once every residual is 100× below the tolerance (preconditioned controls,
+    #: see :class:`Rate`); ``kkt_label`` names the coordinates in the stop message.
+    kkt_stop = False
+    kkt_label = ""
 
+    def __init__(
+        self,
+        name: str,
+        lo: float,
+        hi: float,
+        *,
+        log: bool = True,
+        total: float | None = None,
+        kkt_log: bool = False,
+        log1m: bool = False,
+    ) -> None:
+        self.name, self.lo, self.hi = str(name), float(lo), float(hi)
+        self.log, self.total, self.kkt_log, self.log1m = bool(log), total, bool(kkt_log), log1m
+
+    def __repr__(self) -> str:
+        budget = "" if self.total is None else f", total={self.total:g}"
+        return f"{type(self).__name__}({self.name!r}, [{self.lo:g}, {self.hi:g}]{budget})"
+
+    # ------------------------------------------------------------------ start
+    def default(self, K: int, n: np.ndarray) -> np.ndarray | None:
+        """The default start (before the budget's projection): the budget spent evenly, else
+        the lower bound; ``None``: searched as the best constant (:meth:`probes`)."""
+        return np.full(K, self.total / n.sum() if self.total else self.lo)
+
+    def initial(self, given, K: int, centers, n: np.ndarray, factor: np.ndarray):
+        """(K start values or ``None`` to search a constant, a factor for the controls started
+        after this one or ``None``) from ``given`` (any schedule, resampled on t/T; ``None``:
+        :meth:`default`), inside the bounds and on the budget."""
+        u = self.default(K, n) if given is None else initial_controls(given, K, centers)
+        if u is None:
+            return None, None
+        if self.total and np.any(u <= 0):
+            raise ValueError(f"init[{self.name!r}] must be > 0")
+        if self.total:
+            return self.project({self.name: u}, n), None
+        return np.clip(u, self.lo, self.hi), None
+
+    def probes(self, problem: Problem, fixed: dict[str, np.ndarray]):
+        """Constant values to try, in order, for a control without a start (:meth:`default`
+        ``None``): the first whose run lowers L(T) starts the search of the best constant."""
+        return iter(())
+
+    def constant(self) -> Control:
+        """This control as searched for its best constant value (one segment)."""
+        return self
+
+    def no_start(self, problem: Problem, T: int, tried, loss0: float, name: str) -> str:
+        """Why no constant value of this control starts the solver."""
+        return (
+            f"{name}: no constant {self.name} in [{self.lo:g}, {self.hi:g}] lowers the loss "
+            f"within T={T} steps (L(0) = {loss0:.4g}; {len(tried)} values tried)"
+        )
+
+    def bind(self, u0: np.ndarray) -> Control:
+        """This control with the coordinates of a solve from ``u0`` (default: itself)."""
+        return self
+
+    # ------------------------------------------------------------------ coordinates
     def x_bounds(self) -> tuple[float, float]:
         if self.log1m:
             return -math.log1p(-self.lo), -math.log1p(-self.hi)
@@ -82,6 +195,10 @@ class Control:
             return self.lo, self.hi
         top = math.log(self.hi)
         return (math.log(self.lo) if self.lo > 0 else top - LOG_RANGE), top
+
+    def bounds_x(self, K: int) -> list[tuple[float, float]]:
+        """L-BFGS-B's bounds on this control's K coordinates."""
+        return [self.x_bounds()] * K
 
     def to_x(self, u: np.ndarray) -> np.ndarray:
         if self.log1m:
@@ -101,25 +218,246 @@ class Control:
             return 1.0 - u
         return u if self.log else np.ones_like(u)
 
-    def residual(self, u: np.ndarray, g: np.ndarray, n: np.ndarray, nu: float) -> float:
-        """Projected gradient of the Lagrangian ∇_u log L + ν ∇_u (Σ_j n_j u_j) (ν = 0 without a
-        budget), in this block's residual coordinates: zero exactly at a KKT point."""
-        g = g + nu * n
+    def grad_x(self, u: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """∂f/∂x from ∂f/∂u (the vector-Jacobian product of u(x))."""
+        return g * self.dudx(u)
+
+    # ------------------------------------------------------------------ objective terms
+    def penalize(self, v: float, g: np.ndarray, u: np.ndarray) -> float:
+        """``v`` plus this control's penalty; adds the penalty's gradient to ``g`` in place."""
+        return v
+
+    def spent(self, values: dict[str, np.ndarray], n: np.ndarray) -> float:
+        """What the budget counts: Σ_j n_j u_j (only with ``total``)."""
+        return float(n @ values[self.name])
+
+    def spent_grad(self, values: dict[str, np.ndarray], n: np.ndarray) -> dict[str, np.ndarray]:
+        """∂ spent/∂u by control (a budget may involve several)."""
+        return {self.name: n}
+
+    def project(self, values: dict[str, np.ndarray], n: np.ndarray) -> np.ndarray:
+        """This control's values moved exactly onto the budget (:func:`project_budget`)."""
+        return project_budget(values[self.name], n, self.total, self.lo, self.hi)
+
+    # ------------------------------------------------------------------ optimality
+    def free(self, u: np.ndarray) -> np.ndarray:
+        """The values strictly inside their bounds (they estimate a budget's multiplier)."""
+        return (u > self.lo * (1 + 1e-9)) & (u < self.hi * (1 - 1e-9))
+
+    def kkt_weight(self, u: np.ndarray) -> np.ndarray:
+        """The factor from ∂/∂u to ∂/∂(residual coordinate): u for a residual in log u, else 1."""
+        return u if self.kkt_log else np.ones_like(u)
+
+    def residual(self, u: np.ndarray, g: np.ndarray, x: np.ndarray | None = None) -> float:
+        """Projected gradient of ``g`` (∇_u of log L plus the budgets' ν ∇_u spent), in this
+        control's residual coordinates: zero exactly at a KKT point. ``x``: the solver's
+        coordinates of ``u`` when known."""
         if not self.kkt_log:
             return projected_gradient(u, g, self.lo, self.hi)
         return projected_gradient(np.log(u), u * g, math.log(self.lo), math.log(self.hi))
 
-    def multiplier(self, u: np.ndarray, g: np.ndarray, n: np.ndarray) -> float:
-        """Least-squares estimate of the budget's multiplier ν from the values strictly inside
-        their bounds (exact at a KKT point with at least one of them); 0 without a budget."""
-        if self.total is None:
-            return 0.0
-        free = (u > self.lo * (1 + 1e-9)) & (u < self.hi * (1 - 1e-9))
-        if not np.any(free):
-            free = np.ones_like(u, dtype=bool)
-        w = self.dudx(u) if self.kkt_log else np.ones_like(u)
-        a, h = (w * g)[free], (w * n)[free]
-        return float(-(a @ h) / (h @ h))
+    def check(self, u: np.ndarray) -> list[str]:
+        """Warnings about the solved values (e.g. a bound the optimum may lie beyond)."""
+        return []
+
+
+class Rate(Control):
+    """The learning rate η_j ∈ [0, η_max].
+
+    Args:
+        eta_max: the upper bound (the solver's cap of the user's η_max, :func:`rate_ceiling`).
+        parameterization: ``"log"`` (x = log η ∈ [``floor``, log η_max]) or ``"linear"``
+            (x = η ∈ [0, η_max]).
+        monotone: non-increasing after the warmup, the controls before the peak of the start
+            (:class:`~rfmodel.control.grid.Monotone`; log only).
+        smoothness: κ of the penalty κ Σ_j (η_{j+1} − η_j)².
+        scale: a diagonal preconditioner s (log only, not monotone): the solver moves
+            y_j = s_j log η_j (:func:`~rfmodel.control.grid.grid_scale`); the residual is then
+            measured in log η and the solver stops at a residual 100× below the tolerance (past
+            it L-BFGS-B only walks the flat directions of rates annealed to 1e-12; hard phase,
+            T = 10^7, K = 60: 1e-5 after 494 iterations; 10× below stopped the easy T = 10^6
+            solve 2e-7 (relative) above the loss 500 iterations reach).
+        upper: per-control bounds η_j ≤ upper_j ≤ η_max with ``scale``
+            (:func:`~rfmodel.control.grid.rate_bounds`); ``growth``: those of them below the
+            per-mode bound (a rate ending there gets a warning).
+        floor: the lower end of the log box (default log η_max − 30: η ≥ 1e-13 η_max, i.e. 0 in
+            practice).
+    """
+
+    start_last = True
+    kkt_label = "LOG RATES"
+
+    def __init__(
+        self,
+        eta_max: float,
+        *,
+        parameterization: str = "log",
+        monotone: bool = False,
+        smoothness: float = 0.0,
+        scale: np.ndarray | None = None,
+        upper: np.ndarray | None = None,
+        growth: np.ndarray | None = None,
+        floor: float | None = None,
+    ) -> None:
+        super().__init__("eta", 0.0, eta_max, log=parameterization == "log")
+        self.monotone, self.smoothness = bool(monotone), float(smoothness)
+        self.scale = None if scale is None or monotone else np.asarray(scale, np.float64)
+        self.upper, self.growth = upper, growth
+        self.floor = math.log(self.hi) - LOG_RANGE if floor is None else float(floor)
+        self.kkt_stop = self.scale is not None
+        self.mono: Monotone | None = None
+
+    def constant(self) -> Rate:
+        """The rate of a search for the best constant: the plain log box."""
+        return Rate(self.hi, floor=self.floor)
+
+    def default(self, K: int, n: np.ndarray) -> None:
+        return None  # the best constant rate, searched by the solver from :meth:`probes`
+
+    def initial(self, given, K, centers, n, factor):
+        if given is None:
+            return None, None
+        return np.clip(initial_controls(given, K, centers) * factor, 0.0, self.hi), None
+
+    def probes(self, problem: Problem, fixed: dict[str, np.ndarray]):
+        """Constant rates to try, until one lowers L(T): min(η_c/2, η_max) (η_c at the mean
+        batch and momentum of ``fixed``), then 4× smaller down to the bottom of the log box. At
+        high noise η_c/2 raises L(T) (σ = 2, N = T = 1000: L(T) = 2.05 > L(0) = 1.34, while
+        η_c/8 reaches 0.30 and 0.011 η_c 0.032): the noise a step injects grows as η², its
+        progress as η."""
+        m = fixed.get("batch")
+        m = None if m is None else float(np.mean(m))
+        beta = fixed.get("momentum")
+        if beta is None or not np.any(beta):
+            eta_c = problem.eta_critical(m)
+        else:
+            eta_c = momentum_critical(problem, float(np.mean(beta)), m)
+        eta = min(0.5 * eta_c, self.hi)
+        bottom = math.exp(self.floor)
+        while eta >= bottom:
+            yield eta
+            eta *= 0.25
+
+    # ------------------------------------------------------------------ coordinates
+    def bind(self, u0: np.ndarray) -> Rate:
+        if not self.monotone:
+            return self
+        out = copy.copy(self)  # the warmup ends at the start's peak; after it, non-increasing
+        out.mono = Monotone(int(np.argmax(u0)), self.floor, math.log(self.hi))
+        return out
+
+    def _log_hi(self, K: int) -> np.ndarray:
+        return np.full(K, math.log(self.hi)) if self.upper is None else np.log(self.upper)
+
+    def bounds_x(self, K: int) -> list[tuple[float, float]]:
+        if not self.log:
+            return [(0.0, self.hi)] * K
+        if self.mono is not None:
+            return self.mono.bounds(K)
+        if self.scale is None:
+            return [(self.floor, math.log(self.hi))] * K
+        s = self.scale
+        return list(zip(self.floor * s, self._log_hi(K) * s, strict=True))
+
+    def to_x(self, u: np.ndarray) -> np.ndarray:
+        if not self.log:
+            return np.clip(u, 0.0, self.hi)
+        if self.mono is not None:
+            p = self.mono.p
+            u = np.concatenate([u[:p], np.minimum.accumulate(u[p:])])
+            return self.mono.y_of(np.clip(u, math.exp(self.floor), self.hi))
+        x = np.log(np.clip(u, math.exp(self.floor), self.hi))
+        if self.scale is None:
+            return x
+        return np.minimum(x, self._log_hi(len(u))) * self.scale
+
+    def from_x(self, x: np.ndarray) -> np.ndarray:
+        if not self.log:
+            return x
+        if self.mono is not None:
+            return self.mono.u_of(x)
+        return np.exp(x if self.scale is None else x / self.scale)
+
+    def grad_x(self, u: np.ndarray, g: np.ndarray) -> np.ndarray:
+        if not self.log:
+            return g
+        if self.mono is not None:
+            return self.mono.grad_y(u, g)
+        return g * u if self.scale is None else (g * u) / self.scale
+
+    # ------------------------------------------------------------------ objective, optimality
+    def penalize(self, v: float, g: np.ndarray, u: np.ndarray) -> float:
+        """v + κ Σ_j (u_{j+1} − u_j)² (on η, in every parameterization)."""
+        if self.smoothness:
+            du = np.diff(u)
+            v += self.smoothness * float(du @ du)
+            g[:-1] -= 2 * self.smoothness * du
+            g[1:] += 2 * self.smoothness * du
+        return v
+
+    def residual(self, u, g, x=None) -> float:
+        """In η; in log η with a preconditioner (relative rates: a rate annealed to 1e-8 whose
+        ∂ log L/∂η is 0.4 changes log L by 4e-9 when doubled, yet it read 0.4 in η); in the
+        monotone coordinates with ``monotone``."""
+        if self.mono is not None:
+            return self.mono.projected_gradient(u, g)
+        if self.scale is None:
+            return projected_gradient(u, g, 0.0, self.hi)
+        z = np.log(u) if x is None else x / self.scale
+        return projected_gradient(z, g * u, self.floor, self._log_hi(len(u)))
+
+    def check(self, u: np.ndarray) -> list[str]:
+        if self.growth is None or self.upper is None:
+            return []
+        held = self.growth & (u >= self.upper * (1 - 1e-9))
+        if not np.any(held):
+            return []
+        return [
+            f"optimize_schedule: {int(held.sum())} rate(s) end on the growth bound of "
+            f"their segment (e^{GROWTH:g} within the segment, see rate_bounds); "
+            "the optimum may lie beyond it"
+        ]
+
+    def no_start(self, problem: Problem, T: int, tried: list[float], loss0: float, name: str):
+        """Why no rate ≤ η_max can start the solver (``name``: what the user gave)."""
+        top = problem.eta_mode_bound()
+        flag = name.split("=")[0].split(" ")[0]
+        hint = (
+            f"the useful range of {flag} is up to the per-step stability bound {top:.4g}"
+            if self.hi < 0.5 * problem.eta_critical()
+            else f"the label noise (sigma={problem.sigma:g}) injects more loss than any such "
+            "rate removes, or the initial loss is already 0"
+        )
+        return (
+            f"{name}: no constant rate η <= {self.hi:.4g} lowers the loss within T={T} steps "
+            f"(L(T) >= L(0) = {loss0:.4g} at each of the {len(tried)} rates tried, from "
+            f"{max(tried, default=self.hi):.4g} down to {min(tried, default=self.hi):.3g}, 4x "
+            f"apart); {hint}"
+        )
+
+
+class Batch(Control):
+    """The batch size m_j ∈ [batch_min, batch_max] under the sample budget Σ_j n_j m_j = S, in
+    log m (the residual too: relative). Given a start (``init={"batch": ...}``), the rates
+    started after it are rescaled with it, keeping η/m per segment: a warm start from another
+    budget stays as stable per sample; by default m ≡ S/T."""
+
+    def __init__(self, samples: float, batch_min: float, batch_max: float) -> None:
+        super().__init__("batch", batch_min, batch_max, log=True, total=samples, kkt_log=True)
+
+    def initial(self, given, K, centers, n, factor):
+        u, _ = super().initial(given, K, centers, n, factor)
+        if given is None:
+            return u, None
+        return u, u / initial_controls(given, K, centers)
+
+
+class Momentum(Control):
+    """The heavy-ball momentum β_j ∈ [0, β_max], moved in x = −log(1 − β) (β = 0, plain SGD, is a
+    reachable bound); the residual in β. By default β ≡ 0: the start is plain SGD."""
+
+    def __init__(self, beta_max: float) -> None:
+        super().__init__("momentum", 0.0, beta_max, log=False, log1m=True)
 
 
 def optimize_names(optimize) -> tuple[str, ...]:

@@ -7,7 +7,6 @@ warmup) coordinates (docs/theory.md §5, §6)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize
@@ -18,8 +17,8 @@ from ..problem import Problem
 __all__ = [
     "segment_index",
     "initial_controls",
-    "Segments",
-    "make_grid",
+    "grid_lengths",
+    "segments_cheaper",
     "STEP_NS",
     "SEG_NS",
     "SEG_MIN_T",
@@ -75,25 +74,19 @@ SEG_NS = 14.0
 SEG_MIN_T = 100_000
 
 
-@dataclass(frozen=True)
-class Segments:
-    """The grid of a solve by segment propagation: K segment lengths summing to T."""
-
-    lengths: np.ndarray
-
-
-def make_grid(problem: Problem, T: int, K: int, grid, method: str, batches):
-    """Per-step control index (step recursion) or :class:`Segments`, and the segment centres
-    t/T for resampling a warm start (``None`` on the default uniform grid)."""
-
-    if method not in ("auto", "steps", "segments"):
-        raise ValueError(f"method must be 'auto', 'steps' or 'segments'; got method={method!r}")
+def grid_lengths(T: int, K: int, grid) -> tuple[np.ndarray, np.ndarray | None]:
+    """The K segment lengths of ``grid`` (``"uniform"``: as equal as possible, the ⌊tK/T⌋ grid of
+    :func:`segment_index`; ``"log"``: :func:`rfmodel.segments.log_lengths`; or K lengths summing
+    to T) and the segment centres t/T for resampling a warm start (``None`` on the uniform
+    grid)."""
     if isinstance(grid, str):
         if grid not in ("uniform", "log"):
             raise ValueError(
                 f"grid must be 'uniform', 'log' or K segment lengths summing to T; got {grid!r}"
             )
-        lengths = None if grid == "uniform" else log_lengths(T, K)
+        if grid == "uniform":
+            return uniform_lengths(T, K), None
+        lengths = log_lengths(T, K)
     else:
         lengths = check_segments(np.ones(np.shape(grid)), grid)[1].astype(np.int64)
         if lengths.size != K or int(lengths.sum()) != T:
@@ -101,19 +94,13 @@ def make_grid(problem: Problem, T: int, K: int, grid, method: str, batches):
                 f"grid: {lengths.size} segment lengths summing to {int(lengths.sum())}; "
                 f"expected K={K} lengths summing to T={T}"
             )
+    return lengths, (np.cumsum(lengths) - 0.5 * lengths) / T
+
+
+def segments_cheaper(problem: Problem, T: int, K: int) -> bool:
+    """The cost model of ``method="auto"``: segment propagation beats the step recursion."""
     n = problem.n_eff
-    cheaper = T >= SEG_MIN_T and T * n * STEP_NS > K * n * n * SEG_NS
-    use = method == "segments" or (method == "auto" and cheaper and batches is None)
-    if use and batches is not None:
-        raise ValueError("batches: per-step batches need method='steps' (or 'auto')")
-    centers = None
-    if lengths is not None:
-        centers = (np.cumsum(lengths) - 0.5 * lengths) / T
-    if use:
-        return Segments(uniform_lengths(T, K) if lengths is None else lengths), centers
-    if lengths is None:
-        return segment_index(T, K), centers
-    return np.repeat(np.arange(K), lengths), centers
+    return T >= SEG_MIN_T and T * n * STEP_NS > K * n * n * SEG_NS
 
 
 GROWTH = 5.0

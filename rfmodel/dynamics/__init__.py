@@ -14,7 +14,11 @@ gradient of log L(T) with respect to each per-step control through a hand-writte
 - :mod:`~rfmodel.dynamics.momentum`: heavy-ball SGD, three moments per mode, same structure;
 - :mod:`~rfmodel.dynamics.segments`: piecewise-constant schedules by exact segment propagation,
   O(K·N²) whatever T;
-- :mod:`~rfmodel.dynamics.ode`: the continuous-time limit (diffrax), a check of the others.
+- :mod:`~rfmodel.dynamics.ode`: the continuous-time limit (diffrax), a check of the others;
+- :mod:`~rfmodel.dynamics.evaluators`: the solver's view of them, one object per path
+  (:class:`~rfmodel.dynamics.evaluators.SGDSteps`, ``HeavyBallSteps``, ``SegmentPropagation``):
+  log L(T) and its gradient by control on a grid of K segments, each declaring the controls it
+  differentiates.
 
 :func:`loss_curve` picks the evaluator from the controls it is given. Divergence is explicit:
 once L(t) overflows, it and every later entry is ``inf`` (never NaN); :func:`diverged` tests a
@@ -34,7 +38,7 @@ import numpy as np
 
 from .._x64 import float64
 from ..problem import Problem
-from . import momentum, segments, steps
+from . import evaluators, momentum, segments, steps
 from ._common import Array, check_schedule, diverged, problem_arrays
 from .segments import segment_losses
 from .steps import final_loss, final_losses, log_final_loss_and_grad
@@ -52,6 +56,7 @@ __all__ = [
     "steps",
     "momentum",
     "segments",
+    "evaluators",
 ]
 
 

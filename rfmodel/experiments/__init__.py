@@ -31,7 +31,7 @@ EXPERIMENTS = (
     "long_step_pattern",
     "long_horizons",
     "lr_transfer",
-    "networks",
+    "advice",
     "batch_schedules",
     "compute_optimal",
     "momentum",

@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from ..practice.pilot import MAX_PILOTS, SWEEP_FACTOR
 from ..results import config_key, load_valid, save_result
 
 __all__ = [
@@ -79,6 +80,7 @@ __all__ = [
     "transfer_peak",
     "best_pilot",
     "current_advice",
+    "robust_advice",
     "resolve_advice",
     "mean_se",
     "paired_ratio",
@@ -97,15 +99,13 @@ __all__ = [
 ]
 
 GROUP = "advice"
-#: At most this many pilot runs, each of at most T/4 steps.
-MAX_PILOTS = 4
-#: The default pilot plan: rates are multiples of the task's nominal rate, lengths fractions of
-#: T0. An LR sweep of cosine runs a factor 3 apart and one constant run (two schedule shapes, as
-#: a fit of schedule effects needs); not tuned to favour any line.
+#: The default pilot plan: ``rfmodel pilot``'s (:func:`rfmodel.practice.plan_pilots`), rates as
+#: multiples of the task's nominal rate: an LR sweep of cosine runs a factor 3 apart and one
+#: constant run, all T0 long; not tuned to favour any line.
 DEFAULT_PILOTS: tuple[dict[str, Any], ...] = (
-    {"family": "cosine", "lr": 1 / 3},
+    {"family": "cosine", "lr": 1 / SWEEP_FACTOR},
     {"family": "cosine", "lr": 1.0},
-    {"family": "cosine", "lr": 3.0},
+    {"family": "cosine", "lr": SWEEP_FACTOR},
     {"family": "constant", "lr": 1.0},
 )
 #: Practitioner lines (a): from the best pilot peak, held at T or transferred.
@@ -297,9 +297,52 @@ def current_advice(
     }
 
 
+def robust_advice(
+    runs,
+    T: int,
+    *,
+    fit: dict[str, Any] | None = None,
+    advise: dict[str, Any] | None = None,
+    version: int = 1,
+) -> dict[str, Any]:
+    """The advice of :func:`rfmodel.practice.advise` given the pilots themselves (leave-one-out
+    ensemble, anchored peaks, cap at the largest stable pilot rate, refusal): the fit uses the
+    pilots that did not diverge; the advice sees all of them.
+
+    Returns ``{"lr", "predicted_final", "predicted", "fit", "table", "choice", "reason",
+    "refused", "anchor", "loo_prede", "pilots_used"}``.
+    """
+    from ..practice import advise as advise_fn
+    from ..practice import pilot_status
+
+    status = pilot_status(runs)
+    kept = [r for r in runs if status[r.name] == "ok"]
+    f = _fit(kept, dict(fit or {}))
+    adv = advise_fn(f, int(T), runs=list(runs), fit_kwargs=dict(fit or {}), **(advise or {}))
+    return {
+        "lr": np.asarray(adv.lr, np.float64),
+        "predicted_final": float(adv.loss),
+        "predicted": np.asarray(adv.predicted, np.float64),
+        "fit": f.to_dict(),
+        "table": adv.table(),
+        "choice": adv.choice,
+        "reason": adv.reason,
+        "refused": adv.refused,
+        "anchor": adv.anchor,
+        "calibration": adv.calibration,
+        "status": adv.status,
+        "loo_prede": adv.loo_prede,
+        "candidates": {n: c.params for n, c in adv.candidates.items()},
+        "pilots_used": [r.name for r in kept],
+    }
+
+
 #: Advice designs by name (``{"name": ..., "kwargs": {...}}`` in a config); any other name is
 #: ``"package.module:function"``.
-ADVICE: dict[str, Callable[..., dict[str, Any]]] = {"current": current_advice}
+ADVICE: dict[str, Callable[..., dict[str, Any]]] = {
+    "current": current_advice,
+    "robust": robust_advice,
+}
 
 
 def resolve_advice(spec: dict[str, Any]) -> Callable[[list, int], dict[str, Any]]:

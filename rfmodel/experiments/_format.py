@@ -136,12 +136,14 @@ def finish(
     description: str,
     title: str | None = None,
     fontsize: float | None = 10,
+    rect: tuple[float, float, float, float] | None = None,
 ) -> Figure:
-    """Give ``fig`` its suptitle (if any), lay it out, save it as ``out/name`` (atomically) and
-    return the :class:`Figure` record with ``description``."""
+    """Give ``fig`` its suptitle (if any), lay it out (within ``rect``, e.g. to leave room for a
+    figure legend below), save it as ``out/name`` (atomically) and return the :class:`Figure`
+    record with ``description``."""
     if title is not None:
         fig.suptitle(title, **({} if fontsize is None else {"fontsize": fontsize}))
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     save_figure(fig, Path(out) / name)
     return Figure(name, description)
 

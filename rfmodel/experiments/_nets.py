@@ -1,5 +1,5 @@
-"""Small real networks for :mod:`rfmodel.experiments.networks` and
-:mod:`rfmodel.experiments.advice`: data, models, SGD training.
+"""Small real networks for the practitioner's benchmark (:mod:`rfmodel.experiments.advice`):
+data, models, SGD training.
 
 Tasks on data that is always on disk or drawn from a seed (nothing is downloaded):
 

@@ -44,8 +44,9 @@ import numpy as np
 from ..runner import Task
 from . import _bench
 from ._bench import GROUP, LINES, ORACLE, PRACTITIONER
+from ._cli import experiment_main
 from ._common import plt
-from ._format import Figure, experiment_main, finish, md_table
+from ._format import Figure, finish, md_table
 
 __all__ = ["config", "tasks", "run_unit", "suite", "summarize", "plot", "table_rows", "main", "SPS"]
 
@@ -125,7 +126,7 @@ def config(quick: bool) -> dict[str, Any]:
             {"name": "linear", "net": _LINEAR, "T0": 100, "every": 5, "lr": 0.5, "real": False},
         ]
         advice = {
-            "name": "current",
+            "name": "robust",
             "kwargs": {"fit": {"starts": 1, "profile": False}, "advise": {"controls": 20}},
         }
     else:
@@ -186,7 +187,7 @@ def config(quick: bool) -> dict[str, Any]:
             },
             {"name": "linear", "net": _LINEAR, "T0": 1000, "every": 40, "lr": 0.5, "real": False},
         ]
-        advice = {"name": "current", "kwargs": {}}
+        advice = {"name": "robust", "kwargs": {"version": 3}}
     for n in nets:
         n.setdefault("group", 5)
         n.setdefault("real", True)

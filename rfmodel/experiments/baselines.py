@@ -16,7 +16,6 @@ Usage: ``python -m rfmodel.experiments.baselines [--quick] [--results DIR] [--ou
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from pathlib import Path
@@ -59,8 +58,8 @@ def config(quick: bool) -> dict[str, Any]:
     }
 
 
-def _family_spec(name: str) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(p) for p in FAMILIES[name].params]
+def _family_spec(name: str) -> list[dict[str, Any]] | dict[str, Any]:
+    return FAMILIES[name].spec()
 
 
 def _tune_key(setting: dict, T: int, family: str, tune_kw: dict) -> dict[str, Any]:

@@ -55,7 +55,7 @@ from ..scaling import (
     local_exponents,
     power_law_fit,
 )
-from ..schedules import tune
+from ..schedules import FAMILIES, tune
 from ._cli import experiment_main
 from ._common import NS_PER_MODE_STEP, plt
 from ._format import Figure, fmt_fit, md_table
@@ -149,6 +149,7 @@ def _final_loss(problem: Problem, etas: np.ndarray) -> float:
 def _baselines(problem: Problem, T: int, chain: dict[str, Any], work: Path) -> dict[str, Any]:
     """Best constant rate and tuned families at one horizon (cached in ``work``)."""
     key = {"problem": problem.config(), "T": T, "families": chain["families"], **chain["tune"]}
+    key["family_specs"] = _family_specs(chain)
     path = work / f"T{T}_baselines_{config_key(key)}"
     got = load_valid(path, config=key)
     if got is not None:
@@ -164,17 +165,45 @@ def _baselines(problem: Problem, T: int, chain: dict[str, Any], work: Path) -> d
     return rec
 
 
+def _family_specs(chain: dict[str, Any]) -> dict[str, Any]:
+    """What the tuned lines depend on besides the chain: each family's definition
+    (:meth:`rfmodel.schedules.Family.spec`)."""
+    return {f: FAMILIES[f].spec() for f in chain["families"]}
+
+
+def _tuned(base: list[dict[str, Any]], chain: dict[str, Any]) -> dict[str, Any]:
+    """The constant and tuned lines of a point from the per-horizon baselines."""
+    return {
+        "constant": {k: [b["constant"][k] for b in base] for k in ("loss", "eta")},
+        **{f: {"loss": [b[f]["loss"] for b in base]} for f in chain["families"]},
+        "tuned_at_bound": {f: [b[f]["at_bound"] for b in base] for f in chain["families"]},
+        "family_specs": _family_specs(chain),
+    }
+
+
 def run_point(results_dir: str, chain: dict[str, Any]) -> dict[str, Any]:
     """Every horizon of one grid column (one N): optimal (warm starts), constant, tuned.
 
     Horizons are saved in ``work/`` as they finish (an interrupted column resumes); then
     ``point.json`` gets the losses, the optimal controls and the solver diagnostics and
-    ``work/`` is deleted.
+    ``work/`` is deleted. A saved point whose tuned lines were computed under other family
+    definitions (``family_specs``) keeps its optimal schedules and recomputes only those lines.
     """
     t0 = time.perf_counter()
     path = point_path(Path(results_dir), chain)
     work = path.parent / "work"
     problem = build_problem(chain["model"], chain["setting"], chain["N"], chain["resolution"])
+    saved = _load_point(Path(results_dir), chain, current=False)
+    if saved is not None and saved.get("family_specs") == _family_specs(chain):
+        return {"name": chain["name"], "seconds": 0.0}
+    if saved is not None:  # stale tuned lines only: the optimal schedules stay
+        base = [_baselines(problem, int(T), chain, work) for T in saved["Ts"]]
+        point = {k: v for k, v in saved.items() if k != "_rfmodel"}
+        point.update(_tuned(base, chain))
+        point["seconds"] = float(saved["seconds"] + sum(b["seconds"] for b in base))
+        save_result(path, None, point, config=chain)
+        shutil.rmtree(work, ignore_errors=True)
+        return {"name": chain["name"], "seconds": time.perf_counter() - t0}
     K = int(chain["controls"])
     opt = optimize_schedules(
         problem,
@@ -199,9 +228,7 @@ def run_point(results_dir: str, chain: dict[str, Any]) -> dict[str, Any]:
             "projected_gradient": [opt[T].projected_gradient for T in Ts],
             "evaluations": [opt[T].evaluations for T in Ts],
         },
-        "constant": {k: [b["constant"][k] for b in base] for k in ("loss", "eta")},
-        **{f: {"loss": [b[f]["loss"] for b in base]} for f in chain["families"]},
-        "tuned_at_bound": {f: [b[f]["at_bound"] for b in base] for f in chain["families"]},
+        **_tuned(base, chain),
         "seconds": float(sum(opt[T].wall_time for T in Ts) + sum(b["seconds"] for b in base)),
     }
     save_result(path, None, point, config=chain)
@@ -209,9 +236,17 @@ def run_point(results_dir: str, chain: dict[str, Any]) -> dict[str, Any]:
     return {"name": chain["name"], "seconds": time.perf_counter() - t0}
 
 
-def _load_point(results_dir: Path, chain: dict[str, Any]) -> dict[str, Any] | None:
+def _load_point(
+    results_dir: Path, chain: dict[str, Any], current: bool = True
+) -> dict[str, Any] | None:
+    """The saved point of a chain (None: missing or damaged); with ``current``, only when its
+    tuned lines are of today's family definitions."""
     got = load_valid(point_path(results_dir, chain), config=chain)
-    return None if got is None else got[1]
+    if got is None:
+        return None
+    if current and got[1].get("family_specs") != _family_specs(chain):
+        return None
+    return got[1]
 
 
 def tasks(cfg: dict[str, Any], results_dir: Path) -> list[Task]:

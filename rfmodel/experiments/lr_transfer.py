@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..plotting import plain_ticks
 from ..results import config_key, load_valid, save_result
 from ..runner import Task
 from ._cli import experiment_main
@@ -297,15 +298,17 @@ def plot(
                     L = arr["loss"][c, j]
                     ax.plot(arr["eta"], L / np.min(L), color=f"C{j}", label=f"T = {T}")
                     ax.axvline(v["eta_star"][j], color=f"C{j}", ls=":", lw=1)
+                ax.plot([], [], color="gray", ls=":", lw=1, label="best rate η*(T)")
                 ax.set(
                     xscale="log",
                     yscale="log",
                     ylim=(0.95, 3),
                     xlabel="base rate η",
                     ylabel="L(T) / min over η",
-                    title=f"{ph}: {sh}; γ = {v['fit']['exponent']:.2f} "
+                    title=f"{ph}: {sh}; η* ~ T^−γ, γ = {v['fit']['exponent']:.2f} "
                     f"(pred. {v['predicted']:.2f})",
                 )
+                plain_ticks(ax)
                 ax.legend(fontsize=7)
         figs.append(
             finish(
@@ -331,7 +334,7 @@ def plot(
                         color=f"C{2 * i + (k != 'stretch')}" if k != "held" else "gray",
                         label=f"{ph} {k} ×{f}",
                     )
-        ax.axhline(0.01, color="k", lw=0.8, ls=":")
+        ax.axhline(0.01, color="k", lw=0.8, ls=":", label="1%")
         ax.set(
             xscale="log",
             yscale="log",
@@ -339,6 +342,7 @@ def plot(
             ylabel="L(transferred) / L(re-solved) − 1",
             title="optimal schedule transferred T → 2T, 4T",
         )
+        plain_ticks(ax, "x")
         ax.legend(fontsize=6, ncol=2)
         figs.append(
             finish(

@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from ..plotting import plain_ticks
 from ..runner import Task
 from ..scaling import power_law_fit
 from ._cli import experiment_main
 from ._common import chain_seconds, chain_task, find_chain, make_problem, plt, run_chain
-from ._format import Figure, finish, fmt_fit, md_table, style
+from ._format import Figure, finish, fmt_fit, md_table
 from .optimal_schedules import QUICK_RESOLUTION, SETTINGS
 
 __all__ = ["config", "tasks", "run_chain", "summarize", "plot", "table_rows", "main"]
@@ -203,46 +204,68 @@ def plot(
     found = {
         (c["phase"], c["variant"]): find_chain(Path(results_dir), GROUP, c) for c in cfg["chains"]
     }
+    variants = list(dict.fromkeys(v for _, v in found))
+    colour = {v: f"C{i % 10}" for i, v in enumerate(variants)}  # one colour per variant
     fig, axes = plt().subplots(2, 3, figsize=(17, 8.5))
     for row, ph in zip(axes, ("easy", "hard"), strict=True):
         ax_eta, ax_beta, ax_eff = row
-        for i, ((p, v), res) in enumerate(found.items()):
+        for (p, v), res in found.items():
             if p != ph or not res:
                 continue
             r = res[max(res)]
             t = np.arange(r.etas.size) / r.etas.size
             beta = np.zeros(r.etas.size) if r.betas is None else r.betas
-            kw = {"color": f"C{i % 10}", "lw": 2.0 if v == "sgd" else 1.2, "label": v}
+            kw = {"color": colour[v], "lw": 2.2 if v == "sgd" else 1.3, "label": v}
             ax_eta.plot(t, r.etas, **kw)
             ax_beta.plot(t, beta, **kw)
             ax_eff.plot(t, r.etas / (1 - beta), **kw)
         T = max(cfg["Ts"])
-        ax_eta.set(xlabel="t/T", ylabel="η(t)", yscale="log", title=f"{ph}: rates, T = {T}")
-        style(ax_beta, xlabel="t/T", ylabel="β(t)", title=f"{ph}: momentum")
-        ax_eff.set(xlabel="t/T", ylabel="η/(1 − β)", yscale="log", title=f"{ph}: effective rate")
+        ax_eta.set(xlabel="t/T", ylabel="η(t)", yscale="log", title=f"{ph}: rates η, T = {T}")
+        ax_beta.set(xlabel="t/T", ylabel="β(t)", title=f"{ph}: momentum β")
+        ax_eff.set(
+            xlabel="t/T",
+            ylabel="η/(1 − β)",
+            yscale="log",
+            title=f"{ph}: effective rate η/(1 − β) (comparable across β)",
+        )
+    handles = {h.get_label(): h for ax in axes.ravel() for h in ax.get_lines()}
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles),
+               frameon=False, fontsize=9)  # fmt: skip
     schedules = finish(
         fig,
         out,
         "momentum_schedules.png",
-        "Optimal η(t), β(t) and effective rate η/(1 − β) at the largest T, easy and hard "
-        "phase, for each β_max, the capped rate and a constant β.",
+        "Optimal η(t), β(t) and effective rate η/(1 − β) at the largest T, easy (top) and hard "
+        "(bottom) phase, for each β_max, the capped rate and a constant β (one colour per "
+        "variant in every panel).",
+        rect=(0, 0.04, 1, 1),
     )
-    fig, (ax_l, ax_g) = plt().subplots(1, 2, figsize=(13, 4.8))
-    for i, (ph, rows) in enumerate(summary["phases"].items()):
-        for j, (v, r) in enumerate(rows.items()):
-            kw = {"color": f"C{j % 10}", "ls": "-" if i else "--", "marker": "o", "ms": 3}
-            ax_l.plot(r["Ts"], r["loss"], label=f"{ph}: {v}", **kw)
+    fig, axes = plt().subplots(2, 2, figsize=(13, 8.5), sharex=True)
+    for (ax_l, ax_g), ph in zip(axes, ("easy", "hard"), strict=True):
+        for v, r in summary["phases"].get(ph, {}).items():
+            kw = {"color": colour.get(v, "k"), "marker": "o", "ms": 3, "label": v}
+            ax_l.plot(r["Ts"], r["loss"], **kw)
             if not v.startswith("sgd"):
-                ax_g.plot(r["Ts"], r["gain"], label=f"{ph}: {v}", **kw)
-    style(ax_l, 6, 2, xscale="log", yscale="log", xlabel="T", ylabel="L(T)", title="optimal loss")
-    ax_g.axhline(1.0, color="gray", ls=":")
-    title = "gain over plain SGD"
-    style(ax_g, 6, 2, xscale="log", xlabel="T", ylabel="L_SGD(T) / L(T)", title=title)
+                ax_g.plot(r["Ts"], r["gain"], **kw)
+        ax_l.set(xscale="log", yscale="log", ylabel="L(T)", title=f"{ph}: optimal loss")
+        ax_g.axhline(1.0, color="gray", ls=":")
+        ax_g.set(xscale="log", ylabel="L_SGD(T) / L(T)", title=f"{ph}: gain over plain SGD")
+        for ax in (ax_l, ax_g):
+            plain_ticks(ax)
+    for ax in axes[1]:
+        ax.set_xlabel("T")
+    handles = {
+        h.get_label(): h for ax in axes.ravel() for h in ax.get_lines() if h.get_label()[0] != "_"
+    }
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(5, len(handles)),
+               frameon=False, fontsize=9)  # fmt: skip
     gain = finish(
         fig,
         out,
         "momentum_gain.png",
-        "Optimal loss against T and the gain L_SGD/L of momentum over plain SGD.",
+        "Optimal loss against T and the gain L_SGD/L of momentum over plain SGD, easy (top) and "
+        "hard (bottom) phase, one colour per variant.",
+        rect=(0, 0.06, 1, 1),
     )
     return [schedules, gain]
 

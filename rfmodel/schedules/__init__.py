@@ -9,25 +9,24 @@ Every family is a function of a few parameters plus the horizon ``T`` (docs/theo
 
 >>> import jax.numpy as jnp
 >>> s = cosine(1.0, T=100, warmup=0.1)
->>> [round(float(s(t)), 4) for t in (0, 9, 10, 99)]
-[0.1, 1.0, 1.0, 0.0003]
+>>> [round(float(s(t)), 4) for t in (0, 5, 10, 99)]
+[0.0, 0.5, 1.0, 0.0003]
 >>> float(as_array(wsd(0.5, T=10, decay=0.2), 10)[-1])
 0.25
 >>> sched = to_optax(jnp.array([0.3, 0.2, 0.1]))
 >>> [round(float(sched(t)), 6) for t in range(3)]
 [0.3, 0.2, 0.1]
 
-Warmup conventions. rfmodel's warmup over W steps is η_t = η₀ (t+1)/W for t < W: the first
-update already uses η₀/W, and update W−1 uses η₀. optax's warmups (``linear_schedule``,
-``warmup_cosine_decay_schedule(init_value, peak_value, warmup_steps, ...)``) go linearly from
-``init_value`` at count 0 to ``peak_value`` at count ``warmup_steps``: with ``init_value=0``
-the first update is wasted (η = 0) and the peak comes one update later. So, during the
-warmup, rfmodel's rate at t is optax's at t + 1:
+Conventions are optax's: where optax has a factory for the family, the family is built from it
+(:mod:`rfmodel.schedules.families`); a warmup over W steps goes linearly from 0 at count 0 to
+the peak at count W, as ``optax.warmup_cosine_decay_schedule(0.0, peak, W, T)`` does:
 
 >>> ours = as_array(cosine(1.0, T=100, warmup=0.1), 12)
 >>> theirs = as_array(optax.warmup_cosine_decay_schedule(0.0, 1.0, 10, 100), 12)
->>> [round(float(x), 2) for x in ours[:3]], [round(float(x), 2) for x in theirs[:4]]
-([0.1, 0.2, 0.3], [0.0, 0.1, 0.2, 0.3])
+>>> bool(jnp.allclose(ours, theirs, rtol=1e-12, atol=0))
+True
+
+A tuned family gives the optax schedule to train with: ``tune("cosine", problem, T).schedule()``.
 
 Any optax schedule factory can be tuned as a family (:meth:`Family.from_optax`;
 :data:`OPTAX_FAMILIES` has four), with optax's own convention.
@@ -43,9 +42,10 @@ from __future__ import annotations
 import optax  # noqa: F401  (the doctests above use it)
 
 from . import transfer
-from .export import as_array, to_optax, to_optax_sgd
+from .export import to_optax, to_optax_sgd
 from .families import (
     Schedule,
+    as_array,
     constant,
     cosine,
     exponential,

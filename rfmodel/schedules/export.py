@@ -10,10 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .._x64 import float64, host
 from ..dynamics import check_schedule
 from ..dynamics.momentum import check_betas
-from .families import Schedule, from_array
+from .families import Schedule, as_array, from_array
 
 __all__ = ["to_optax", "to_optax_sgd", "as_array"]
 
@@ -116,9 +115,3 @@ def to_optax_sgd(etas, betas=None) -> optax.GradientTransformation:
     return optax.inject_hyperparams(optax.sgd)(
         learning_rate=to_optax(etas), momentum=to_optax(betas)
     )
-
-
-@float64
-def as_array(schedule: Schedule, T: int) -> jax.Array | np.ndarray:
-    """The per-step rates ``schedule(0..T−1)``, float64, shape ``(T,)`` (NumPy when concrete)."""
-    return host(jnp.broadcast_to(jnp.asarray(schedule(jnp.arange(T)), jnp.float64), (T,)))

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .export import as_array
+from .families import as_array
 
 __all__ = [
     "ANNEAL_ALPHA",

@@ -8,7 +8,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import jax
@@ -20,9 +20,9 @@ from .._x64 import float64
 from ..dynamics import final_losses, log_final_loss_and_grad, loss_curve
 from ..optim import lbfgsb
 from ..problem import Problem
-from .export import as_array
 from .families import (
     Schedule,
+    as_array,
     constant,
     cosine,
     exponential,
@@ -64,6 +64,14 @@ class Family:
     name: str
     make: Callable[..., Schedule]
     params: tuple[Param, ...]
+    #: Bumped when the family's schedule changes for the same parameters (results tuned under
+    #: another revision are recomputed; see :meth:`spec`).
+    revision: int = 1
+
+    def spec(self) -> dict[str, Any] | list[dict[str, Any]]:
+        """What a cache key records of the family: its parameters (and its revision, when > 1)."""
+        params = [asdict(p) for p in self.params]
+        return params if self.revision == 1 else {"params": params, "revision": self.revision}
 
     @classmethod
     def from_optax(
@@ -102,7 +110,8 @@ class Family:
 
 
 _ETA = Param("eta0", 1e-3, 1.0, log=True, scale="eta", grid=24)
-_WARMUP = Param("warmup", 1e-3, 0.3, grid=5)  # one range for every family with a warmup
+#: optax's warmup length in whole steps (one range for every family with a warmup)
+_WARMUP = Param("warmup_steps", 1e-3, 0.3, scale="T", grid=5, integer=True)
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in [
@@ -114,12 +123,12 @@ FAMILIES: dict[str, Family] = {
         ),
         Family(
             "cosine",
-            lambda T, m, eta0, warmup: cosine(eta0, T, warmup),
+            lambda T, m, eta0, warmup_steps: cosine(eta0, T, warmup_steps=warmup_steps),
             (_ETA, _WARMUP),
         ),
         Family(
             "linear",
-            lambda T, m, eta0, warmup: linear(eta0, T, warmup),
+            lambda T, m, eta0, warmup_steps: linear(eta0, T, warmup_steps=warmup_steps),
             (_ETA, _WARMUP),
         ),
         Family(
@@ -151,6 +160,7 @@ FAMILIES: dict[str, Family] = {
             "exponential",
             lambda T, m, eta0, final: exponential(eta0, T, final),
             (_ETA, Param("final", 1e-4, 1.0, grid=8)),
+            revision=2,  # optax.exponential_decay (refined by differences: it branches on final)
         ),
         Family(
             "inverse_sqrt",
@@ -207,6 +217,8 @@ class TuneResult:
     evaluations: int = 0
     wall_time: float = 0.0
     at_bound: tuple[str, ...] = ()  # parameters that ended on an edge of their range
+    #: The tuned schedule itself (an optax schedule: ``optax.sgd(learning_rate=r.schedule)``).
+    schedule: Schedule | None = field(default=None, repr=False, compare=False)
 
 
 def _bounds(
@@ -398,7 +410,15 @@ def tune(
         if (z_all[i] < 1e-6 or z_all[i] > 1 - 1e-6) and p.grid > 1
     )
     return TuneResult(
-        fam.name, params, float(curve[-1]), etas, curve, evals, time.perf_counter() - t0, edge
+        fam.name,
+        params,
+        float(curve[-1]),
+        etas,
+        curve,
+        evals,
+        time.perf_counter() - t0,
+        edge,
+        fam.make(T, m, **params),
     )
 
 

@@ -1,4 +1,4 @@
-"""The real-network experiment's pieces, small: data, models, paired seeds, the nets extra."""
+"""The real tasks of the practitioner's benchmark, small: data, models, paired seeds."""
 
 import sys
 
