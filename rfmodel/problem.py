@@ -157,11 +157,21 @@ class Problem:
         n_exact: modes 1..n_exact are kept exactly; the rest are binned (if N > n_exact).
         bins_per_decade: resolution of the geometric tail bins (accuracy knob, > 0; the error
             falls as its inverse square: 2.5e-5 relative at the default 100, N = 20 000).
+        precondition: γ ∈ [0, 1) of preconditioned SGD, w ← w − η P ĝ with P = diag(λ_k^-γ) in
+            the eigenbasis (docs/theory.md §12; 0: plain SGD). Preconditioned SGD on the data is
+            plain SGD on the *effective* problem μ_k = λ_k^(1−γ), C̃_k = λ_k^γ C_k (the same loss
+            Σ_k w_k λ_k C_k = Σ_k w_k μ_k C̃_k), so ``lam`` and ``c0`` hold the effective arrays
+            and every recursion, stability bound and solver uses them unchanged; the data's
+            arrays are kept as ``data_lam`` and ``data_c0`` (for sampling).
 
     Attributes (numpy, float64, shape ``(n_eff,)`` where ``n_eff`` is the number of kept modes):
         lam: eigenvalue of each kept mode (λ_k, or the bin's power-weighted mean eigenvalue).
         c0: initial mode error C_k(0) of each kept mode (per single mode of a bin).
         weight: multiplicity of each kept mode (1 in the head, the bin size in the tail).
+        data_lam, data_c0: with ``precondition`` γ > 0, the data's λ_k and C_k(0) (``lam``,
+        ``c0`` are then the effective μ_k, C̃_k); ``None`` at γ = 0. Given (as
+        ``dataclasses.replace`` does), they define the problem and ``lam``, ``c0`` are
+        recomputed from them.
     """
 
     a: float
@@ -178,6 +188,9 @@ class Problem:
     approx_error: float = 0.0
     kind: str = "power_law"
     features: RandomFeatures | None = field(default=None, repr=False)
+    precondition: float = 0.0
+    data_lam: np.ndarray | None = field(default=None, repr=False)
+    data_c0: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -214,6 +227,16 @@ class Problem:
         set_(self, "n_modes", int(n))
         set_(self, "n_exact", int(n_exact))
         set_(self, "bins_per_decade", bpd)
+        gamma = check_finite("precondition", self.precondition)
+        if not 0 <= gamma < 1:
+            raise ValueError(
+                f"precondition must be in [0, 1) (γ of P = diag(λ_k^-γ); 0 is plain SGD); got "
+                f"precondition={self.precondition!r}"
+            )
+        set_(self, "precondition", gamma)
+        if self.data_lam is not None:  # a copy: the data's arrays define the problem
+            set_(self, "lam", self.data_lam)
+            set_(self, "c0", self.data_c0)
         if self.lam is None:
             head = min(int(n), int(n_exact))
             bins = bpd * math.log10(max(n / head, 1.0)) + 1
@@ -240,6 +263,15 @@ class Problem:
             x.setflags(write=False)
             set_(self, name, x)
         set_(self, "approx_error", check_finite("approx_error", self.approx_error))
+        if gamma:  # the effective problem of preconditioned SGD (docs/theory.md §12)
+            for name, x in (("data_lam", self.lam), ("data_c0", self.c0)):
+                set_(self, name, x)
+            for name, x in (("lam", self.lam ** (1 - gamma)), ("c0", self.c0 * self.lam**gamma)):
+                x.setflags(write=False)
+                set_(self, name, x)
+        else:
+            set_(self, "data_lam", None)
+            set_(self, "data_c0", None)
 
     # ----------------------------------------------------------------- constructors
     @classmethod
@@ -255,10 +287,12 @@ class Problem:
         b: float = 2.0,
         approx_error: float = 0.0,
         kind: str = "spectrum",
+        precondition: float = 0.0,
     ) -> Problem:
         """A problem on an arbitrary diagonal spectrum ``lam`` with initial errors ``c0``.
 
-        ``a``, ``b`` are kept as labels (phase, theory exponents) only.
+        ``a``, ``b`` are kept as labels (phase, theory exponents) only. ``precondition``: γ of
+        preconditioned SGD on this spectrum (the class docstring).
         """
         lam = np.asarray(lam, dtype=np.float64)
         weight = np.ones_like(lam) if weight is None else np.asarray(weight, np.float64)
@@ -273,6 +307,7 @@ class Problem:
             weight=weight,
             approx_error=approx_error,
             kind=kind,
+            precondition=precondition,
         )
 
     @classmethod
@@ -544,11 +579,17 @@ class Problem:
         return float(np.sum(self.weight * self.lam * self.c0))
 
     @property
+    def b_eff(self) -> float:
+        """The effective spectral exponent b(1 − γ) of preconditioned SGD (b when γ = 0)."""
+        return self.b * (1 - self.precondition)
+
+    @property
     def phase(self) -> str:
-        """``"easy"`` for a > b, ``"hard"`` for a < b, ``"boundary"`` for a = b."""
-        if math.isclose(self.a, self.b, rel_tol=0, abs_tol=1e-12):
+        """``"easy"`` for a > b, ``"hard"`` for a < b, ``"boundary"`` for a = b (with the
+        effective b(1 − γ) under a preconditioner, docs/theory.md §12)."""
+        if math.isclose(self.a, self.b_eff, rel_tol=0, abs_tol=1e-12):
             return "boundary"
-        return "easy" if self.a > self.b else "hard"
+        return "easy" if self.a > self.b_eff else "hard"
 
     @property
     def model(self) -> str:
@@ -557,14 +598,15 @@ class Problem:
         return _MODELS.get(self.kind, "modes")
 
     def theory(self) -> TheoryExponents:
-        """Predicted exponents (docs/theory.md §6–7), the finite-N ones for :attr:`model`."""
+        """Predicted exponents (docs/theory.md §6–7), the finite-N ones for :attr:`model`; with a
+        preconditioner those of the effective exponent b(1 − γ) (§12)."""
         from .scaling import compute_optimal_exponents
 
-        a, b = self.a, self.b
+        a, b = self.a, self.b_eff
         easy = a >= b
         const = (a - 1) / (a - 1 + b)
         opt = (a - 1) / a if easy else (a - 1) / b
-        alpha = approx_exponent(a, b, self.model)
+        alpha = approx_exponent(a, self.b, self.model)
         if alpha is None:
             p = c = (None, None, None)
         else:
@@ -636,6 +678,8 @@ class Problem:
             "n_eff": self.n_eff,
             "approx_error": self.approx_error,
         }
+        if self.precondition:  # only when set: the keys of plain SGD problems stay
+            out["precondition"] = self.precondition
         if self.kind != "power_law":  # the arrays define the problem: fingerprint them
             import hashlib
 

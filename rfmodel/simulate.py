@@ -21,12 +21,18 @@ wasted. A constant batch is one bucket with no waste.
 - Random-feature problem (:meth:`Problem.from_random_features`): x ∈ R^M, features ψ = F x, model
   w·ψ with w ∈ R^N; excess loss E[(w·ψ − w*·x)²] = (Fᵀw − w*)ᵀ Λ (Fᵀw − w*), computed in input
   space without the eigenbasis. Theory: ``loss_curve + problem.approx_error``.
+
+:func:`sgd` also samples per-step label noise (``noise``: update t's labels carry ε ~ N(0, σ_t²),
+docs/theory.md §10), records the loss of an averaged iterate (``average``: w̄ ← (1 − τ_t) w̄ +
+τ_t w, §11) and runs preconditioned SGD on the data's own spectrum for a
+``Problem(..., precondition=γ)`` (the gradient multiplied by P = diag(λ_k^−γ), §12).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -56,6 +62,7 @@ class MonteCarlo:
     sem: np.ndarray
     n_seeds: int
     losses: np.ndarray | None = None  # (n_seeds, T+1) when ``keep_all``
+    state: Any = None  # the optimizers' final states, stacked over seeds (``final_state``)
 
 
 def theory_excess(problem: Problem, curve) -> np.ndarray:
@@ -89,10 +96,10 @@ def _model(kind: str, model, shifted: bool = False):
         scale = jnp.sqrt(lam_x)
     shifted = shifted and proj is None
 
-    def draw(key, size):
+    def draw(key, size, sigma_t=None):
         kx, ke = jax.random.split(key)
         x = _normal(kx, (size, scale.shape[0])) * scale
-        noise = sigma * _normal(ke, (size,))
+        noise = (sigma if sigma_t is None else sigma_t) * _normal(ke, (size,))
         if shifted:
             return x, noise
         return (x if proj is None else x @ proj.T), x @ w_star + noise
@@ -106,33 +113,49 @@ def _model(kind: str, model, shifted: bool = False):
 
 
 @partial(jax.jit, static_argnames=("kind", "buckets", "momentum"))
-def _run(keys, model, etas, betas, batches, bucket, kind, buckets, momentum):
+def _run(keys, model, etas, betas, batches, bucket, kind, buckets, momentum, extra=None):
     """Heavy-ball SGD for each key, per-step (η, β, m, bucket): (seeds, T+1) excess losses.
 
     ``buckets``: (sample count, whether some step of the bucket uses fewer samples) pairs.
+    ``extra``: ``None`` or a dict of the per-step label-noise stds ``"sigma"`` (T,), the
+    preconditioner ``"precond"`` (N,) and the averaging weights ``"tau"`` (T,; the losses are
+    then the averaged iterate's), each optional.
     """
     draw, excess, w0 = _model(kind, model, shifted=True)
+    extra = extra or {}
+    sigmas = extra.get("sigma", jnp.zeros_like(etas))
+    taus = extra.get("tau", jnp.ones_like(etas))
+    precond = extra.get("precond")
 
-    def grad(size, masked, w, key, m):
-        psi, y = draw(key, size)
+    def grad(size, masked, w, key, m, sig):
+        psi, y = draw(key, size, sig if "sigma" in extra else None)
         resid = psi @ w - y
         if masked:
             resid = jnp.where(jnp.arange(size) < m, resid, 0.0)  # the step's m_t samples only
-        return (resid @ psi) / m
+        g = (resid @ psi) / m
+        return g if precond is None else precond * g  # preconditioned SGD (§12)
 
     branches = [partial(grad, size, masked) for size, masked in buckets]
 
     def one_seed(key):
         def step(carry, inp):
-            w, v = carry
-            eta, beta, m, b, k = inp
-            g = branches[0](w, k, m) if len(branches) == 1 else jax.lax.switch(b, branches, w, k, m)
+            w, v, wbar = carry
+            eta, beta, m, b, k, sig, tau = inp
+            g = (
+                branches[0](w, k, m, sig)
+                if len(branches) == 1
+                else jax.lax.switch(b, branches, w, k, m, sig)
+            )
             v = beta * v + g if momentum else g
-            return (w - eta * v, v), excess(w - eta * v)
+            w = w - eta * v
+            if "tau" not in extra:
+                return (w, v, wbar), excess(w)
+            wbar = (1.0 - tau) * wbar + tau * w  # the averaged iterate (§11)
+            return (w, v, wbar), excess(wbar)
 
         step_keys = jax.random.split(key, etas.shape[0])
-        inputs = (etas, betas, batches, bucket, step_keys)
-        _, losses = jax.lax.scan(step, (w0, jnp.zeros_like(w0)), inputs)
+        inputs = (etas, betas, batches, bucket, step_keys, sigmas, taus)
+        _, losses = jax.lax.scan(step, (w0, jnp.zeros_like(w0), w0), inputs)
         return jnp.concatenate([excess(w0)[None], losses])
 
     return jax.vmap(one_seed)(keys)
@@ -152,9 +175,10 @@ def _check_sample_memory(problem: Problem, chunk: int, batch: int) -> None:
         )
 
 
-@partial(jax.jit, static_argnames=("kind", "optimizer", "steps", "batch"))
-def _run_optax(keys, model, kind, optimizer, steps, batch):
-    """``optimizer`` on the squared loss ½ mean (ψ·w − y)² for each key; (seeds, T+1) losses."""
+@partial(jax.jit, static_argnames=("kind", "optimizer", "steps", "batch", "final_state"))
+def _run_optax(keys, model, kind, optimizer, steps, batch, final_state=False):
+    """``optimizer`` on the squared loss ½ mean (ψ·w − y)² for each key; (seeds, T+1) losses
+    (and the final optimizer states with ``final_state``)."""
     draw, excess, w0 = _model(kind, model)
 
     def one_seed(key):
@@ -165,8 +189,11 @@ def _run_optax(keys, model, kind, optimizer, steps, batch):
             w = optax.apply_updates(w, updates)
             return (w, state), excess(w)
 
-        _, losses = jax.lax.scan(step, (w0, optimizer.init(w0)), jax.random.split(key, steps))
-        return jnp.concatenate([excess(w0)[None], losses])
+        (_, state), losses = jax.lax.scan(
+            step, (w0, optimizer.init(w0)), jax.random.split(key, steps)
+        )
+        curve = jnp.concatenate([excess(w0)[None], losses])
+        return (curve, state) if final_state else curve
 
     return jax.vmap(one_seed)(keys)
 
@@ -185,24 +212,48 @@ def _sampled(problem: Problem, n_seeds, chunk) -> tuple[str, tuple, int]:
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1; got chunk={chunk}")
     if problem.kind == "random_features":
+        if problem.precondition:
+            raise ValueError(
+                "precondition is not sampled for a drawn random-feature problem (its "
+                "preconditioner lives in the features' eigenbasis); got precondition="
+                f"{problem.precondition:g}"
+            )
         rf = problem.features
         model = (jnp.asarray(rf.proj), jnp.asarray(rf.lam_x), jnp.asarray(rf.w_star), rf.sigma)
         return "random_features", model, chunk
-    return "power_law", (jnp.asarray(problem.lam), jnp.sqrt(problem.c0), problem.sigma), chunk
+    lam, c0 = _data_arrays(problem)
+    return "power_law", (jnp.asarray(lam), jnp.sqrt(c0), problem.sigma), chunk
 
 
-def _collect(run, key, n_seeds: int, chunk: int, keep_all: bool, progress: bool) -> MonteCarlo:
-    """Mean and standard error over ``n_seeds`` runs of ``run(keys)``, ``chunk`` seeds at a time."""
+def _data_arrays(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """The data's spectrum and initial errors (the effective ones are the recursion's, §12)."""
+    if problem.data_lam is None:
+        return problem.lam, problem.c0
+    return problem.data_lam, problem.data_c0
+
+
+def _collect(
+    run, key, n_seeds: int, chunk: int, keep_all: bool, progress: bool, with_state: bool = False
+) -> MonteCarlo:
+    """Mean and standard error over ``n_seeds`` runs of ``run(keys)``, ``chunk`` seeds at a time
+    (``with_state``: ``run`` returns (losses, states); the states are stacked)."""
     keys = jax.random.split(key, n_seeds)
     starts = range(0, n_seeds, chunk)
     if progress:
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc="Monte-Carlo SGD", unit="chunk")
-    losses = np.concatenate([np.asarray(run(keys[s : s + chunk])) for s in starts])
+    outs = [run(keys[s : s + chunk]) for s in starts]
+    state = None
+    if with_state:
+        state = jax.tree.map(lambda *x: np.concatenate(x), *[o[1] for o in outs])
+        outs = [o[0] for o in outs]
+    losses = np.concatenate([np.asarray(o) for o in outs])
     mean = losses.mean(axis=0)
     sem = losses.std(axis=0, ddof=1) / np.sqrt(n_seeds)
-    return MonteCarlo(mean=mean, sem=sem, n_seeds=n_seeds, losses=losses if keep_all else None)
+    return MonteCarlo(
+        mean=mean, sem=sem, n_seeds=n_seeds, losses=losses if keep_all else None, state=state
+    )
 
 
 @float64
@@ -217,6 +268,8 @@ def sgd(
     chunk: int | None = None,
     keep_all: bool = False,
     progress: bool = False,
+    noise=None,
+    average=None,
 ) -> MonteCarlo:
     """Run minibatch SGD (heavy ball with ``betas``) under the schedule for ``n_seeds`` seeds.
 
@@ -232,14 +285,32 @@ def sgd(
         chunk: seeds run together in one ``vmap`` (memory knob); default all.
         keep_all: also return every seed's curve.
         progress: show a progress bar over seed chunks.
+        noise: per-step label-noise variances σ_t², shape ``(T,)``: update t's samples get
+            ε ~ N(0, σ_t²) (docs/theory.md §10); default the problem's σ².
+        average: averaging weights τ_t ∈ [0, 1] (scalar or ``(T,)``): record the averaged
+            iterate w̄_{t+1} = (1 − τ_t) w̄_t + τ_t w_{t+1} instead (docs/theory.md §11).
+
+    A ``Problem(..., precondition=γ)`` samples the data's spectrum and multiplies each
+    minibatch gradient by P = diag(λ_k^−γ) (docs/theory.md §12).
 
     Returns:
         :class:`MonteCarlo` with the mean excess loss over seeds and its standard error, to compare
-        with ``theory_excess(problem, loss_curve(problem, etas, batches, betas))``.
+        with ``theory_excess(problem, loss_curve(problem, etas, batches, betas, noise=...,
+        average=...))``.
     """
     check_schedule(etas, batches)
     if betas is not None:
         check_betas(betas, etas)
+    extra = {}
+    if noise is not None:
+        from .dynamics.steps import check_noise
+
+        check_noise(noise, etas)
+        extra["sigma"] = jnp.sqrt(jnp.asarray(noise, jnp.float64))
+    if average is not None:
+        from .dynamics.averaging import check_average
+
+        extra["tau"] = jnp.asarray(check_average(average, etas), jnp.float64)
     kind, model, chunk = _sampled(problem, n_seeds, chunk)
     if batches is None:
         if problem.batch != int(problem.batch):
@@ -253,9 +324,13 @@ def sgd(
     etas = jnp.asarray(etas, jnp.float64)
     betas = jnp.asarray(betas if momentum else np.zeros(etas.shape), jnp.float64)
     buckets, bucket = _buckets(batches)
+    if problem.precondition and kind == "power_law":
+        extra["precond"] = jnp.asarray(problem.data_lam**-problem.precondition)
     args = (model, etas, betas, jnp.asarray(batches), jnp.asarray(bucket))
     return _collect(
-        lambda keys: _run(keys, *args, kind=kind, buckets=buckets, momentum=momentum),
+        lambda keys: _run(
+            keys, *args, kind=kind, buckets=buckets, momentum=momentum, extra=extra or None
+        ),
         key,
         n_seeds,
         chunk,
@@ -276,6 +351,7 @@ def train_optax(
     chunk: int | None = None,
     keep_all: bool = False,
     progress: bool = False,
+    final_state: bool = False,
 ) -> MonteCarlo:
     """Train with an optax optimizer on sampled data of ``problem`` for T steps, many seeds.
 
@@ -290,6 +366,12 @@ def train_optax(
         T: number of steps ≥ 1.
         key, n_seeds, chunk, keep_all, progress: as for :func:`sgd`.
         batch: samples per step; default ``problem.batch`` (an integer).
+        final_state: also return the optimizer's final state of every seed (``state``, the
+            leaves stacked over seeds), e.g. Adam's second-moment estimates (the preconditioner
+            it applies, docs/theory.md §12).
+
+    The data are the problem's own (for a ``precondition``-ed problem, the data's spectrum:
+    the optimizer does the preconditioning).
     """
     batch = problem.batch if batch is None else batch
     if batch != int(batch) or batch < 1:
@@ -299,11 +381,18 @@ def train_optax(
     kind, model, chunk = _sampled(problem, n_seeds, chunk)
     return _collect(
         lambda keys: _run_optax(
-            keys, model, kind=kind, optimizer=optimizer, steps=int(T), batch=int(batch)
+            keys,
+            model,
+            kind=kind,
+            optimizer=optimizer,
+            steps=int(T),
+            batch=int(batch),
+            final_state=bool(final_state),
         ),
         key,
         n_seeds,
         chunk,
         keep_all,
         progress,
+        bool(final_state),
     )

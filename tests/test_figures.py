@@ -34,6 +34,10 @@ EXPECTED = {
     "momentum_gain.png",
     "advice_ratios.png",
     "advice_curves_teacher.png",
+    "curriculum_ratios.png",
+    "curriculum_optimal.png",
+    "preconditioning_phase.png",
+    "preconditioning_exponents.png",
 }
 
 
@@ -86,6 +90,8 @@ def test_quick_writes_every_figure_and_the_table(quick):
         "## Batch-size schedules",
         "## Compute-optimal scaling",
         "## Momentum schedules",
+        "## Data-quality curricula",
+        "## Preconditioned SGD",
     ):
         assert needle in readme, needle
     for f in EXPECTED:

@@ -6,7 +6,9 @@
   Lagrangian; restarts; the KKT test), and :func:`best_constant_rate`;
 - :mod:`~rfmodel.control.controls`: the controls, each one object with its bounds, coordinates,
   start, budget and KKT residual: :class:`Rate`, :class:`Batch` (with its sample budget),
-  :class:`Momentum`, over the generic :class:`Control`;
+  :class:`Momentum`, over the generic :class:`Control`; ``Quality`` (the data quality with its
+  clean-sample budget) and ``Average`` (iterate-averaging weights) in
+  :mod:`~rfmodel.control.controls`;
 - :mod:`~rfmodel.control.grid`: where the controls sit (uniform or log segments, step recursion or
   segment propagation), warm starts, growth bounds, the monotone coordinates;
 - :mod:`~rfmodel.control.result`: :class:`ScheduleResult`, saved and validated;

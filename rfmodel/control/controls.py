@@ -10,30 +10,17 @@ control; the solver (:mod:`rfmodel.control.solver`) only calls the methods below
   per-segment growth bounds on a non-uniform grid; monotone coordinates; the smoothness
   penalty; a default start searched as the best constant rate);
 - :class:`Batch`: the batch size m ∈ [batch_min, batch_max] under the sample budget Σ_t m_t = S;
-- :class:`Momentum`: the heavy-ball momentum β ∈ [0, β_max].
+- :class:`Momentum`: the heavy-ball momentum β ∈ [0, β_max];
+- :class:`Quality`: the clean fraction q ∈ [0, 1] of each update's batch under the clean-sample
+  budget Σ_t q_t m_t = Q (docs/theory.md §10);
+- :class:`Average`: the iterate-averaging weight τ ∈ [0, 1] of w̄ ← (1 − τ) w̄ + τ w
+  (docs/theory.md §11).
 
-A new control is one small class and its gradient from an evaluator. For example a data-quality
-fraction q_t ∈ [q_min, 1] with a budget of clean samples Σ_t q_t m_t = Q at fixed batches m::
-
-    class Quality(Control):
-        def __init__(self, clean, q_min, batches):  # batches: K values (segment means)
-            super().__init__("quality", q_min, 1.0, log=True, total=clean, kkt_log=True)
-            self.m = np.asarray(batches, np.float64)
-
-        def spent(self, values, n):  # Σ_j n_j m_j q_j
-            return float((n * self.m) @ values["quality"])
-
-        def spent_grad(self, values, n):
-            return {"quality": n * self.m}
-
-        def project(self, values, n):
-            return project_budget(values["quality"], n * self.m, self.total, self.lo, self.hi)
-
-with ``"quality"`` added to an evaluator's ``differentiates`` and its per-step adjoint
-gradient ∂ log L/∂q_t in that evaluator's output (with the batch optimized too, ``spent_grad``
-returns both ``"quality"`` and ``"batch"`` entries, and the augmented Lagrangian and the
-multiplier estimate take both). Iterate-averaging weights τ_t on the simplex are a
-:class:`Control` with ``total=1.0`` and weights n_j, no new solver code.
+A new control is one small class and its gradient from an evaluator: :class:`Quality` is a
+:class:`Control` with a budget weighted by the batches and a projection that shifts (its
+coordinates are linear), with ``"quality"`` in an evaluator's ``differentiates`` and
+∂ log L/∂q_t in its per-step output. Averaging weights τ_t ∈ [0, 1] need no budget: any convex
+combination of the iterates is reached by them.
 """
 
 from __future__ import annotations
@@ -52,22 +39,32 @@ from .grid import GROWTH, LOG_RANGE, Monotone, initial_controls
 
 __all__ = [
     "CONTROLS",
+    "ALL_CONTROLS",
     "BETA_MAX",
     "Control",
     "Rate",
     "Batch",
     "Momentum",
+    "Quality",
+    "Average",
     "rate_ceiling",
     "check_solver_args",
     "optimize_names",
     "validate_batch",
     "validate_momentum",
+    "validate_quality",
+    "validate_average",
+    "validate_fixed_rates",
     "project_budget",
+    "project_shift",
 ]
 
 
-#: The controls ``optimize_schedule(optimize=...)`` knows, in the order of their blocks.
+#: The controls of the rate, batch and momentum schedules (the command line's ``--optimize``).
 CONTROLS = ("eta", "batch", "momentum")
+#: Every control ``optimize_schedule(optimize=...)`` knows, in the order of their blocks: also the
+#: data quality (docs/theory.md §10) and the averaging weights (§11).
+ALL_CONTROLS = (*CONTROLS, "quality", "average")
 #: Default bound on the optimized momentum β_t (the common practical value; any value < 1 may be
 #: passed as ``beta_max``).
 BETA_MAX = 0.9
@@ -460,19 +457,25 @@ class Momentum(Control):
         super().__init__("momentum", 0.0, beta_max, log=False, log1m=True)
 
 
-def optimize_names(optimize) -> tuple[str, ...]:
+def optimize_names(optimize, *, extended: bool = False) -> tuple[str, ...]:
+    """The optimized controls in block order; ``extended``: also ``"quality"`` and
+    ``"average"``, and the rate may be left out (then held fixed, ``etas=``)."""
     names = (optimize,) if isinstance(optimize, str) else optimize
     try:
         names = tuple(str(x) for x in names)
     except TypeError:
         names = ()
-    unknown = [x for x in names if x not in CONTROLS]
+    known = ALL_CONTROLS if extended else CONTROLS
+    unknown = [x for x in names if x not in known]
+    if extended and names and not unknown and ("eta" in names or set(names) & set(known[3:])):
+        return tuple(x for x in known if x in names)
     if not names or unknown or "eta" not in names:
+        need = "" if extended else " and include 'eta'"
+        also = " (without 'eta': 'quality' or 'average' under fixed etas=)" if extended else ""
         raise ValueError(
-            f"optimize must name controls from {list(CONTROLS)} and include 'eta'; got "
-            f"optimize={optimize!r}"
+            f"optimize must name controls from {list(known)}{need}{also}; got optimize={optimize!r}"
         )
-    return tuple(x for x in CONTROLS if x in names)
+    return tuple(x for x in known if x in names)
 
 
 def validate_batch(
@@ -532,6 +535,177 @@ def validate_momentum(names, beta_max, betas, T: int) -> float | None:
     if not 0 < bm < 1:
         raise ValueError(f"beta_max must be in (0, 1); got beta_max={beta_max!r}")
     return bm
+
+
+def validate_fixed_rates(names, etas, T: int, eta_max, monotone, smoothness) -> np.ndarray | None:
+    """The fixed per-step rates (``etas``, shape (T,)) when the rate is not optimized, else
+    None; the rate's own settings are refused without it."""
+    if "eta" in names:
+        if etas is not None:
+            raise ValueError(
+                "etas (fixed per-step rates) cannot be given with 'eta' in optimize, which "
+                "optimizes them; pass init= for a start"
+            )
+        return None
+    if etas is None:
+        raise ValueError(
+            f"etas (fixed per-step rates, shape (T,)) is required when the rate is not "
+            f"optimized; got optimize={names!r}"
+        )
+    for name, v, default in (("eta_max", eta_max, None), ("monotone", monotone, False)):
+        if v != default:
+            raise ValueError(
+                f"{name} is a setting of the rate control; with fixed etas (optimize={names!r}) "
+                f"it has no effect; got {name}={v!r}"
+            )
+    if smoothness:
+        raise ValueError(
+            f"smoothness penalizes the rates; with fixed etas (optimize={names!r}) it has no "
+            f"effect; got smoothness={smoothness!r}"
+        )
+    from ..dynamics import check_schedule
+
+    check_schedule(etas)
+    e = np.asarray(etas, np.float64)
+    if e.shape != (T,):
+        raise ValueError(f"etas must have shape (T,) = ({T},); got shape {e.shape}")
+    return e
+
+
+def validate_quality(
+    problem: Problem, T: int, names, clean_samples, noise_clean, noise_noisy, batches, noise
+) -> tuple[float, float, float] | None:
+    """(Q, σ_c², σ_n²) when the data quality is optimized, else None (checked first): the clean
+    samples 0 < Q < Σ_t m_t and the label-noise stds 0 ≤ σ_c < σ_n of the clean and the noisy
+    source (defaults: σ_c = 0, σ_n = the problem's σ), docs/theory.md §10."""
+    settings = (("clean_samples", clean_samples), ("noise_clean", noise_clean))
+    settings += (("noise_noisy", noise_noisy),)
+    if "quality" not in names:
+        for name, v in settings:
+            if v is not None:
+                raise ValueError(
+                    f"{name} is a setting of the quality control: pass optimize=('eta', "
+                    f"'quality') with it; got {name}={v!r} and optimize={names!r}"
+                )
+        return None
+    if "batch" in names:
+        raise ValueError(
+            "optimize=(..., 'batch', 'quality') is not available: the clean-sample budget "
+            "Σ q_t m_t = Q would couple to the sample budget; fix the batches (batches=) instead"
+        )
+    if noise is not None:
+        raise ValueError(
+            "noise (fixed per-step σ_t²) cannot be given with optimize=(..., 'quality'), which "
+            "sets σ_t² = q_t σ_c² + (1 − q_t) σ_n²; pass noise_clean and noise_noisy instead"
+        )
+    if clean_samples is None:
+        raise ValueError(
+            "clean_samples=Q (the number of clean samples, Σ_t q_t m_t = Q) is required with "
+            "optimize=(..., 'quality')"
+        )
+    m = np.full(T, float(problem.batch)) if batches is None else np.asarray(batches, np.float64)
+    total = float(np.sum(m))
+    Q = check_finite("clean_samples", clean_samples)
+    if not 0 < Q < total:
+        raise ValueError(
+            f"clean_samples must be in (0, Σ_t m_t = {total:g}) (some clean and some noisy "
+            f"samples); got clean_samples={clean_samples!r}"
+        )
+    sc = 0.0 if noise_clean is None else check_finite("noise_clean", noise_clean)
+    sn = problem.sigma if noise_noisy is None else check_finite("noise_noisy", noise_noisy)
+    if not 0 <= sc < sn:
+        raise ValueError(
+            f"noise_clean and noise_noisy (label-noise stds of the clean and the noisy data) "
+            f"must satisfy 0 <= noise_clean < noise_noisy; got noise_clean={sc:g}, "
+            f"noise_noisy={sn:g}"
+        )
+    return Q, sc * sc, sn * sn
+
+
+def validate_average(names, average, T: int) -> np.ndarray | None:
+    """Fixed averaging weights τ_t (shape (T,)) from ``average`` (a scalar or (T,), each in
+    [0, 1]), or None; refused with the weights optimized."""
+    if average is None:
+        return None
+    if "average" in names:
+        raise ValueError(
+            "average (fixed weights τ_t) cannot be given with optimize=(..., 'average'), which "
+            "optimizes them; pass init={'average': ...} for a start"
+        )
+    from ..dynamics.averaging import check_average
+
+    return np.asarray(check_average(average, np.zeros(T)), np.float64)
+
+
+class Quality(Control):
+    """The clean fraction q_j ∈ [0, 1] of each update's batch (docs/theory.md §10): update t's
+    label noise is σ_t² = q_t σ_c² + (1 − q_t) σ_n², under the clean-sample budget
+    Σ_t q_t m_t = Q (Σ_j W_j q_j = Q with W_j = Σ_{t in segment j} m_t). Linear coordinates and
+    residual (log L(T) is the log of an affine function of q: the optimum at fixed rates is
+    bang-bang, q ∈ {0, 1} but for at most one segment per threshold). Default start: q ≡ Q/Σ m,
+    the mix that random shuffling gives in expectation.
+
+    Args:
+        clean_samples: Q.
+        weights: W_j, the samples of each segment (K,).
+    """
+
+    #: At a bang-bang point no value is free to estimate the multiplier from: take the middle
+    #: of the interval the values at their bounds allow (:func:`rfmodel.control.solver`).
+    interval_multiplier = True
+
+    def __init__(self, clean_samples: float, weights) -> None:
+        super().__init__("quality", 0.0, 1.0, log=False, total=float(clean_samples))
+        self.weights = np.asarray(weights, np.float64)
+
+    def default(self, K: int, n: np.ndarray) -> np.ndarray:
+        return np.full(K, self.total / float(self.weights.sum()))
+
+    def initial(self, given, K, centers, n, factor):
+        u = self.default(K, n) if given is None else initial_controls(given, K, centers)
+        return self.project({self.name: np.clip(u, 0.0, 1.0)}, n), None
+
+    def spent(self, values, n) -> float:
+        return float(self.weights @ values[self.name])
+
+    def spent_grad(self, values, n):
+        return {self.name: self.weights}
+
+    def project(self, values, n) -> np.ndarray:
+        return project_shift(values[self.name], self.weights, self.total, self.lo, self.hi)
+
+    def free(self, u: np.ndarray) -> np.ndarray:
+        return (u > 1e-9) & (u < 1 - 1e-9)
+
+
+class Average(Control):
+    """The averaging weight τ_j ∈ [0, 1] of w̄_{t+1} = (1 − τ_t) w̄_t + τ_t w_{t+1}
+    (docs/theory.md §11), moved in log τ (x ≥ −30: τ → 0 freezes the average); the residual in
+    τ. Default start τ ≡ 1: no averaging (the rate's start is then SGD's)."""
+
+    def __init__(self) -> None:
+        super().__init__("average", 0.0, 1.0, log=True)
+
+    def default(self, K: int, n: np.ndarray) -> np.ndarray:
+        return np.ones(K)
+
+
+def project_shift(u: np.ndarray, w: np.ndarray, total: float, lo: float, hi: float) -> np.ndarray:
+    """A point of {lo ≤ u ≤ hi, Σ_j w_j u_j = total}: u + τ clipped to the bounds (the same
+    change for every value not at a bound: the projection of linear coordinates), the scalar τ
+    solved to machine precision.
+
+    >>> np.round(project_shift(np.array([0.0, 0.5, 1.0]), np.ones(3), 1.0, 0.0, 1.0), 12).tolist()
+    [0.0, 0.25, 0.75]
+    """
+    u = np.asarray(u, np.float64)
+
+    def excess(tau: float) -> float:
+        return float(w @ np.clip(u + tau, lo, hi)) - total
+
+    a, b = lo - float(np.max(u)), hi - float(np.min(u))
+    tau = optimize.brentq(excess, a, b, xtol=1e-15, rtol=4 * np.finfo(float).eps)
+    return np.clip(u + tau, lo, hi)
 
 
 def project_budget(u: np.ndarray, n: np.ndarray, total: float, lo: float, hi: float) -> np.ndarray:

@@ -57,6 +57,13 @@ class ScheduleResult:
         kkt: the first-order residual of each optimized control (``projected_gradient`` is
             their maximum), or ``None`` for the rate alone.
         multipliers: the Lagrange multiplier ν of each budget (∂ log L*(T)/∂S = −ν), or ``None``.
+        quality: per-step clean fractions q_t, shape ``(T,)``, when the data quality was
+            optimized (docs/theory.md §10); else ``None``.
+        noise: per-step label-noise variances σ_t², shape ``(T,)``, with the quality optimized
+            or a fixed ``noise``; else ``None`` (the problem's σ²).
+        average: per-step averaging weights τ_t, shape ``(T,)``, when the objective is the
+            averaged iterate's loss (docs/theory.md §11); ``curve`` and ``loss`` are then L̄.
+        iterate_curve: with ``average``, the SGD iterate's own L(0..T); else ``None``.
     """
 
     etas: np.ndarray = field(repr=False)
@@ -78,6 +85,10 @@ class ScheduleResult:
     budget_residual: float | None = None
     kkt: dict[str, float] | None = None
     multipliers: dict[str, float] | None = None
+    quality: np.ndarray | None = field(default=None, repr=False)
+    noise: np.ndarray | None = field(default=None, repr=False)
+    average: np.ndarray | None = field(default=None, repr=False)
+    iterate_curve: np.ndarray | None = field(default=None, repr=False)
 
     def save(self, path: str | Path, *, key: dict[str, Any] | None = None) -> None:
         """Write ``path`` (.npz arrays + a .json sidecar), atomically, with an integrity record.
@@ -97,6 +108,9 @@ class ScheduleResult:
             arrays["batches"] = self.batches
         if self.betas is not None:
             arrays["betas"] = self.betas
+        for name in _OPTIONAL_ARRAYS:  # only when set: other results keep their files unchanged
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
         save_result(path, arrays, self.metadata(), config=self.config if key is None else key)
 
     def metadata(self) -> dict[str, Any]:
@@ -166,6 +180,7 @@ class ScheduleResult:
                 curve=arrays["curve"],
                 batches=arrays.get("batches"),
                 betas=arrays.get("betas"),
+                **{k: arrays[k] for k in _OPTIONAL_ARRAYS if k in arrays},
                 **{k: meta[k] for k in _META_FIELDS},
                 **(seg or {}),
                 **{k: meta[k] for k in _OPTIONAL_FIELDS if k in meta},
@@ -187,6 +202,11 @@ class ScheduleResult:
             or res.controls.ndim != 1
             or (res.batches is not None and res.batches.shape != (T,))
             or (res.betas is not None and res.betas.shape != (T,))
+            or any(
+                getattr(res, k) is not None
+                and getattr(res, k).shape != (n_curve if k == "iterate_curve" else T,)
+                for k in _OPTIONAL_ARRAYS
+            )
         ):
             raise ResultError(
                 path,
@@ -211,6 +231,8 @@ _META_FIELDS = (
 )
 #: Saved only when set (results of the rate alone keep their metadata unchanged).
 _OPTIONAL_FIELDS = ("budget_residual", "kkt", "multipliers")
+#: Per-step arrays of the data-quality and averaging controls (docs/theory.md §10, §11).
+_OPTIONAL_ARRAYS = ("quality", "noise", "average", "iterate_curve")
 
 
 def load_schedule(path: str | Path, key: dict[str, Any]) -> ScheduleResult | None:

@@ -51,18 +51,24 @@ from scipy import optimize
 
 from ..dynamics import check_schedule
 from ..dynamics.evaluators import EVALUATORS, Evaluator
+from ..dynamics.steps import check_noise
 from ..optim import KKT_TOLERANCE, lbfgsb
 from ..problem import Problem
 from .controls import (
+    Average,
     Batch,
     Control,
     Momentum,
+    Quality,
     Rate,
     check_solver_args,
     optimize_names,
     rate_ceiling,
+    validate_average,
     validate_batch,
+    validate_fixed_rates,
     validate_momentum,
+    validate_quality,
 )
 from .grid import LOG_RANGE, grid_lengths, grid_scale, rate_bounds, segments_cheaper, top_rate
 from .keys import describe, optional_config
@@ -123,6 +129,8 @@ def _multiplier(b: Control, by_name, vals, grads, n) -> float:
     for k, d in b.spent_grad(vals, n).items():
         c, u = by_name[k], vals[k]
         free = c.free(u)
+        if not np.any(free) and getattr(c, "interval_multiplier", False):
+            return _interval_multiplier(c, u, c.kkt_weight(u) * grads[k], c.kkt_weight(u) * d)
         if not np.any(free):
             free = np.ones_like(u, dtype=bool)
         w = c.kkt_weight(u)
@@ -130,6 +138,20 @@ def _multiplier(b: Control, by_name, vals, grads, n) -> float:
         h_parts.append((w * d)[free])
     a, h = np.concatenate(a_parts), np.concatenate(h_parts)
     return float(-(a @ h) / (h @ h))
+
+
+def _interval_multiplier(c: Control, u: np.ndarray, a: np.ndarray, h: np.ndarray) -> float:
+    """ν of a budget whose values all sit at their bounds (a bang-bang point): a value at its
+    lower bound is optimal iff a_j + ν h_j ≥ 0, one at its upper bound iff a_j + ν h_j ≤ 0
+    (h_j > 0); the middle of the interval of ν these leave (the nearer end when it is empty
+    or one-sided)."""
+    at_lo = u <= c.lo + 1e-9 * max(1.0, abs(c.lo))
+    r = -a / h
+    lo = float(np.max(r[at_lo])) if np.any(at_lo) else -math.inf
+    hi = float(np.min(r[~at_lo])) if np.any(~at_lo) else math.inf
+    if math.isinf(lo) or math.isinf(hi):
+        return hi if math.isinf(lo) else lo
+    return 0.5 * (lo + hi)
 
 
 def first_order(objective: Objective, values: Mapping[str, np.ndarray]):
@@ -423,11 +445,32 @@ def choose_evaluator(
             why = on_path[0].refusal(name)
             break
     else:
-        name = next(k for k in sorted(held) if not any(k in e.accepts for e in on_path))
+        missing = [k for k in sorted(held) if not any(k in e.accepts for e in on_path)]
+        if not missing:  # each is available, but no evaluator of the path takes them together
+            inputs = sorted(_ARGS.get(k, k) for k in held)
+            each = "; ".join(
+                f"{e.__name__} differentiates {sorted(e.differentiates)} and holds fixed "
+                f"{sorted(e.accepts)}"
+                for e in on_path
+            )
+            raise ValueError(
+                f"optimize={tuple(names)!r} with the fixed inputs {inputs}: no evaluator of the "
+                f"{path} path takes them together ({each})"
+            )
+        name = missing[0]
         why = on_path[0].refusal(name, fixed=True)
-    arg = {"batch": "batches", "momentum": "betas"}.get(name, name) if name in held else None
+    arg = _ARGS.get(name, name) if name in held else None
     what = f"{arg} (fixed per-step values)" if arg else f"optimize={tuple(names)!r}"
     raise ValueError(f"{what} with method={method!r}: {why}; pass method='steps' (or 'auto')")
+
+
+#: The keyword of ``optimize_schedule`` that holds each fixed per-step input.
+_ARGS = {
+    "batch": "batches",
+    "momentum": "betas",
+    "eta": "etas",
+    "mix": "noise_clean/noise_noisy",
+}
 
 
 def _rate_box(problem: Problem, eta_max: float, batch: float) -> tuple[float, float]:
@@ -529,13 +572,26 @@ def optimize_schedule(
     batch_max: float | None = None,
     beta_max: float | None = None,
     betas=None,
+    noise=None,
+    clean_samples: float | None = None,
+    noise_clean: float | None = None,
+    noise_noisy: float | None = None,
+    average=None,
+    etas=None,
 ) -> ScheduleResult:
     """The learning-rate schedule minimizing L(T), subject to 0 ≤ η_t ≤ η_max; with
     ``optimize=("eta", "batch")`` the joint (η_t, m_t) schedule under the sample budget
     Σ_t m_t = S, batch_min ≤ m_t ≤ batch_max (docs/theory.md §6); with
     ``optimize=("eta", "momentum")`` the joint (η_t, β_t) schedule of heavy-ball SGD,
     0 ≤ β_t ≤ β_max (docs/theory.md §4, §6); all three at once with
-    ``optimize=("eta", "batch", "momentum")``.
+    ``optimize=("eta", "batch", "momentum")``. With ``optimize=("eta", "quality")`` the joint
+    (η_t, q_t) schedule of a data-quality curriculum, q_t ∈ [0, 1] the clean fraction of
+    update t's batch under Σ_t q_t m_t = ``clean_samples`` (docs/theory.md §10); with
+    ``optimize=("eta", "average")`` the rates and the iterate-averaging weights τ_t ∈ [0, 1]
+    minimizing the averaged iterate's L̄(T) (§11). Either without ``"eta"`` optimizes the
+    curriculum or the weights under fixed rates ``etas``. A preconditioned problem
+    (``Problem(..., precondition=γ)``) is solved through its effective spectrum, stability
+    bounds included (§12).
 
     The keywords build the controls (:class:`~rfmodel.control.controls.Rate`, ``Batch``,
     ``Momentum``) and pick an evaluator (:func:`choose_evaluator`); every rate option
@@ -608,11 +664,26 @@ def optimize_schedule(
         betas: optional fixed per-step momenta β_t ∈ [0, 1), shape ``(T,)``, for the rate
             optimized under a given momentum schedule (e.g. a constant β); not with the
             momentum optimized.
+        noise: optional fixed per-step label-noise variances σ_t² ≥ 0, shape ``(T,)`` (a given
+            curriculum, docs/theory.md §10); not with the quality optimized.
+        clean_samples: with ``"quality"`` optimized, the clean-sample budget
+            Q = Σ_t q_t m_t, 0 < Q < Σ_t m_t (required).
+        noise_clean: the label-noise std σ_c of the clean data (default 0).
+        noise_noisy: the label-noise std σ_n > σ_c of the noisy data (default the problem's
+            σ). Update t's samples then have σ_t² = q_t σ_c² + (1 − q_t) σ_n² in place of the
+            problem's σ² (exact for any split of the batch: only the mean variance enters).
+        average: optional fixed averaging weights τ_t ∈ [0, 1] (a scalar or shape ``(T,)``,
+            e.g. :func:`rfmodel.dynamics.averaging.uniform_average`): the objective is then the
+            averaged iterate's L̄(T) (docs/theory.md §11); not with ``"average"`` optimized.
+        etas: fixed per-step rates, shape ``(T,)``, when ``optimize`` leaves the rate out
+            (``optimize=("quality",)`` or ``("average",)``); not with the rate optimized.
 
     Returns:
         :class:`ScheduleResult` (with ``batches``, ``budget_residual``, ``kkt`` and
         ``multipliers`` when the batch is optimized; ``betas`` and ``kkt`` when the momentum
-        is). ``converged`` means a KKT point of the bounded, budget-constrained problem: every
+        is; ``quality`` and ``noise`` with the quality, ``noise`` with fixed noise; ``average``
+        and ``iterate_curve`` (the SGD iterate's L(0..T); ``curve`` is then L̄) with averaging).
+        ``converged`` means a KKT point of the bounded, budget-constrained problem: every
         block's projected Lagrangian gradient (:meth:`Control.residual`, the budget's ν
         estimated from the free batches) ≤ 1e-4.
 
@@ -627,7 +698,7 @@ def optimize_schedule(
     (True, True, True)
     """
     t0 = time.perf_counter()
-    names = optimize_names(optimize)
+    names = optimize_names(optimize, extended=True)
     budget = validate_batch(problem, T, names, samples, batch_min, batch_max, batches)
     given_eta_max = eta_max
     if budget is not None and eta_max is None:
@@ -638,6 +709,14 @@ def optimize_schedule(
         betas = np.asarray(betas, np.float64)
     if batches is not None:
         check_schedule(np.zeros(T), batches)
+    fixed_etas = validate_fixed_rates(names, etas, T, given_eta_max, monotone, smoothness)
+    mix = validate_quality(
+        problem, T, names, clean_samples, noise_clean, noise_noisy, batches, noise
+    )
+    if noise is not None:
+        check_noise(noise, np.zeros(T))
+        noise = np.asarray(noise, np.float64)
+    taus = validate_average(names, average, T)
     if parameterization not in ("log", "linear"):
         raise ValueError(
             f"parameterization must be 'log' or 'linear'; got parameterization={parameterization!r}"
@@ -651,27 +730,38 @@ def optimize_schedule(
     if monotone and parameterization != "log":
         raise ValueError("monotone=True needs parameterization='log' (it solves on log-decrements)")
     lengths, centers = grid_lengths(T, K, grid)
-    fixed = {"batch": batches, "momentum": betas}
+    fixed = {"batch": batches, "momentum": betas, "noise": noise, "average": taus}
+    fixed.update(eta=fixed_etas, mix=None if mix is None else mix[1:])
     evaluator = choose_evaluator(problem, lengths, names, fixed, method)
 
     # The controls: the rate, then the others named by ``optimize`` with their settings.
     m_hi = budget[2] if budget else problem.batch if batches is None else float(np.max(batches))
-    rate = _rate_control(
-        problem,
-        eta_max,
-        m_hi,
-        None if isinstance(grid, str) and grid == "uniform" else lengths,
-        parameterization=parameterization,
-        monotone=monotone,
-        smoothness=smoothness,
-        growth_bounds=names == ("eta",) and batches is None and betas is None,
-    )
-    blocks: list[Control] = [rate]
+    blocks: list[Control] = []
+    if "eta" in names:
+        blocks.append(
+            _rate_control(
+                problem,
+                eta_max,
+                m_hi,
+                None if isinstance(grid, str) and grid == "uniform" else lengths,
+                parameterization=parameterization,
+                monotone=monotone,
+                smoothness=smoothness,
+                growth_bounds=names == ("eta",) and batches is None and betas is None,
+            )
+        )
     if budget is not None:
         blocks.append(Batch(*budget))
     if beta_max is not None:
         blocks.append(Momentum(beta_max))
-    top = rate.hi  # config: eta_max=top (and eta_max_given when capped)
+    if mix is not None:
+        m = np.full(T, float(problem.batch)) if batches is None else np.asarray(batches)
+        index = np.repeat(np.arange(len(lengths)), lengths)
+        blocks.append(Quality(mix[0], np.bincount(index, weights=m, minlength=len(lengths))))
+    if "average" in names:
+        blocks.append(Average())
+    # config: eta_max=top (and eta_max_given when capped)
+    top = blocks[0].hi if "eta" in names else eta_max
 
     bar = None
     if progress:
@@ -705,8 +795,8 @@ def optimize_schedule(
     for c in blocks:
         for message in c.check(vals[c.name]):
             warnings.warn(message, RuntimeWarning, stacklevel=2)
-    etas, curve, extra = evaluator.schedule(vals, curve)
-    if names != ("eta",) or betas is not None:
+    per_step, curve, extra = evaluator.schedule(vals, curve)
+    if names != ("eta",) or betas is not None or noise is not None or taus is not None:
         extra.update(kkt=kkt, multipliers=nus)
     if "batch" in vals:
         m = evaluator.expand(vals["batch"])
@@ -715,6 +805,15 @@ def optimize_schedule(
         extra["betas"] = evaluator.expand(vals["momentum"])
     elif betas is not None:
         extra["betas"] = betas
+    if "quality" in vals:
+        q = evaluator.expand(vals["quality"])
+        extra.update(quality=q, noise=q * mix[1] + (1.0 - q) * mix[2])
+    elif noise is not None:
+        extra["noise"] = noise
+    if "average" in vals:
+        extra["average"] = evaluator.expand(vals["average"])
+    elif taus is not None:
+        extra["average"] = taus
     if bar is not None:
         bar.close()
     converged, message = _stop_reason(res, pg, maxiter)
@@ -754,9 +853,20 @@ def optimize_schedule(
         config["beta_max"] = beta_max
     if betas is not None:
         config["betas"] = describe(betas)
+    # The data-quality, averaging and fixed-rate settings, each only when set.
+    if noise is not None:
+        config["noise"] = describe(noise)
+    if mix is not None:
+        sc = 0.0 if noise_clean is None else float(noise_clean)
+        sn = problem.sigma if noise_noisy is None else float(noise_noisy)
+        config.update(clean_samples=mix[0], noise_clean=sc, noise_noisy=sn)
+    if average is not None:
+        config["average"] = describe(average)
+    if fixed_etas is not None:
+        config["etas"] = describe(fixed_etas)
     return ScheduleResult(
-        etas=etas,
-        controls=vals["eta"],
+        etas=per_step,
+        controls=vals[blocks[0].name],
         loss=float(curve[-1]),
         curve=curve,
         iterations=int(res.nit),

@@ -10,17 +10,22 @@ Once the run diverges the value is ``inf`` and the gradients NaN. The classes de
 can do, so that :func:`rfmodel.control.optimize_schedule` composes controls with a path or
 refuses the combination by name:
 
-======================== ========= ============================= ======================
-evaluator                path      differentiates                fixed per-step inputs
-======================== ========= ============================= ======================
-:class:`SGDSteps`        steps     eta, batch                    batch
-:class:`HeavyBallSteps`  steps     eta, momentum, batch          batch, momentum
-:class:`SegmentPropagation` segments eta                         (none: the problem's batch)
-======================== ========= ============================= ======================
+=========================== ========= ============================ ===========================
+evaluator                   path      differentiates               fixed per-step inputs
+=========================== ========= ============================ ===========================
+:class:`SGDSteps`           steps     eta, batch, quality          batch, noise, quality, eta
+:class:`HeavyBallSteps`     steps     eta, momentum, batch         batch, momentum
+:class:`AveragedSteps`      steps     eta, batch, quality, average batch, noise, quality, eta,
+                                                                   average
+:class:`SegmentPropagation` segments  eta                          (none: the problem's batch)
+=========================== ========= ============================ ===========================
 
-A new control (say a data-quality fraction q_t) is one more name in an evaluator's
-``differentiates`` and one more entry of the per-step gradients its adjoint returns; the
-reduction to segments, the fixed inputs and the grid are shared here.
+The data-quality control q_t (the clean fraction of update t's batch, docs/theory.md §10) sets
+the per-step label noise σ_t² = q_t σ_c² + (1 − q_t) σ_n², with (σ_c², σ_n²) held as the fixed
+input ``"mix"``; its gradient is (σ_c² − σ_n²) ∂ log L/∂σ_t² from the same adjoint. ``"noise"``
+holds given σ_t² fixed, ``"eta"`` given rates (the quality or the averaging weights optimized
+under a fixed rate schedule), ``"average"`` given averaging weights τ_t (docs/theory.md §11).
+A preconditioned problem needs nothing here: its effective spectrum is the problem's (§12).
 
 >>> import numpy as np
 >>> from rfmodel import Problem
@@ -39,9 +44,16 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..problem import Problem
-from . import momentum, segments, steps
+from . import averaging, momentum, segments, steps
 
-__all__ = ["Evaluator", "SGDSteps", "HeavyBallSteps", "SegmentPropagation", "EVALUATORS"]
+__all__ = [
+    "Evaluator",
+    "SGDSteps",
+    "HeavyBallSteps",
+    "AveragedSteps",
+    "SegmentPropagation",
+    "EVALUATORS",
+]
 
 
 class Evaluator:
@@ -146,16 +158,42 @@ class _Steps(Evaluator):
         """∂/∂u_j = Σ_{t in segment j} ∂/∂u_t for every control in ``values``."""
         return {k: np.bincount(self.index, weights=per_step[k], minlength=self.K) for k in values}
 
+    def noise(self, values: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        """Per-step σ_t²: q_t σ_c² + (1 − q_t) σ_n² from the quality (optimized or fixed, with
+        the ``"mix"`` (σ_c², σ_n²)), else the fixed ``"noise"``, else ``None`` (the problem's)."""
+        q = self.per_step(values, "quality")
+        if q is None:
+            return self.fixed.get("noise")
+        clean, noisy = self.fixed["mix"]
+        return q * clean + (1.0 - q) * noisy
+
+    def with_quality(self, per_step: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``per_step`` with ∂/∂q_t = (σ_c² − σ_n²) ∂/∂σ_t² when a mix is held."""
+        if "mix" in self.fixed:
+            clean, noisy = self.fixed["mix"]
+            per_step["quality"] = (clean - noisy) * per_step["noise"]
+        return per_step
+
+    def schedule(self, values, curve):
+        """Per-step rates (optimized or the fixed ones) and the curve."""
+        return self.per_step(values, "eta"), curve, {}
+
 
 class SGDSteps(_Steps):
     """Plain SGD one step at a time (:func:`rfmodel.dynamics.steps.log_final_loss_and_grad`),
     O(T·N) per evaluation; ∂/∂m_t from the same adjoint pass when ``"batch"`` is in ``wrt``."""
 
-    differentiates = frozenset({"eta", "batch"})
-    accepts = frozenset({"batch"})
+    differentiates = frozenset({"eta", "batch", "quality"})
+    accepts = frozenset({"batch", "noise", "quality", "mix", "eta"})
 
     def __call__(self, values):
         etas, m = self.per_step(values, "eta"), self.per_step(values, "batch")
+        noise = self.noise(values)
+        if noise is not None:  # data of per-step quality (docs/theory.md §10)
+            v, per_step, curve = steps.log_final_loss_and_grads(
+                self.problem, etas, m, noise, with_curve=True
+            )
+            return v, self.reduce(values, self.with_quality(per_step)), curve
         if "batch" in self.wrt:
             v, (ge, gm), curve = steps.log_final_loss_and_grad(
                 self.problem, etas, m, with_curve=True, batch_grad=True
@@ -183,6 +221,34 @@ class HeavyBallSteps(_Steps):
             self.problem, etas, beta, m, with_curve=True
         )
         return v, self.reduce(values, per_step), curve
+
+
+class AveragedSteps(_Steps):
+    """SGD one step at a time with the loss of the averaged iterate w̄ as the objective
+    (:func:`rfmodel.dynamics.averaging.log_final_loss_and_grads`): log L̄(T) and
+    ∂/∂(η_t, m_t, σ_t², τ_t) from one three-moment adjoint pass (docs/theory.md §11); per-step
+    noise and the quality control as :class:`SGDSteps`. The curve is L̄(0..T); :meth:`schedule`
+    adds the SGD iterate's L(0..T) as ``iterate_curve``."""
+
+    differentiates = frozenset({"eta", "batch", "quality", "average"})
+    accepts = frozenset({"batch", "noise", "quality", "mix", "eta", "average"})
+
+    def taus(self, values) -> np.ndarray:
+        tau = self.per_step(values, "average")
+        return np.ones(self.T) if tau is None else tau
+
+    def __call__(self, values):
+        etas, m = self.per_step(values, "eta"), self.per_step(values, "batch")
+        v, per_step, curves = averaging.log_final_loss_and_grads(
+            self.problem, etas, m, self.noise(values), self.taus(values), with_curve=True
+        )
+        return v, self.reduce(values, self.with_quality(per_step)), curves[0]
+
+    def schedule(self, values, curve):
+        etas = self.per_step(values, "eta")
+        m = self.per_step(values, "batch")
+        curves = averaging.loss_curves(self.problem, etas, m, self.noise(values), self.taus(values))
+        return etas, curve, {"iterate_curve": np.asarray(curves[1])}
 
 
 class SegmentPropagation(Evaluator):
@@ -217,4 +283,9 @@ class SegmentPropagation(Evaluator):
 
 #: Every evaluator, in the order :func:`rfmodel.control.optimize_schedule` tries them on a path
 #: (the first that takes every control and fixed input).
-EVALUATORS: tuple[type[Evaluator], ...] = (SGDSteps, HeavyBallSteps, SegmentPropagation)
+EVALUATORS: tuple[type[Evaluator], ...] = (
+    SGDSteps,
+    HeavyBallSteps,
+    AveragedSteps,
+    SegmentPropagation,
+)

@@ -7,6 +7,9 @@ For Gaussian data the per-mode second moments close exactly::
 
 (w_k is the multiplicity of a binned mode, 1 otherwise). :func:`loss_curve` returns
 L(0), …, L(T) for a schedule η_0..η_{T−1} (η_t is the rate used by update t, the optax convention).
+With ``noise`` (σ_0², …, σ_{T−1}², the label-noise variance of each update's samples,
+docs/theory.md §10) update t uses σ_t² in place of the problem's σ²; the adjoint then also
+returns ∂/∂σ_t² = (η_t²/m_t) q_t.
 Heavy-ball momentum is :mod:`rfmodel.dynamics.momentum`; :func:`rfmodel.dynamics.loss_curve`
 chooses between them.
 
@@ -46,8 +49,10 @@ from .._x64 import float64, host
 from ..problem import Problem
 from ._common import (
     Array,
+    as_f64,
     compile_cpu,
     guard,
+    is_concrete,
     pad_to,
     padded_arrays,
     prepare,
@@ -62,6 +67,13 @@ __all__ = [
     "final_loss",
     "final_losses",
     "log_final_loss_and_grad",
+    "log_final_loss_and_grads",
+    "check_noise",
+    "prepare_noise",
+    "noise_arrays",
+    "block_size",
+    "log_objective",
+    "run_objective",
 ]
 
 
@@ -73,34 +85,63 @@ def _coeffs(lam: Array, eta: Array, m: Array) -> tuple[Array, Array]:
 
 def _step(lam, wlam, s2, carry, inp):
     c, loss = carry
-    eta, m = inp
+    eta, m = inp[:2]
+    if len(inp) == 3:  # per-step label noise σ_t² (docs/theory.md §10)
+        s2 = inp[2]
     d, g = _coeffs(lam, eta, m)
     c = d * c + (g * (loss + s2)) * lam
     loss = guard(wlam @ c)
     return (c, loss), loss
 
 
-def scan_curve(lam, c0, wlam, s2, etas, batches, unroll=1):
+def scan_curve(lam, c0, wlam, s2, etas, batches, unroll=1, noise=None):
     """L(0..T) from raw arrays (λ, C(0), w·λ, σ², η, m) by a plain ``lax.scan``: differentiable
     by autodiff in every argument, the spectrum included (the fit of :mod:`rfmodel.practice`
-    differentiates it in the exponents)."""
+    differentiates it in the exponents). ``noise``: per-step σ_t², shape (T,), in place of σ²."""
     loss0 = guard(wlam @ c0)
-    (_, _), losses = jax.lax.scan(
-        partial(_step, lam, wlam, s2), (c0, loss0), (etas, batches), unroll=unroll
-    )
+    xs = (etas, batches) if noise is None else (etas, batches, noise)
+    (_, _), losses = jax.lax.scan(partial(_step, lam, wlam, s2), (c0, loss0), xs, unroll=unroll)
     return jnp.concatenate([loss0[None], losses])
 
 
 @partial(jax.jit, static_argnames=("unroll",))
-def _reference(lam, c0, wlam, s2, etas, batches, unroll=1):
-    return scan_curve(lam, c0, wlam, s2, etas, batches, unroll)
+def _reference(lam, c0, wlam, s2, etas, batches, unroll=1, noise=None):
+    return scan_curve(lam, c0, wlam, s2, etas, batches, unroll, noise)
+
+
+def check_noise(noise, etas, *, name: str = "noise") -> None:
+    """Raise ``ValueError`` unless ``noise`` (per-step label-noise variances σ_t²) has the shape
+    of ``etas``, is finite and ≥ 0. Skipped for traced values."""
+    v = np.asarray(noise) if is_concrete(noise) else None
+    shaped = v is None or v.shape == np.shape(etas)
+    if not shaped:
+        raise ValueError(
+            f"{name} must have the shape of etas {np.shape(etas)} (one label-noise variance "
+            f"σ_t² per update); got shape {v.shape}"
+        )
+    bad = np.array([], int) if v is None else np.flatnonzero(~(np.isfinite(v) & (v >= 0)))
+    if bad.size:
+        raise ValueError(
+            f"{name} must be finite and >= 0 (variances σ_t²); got {name}[{bad[0]}]={v[bad[0]]}"
+        )
+
+
+def prepare_noise(problem: Problem, etas, batches, noise):
+    """(η, m, σ²): the schedule checked, σ² the problem's scalar or the per-step ``noise``."""
+    etas_in = etas
+    etas, batches = prepare(problem, etas, batches)
+    if noise is None:
+        return etas, batches, None
+    check_noise(noise, etas_in)
+    return etas, batches, as_f64(noise)
 
 
 @float64
-def loss_curve_reference(problem: Problem, etas, batches=None) -> Array | np.ndarray:
-    """L(0..T) by a plain ``lax.scan`` (autodiff keeps every state): the test oracle."""
-    etas, batches = prepare(problem, etas, batches)
-    return host(_reference(*problem_arrays(problem), etas, batches))
+def loss_curve_reference(problem: Problem, etas, batches=None, noise=None) -> Array | np.ndarray:
+    """L(0..T) by a plain ``lax.scan`` (autodiff keeps every state): the test oracle. ``noise``:
+    per-step σ_t² (docs/theory.md §10)."""
+    etas, batches, noise = prepare_noise(problem, etas, batches, noise)
+    return host(_reference(*problem_arrays(problem), etas, batches, noise=noise))
 
 
 # --------------------------------------------------------------------------- fast adjoint
@@ -124,7 +165,7 @@ _U_RE = 2  # measured: 2 beats 1 and 4 for the elementwise block re-run
 _U_BACK = 1
 
 
-def _block_size(t: int) -> int:
+def block_size(t: int) -> int:
     """Checkpoint spacing B ≈ √T (memory (T/B + B)·N), at least one unrolled chunk."""
     return max(_UNROLL, int(np.ceil(np.sqrt(t) / _UNROLL)) * _UNROLL)
 
@@ -136,8 +177,16 @@ def _step_coeffs(etas: Array, batches: Array) -> Array:
     return jnp.stack([2.0 * etas, (1.0 + inv_m) * e2, e2 * inv_m], axis=1)
 
 
+def _with_noise(coef: Array, s2: Array) -> Array:
+    """The per-step scalars with σ_t² as a fourth column when ``s2`` is per step (T,); unchanged
+    for the problem's scalar σ² (then the compiled step is exactly the plain one)."""
+    return coef if jnp.ndim(s2) == 0 else jnp.concatenate([coef, s2[:, None]], axis=1)
+
+
 def _fstep(lam, lam2, wlam, s2, carry, coef):
     c, loss = carry
+    if coef.shape[0] == 4:  # per-step σ_t² (docs/theory.md §10)
+        s2 = coef[3]
     c = (1.0 - coef[0] * lam + coef[1] * lam2) * c + (coef[2] * (loss + s2)) * lam
     loss = guard(rsum(wlam * c))
     return (c, loss), loss
@@ -153,9 +202,9 @@ def _primal(lam, lam2, c0, wlam, s2, coef):
 def _forward(lam, lam2, c0, wlam, s2, coef, block):
     """L(0..T) and the checkpoints C(0), C(B), C(2B), … for the adjoint (the schedule is padded
     to whole blocks with η = 0 steps, which are inert)."""
-    t = coef.shape[0]
+    t, width = coef.shape
     nb = -(-t // block)
-    coef = jnp.concatenate([coef, jnp.zeros((nb * block - t, 3))])
+    coef = jnp.concatenate([coef, jnp.zeros((nb * block - t, width))])
     step = partial(_fstep, lam, lam2, wlam, s2)
     loss0 = guard(rsum(wlam * c0))
 
@@ -163,14 +212,15 @@ def _forward(lam, lam2, c0, wlam, s2, coef, block):
         carry_out, losses = jax.lax.scan(step, carry, cf, unroll=_U_FWD)
         return carry_out, (carry[0], losses)
 
-    _, (checkpoints, losses) = jax.lax.scan(block_fn, (c0, loss0), coef.reshape(nb, block, 3))
+    _, (checkpoints, losses) = jax.lax.scan(block_fn, (c0, loss0), coef.reshape(nb, block, width))
     return jnp.concatenate([loss0[None], losses.reshape(-1)])[: t + 1], checkpoints
 
 
 def _backward(lam, lam2, wlam, s2, coef, curve, checkpoints, ubar, block):
     """The costate recursion for cotangents ū of L(0..T) (docs/theory.md §2): with
     p(T) = ū_T wλ and p(t) = d_t p(t+1) + (g_t q_t + ū_t) wλ, q_t = Σ_k λ_k p_k(t+1), returns
-    p(0) and the per-step sums (q_t, r1_t, r2_t), shape (T, 3), r_i = Σ_k λ_k^i C_k(t) p_k(t+1)."""
+    p(0) and the per-step sums (q_t, r1_t, r2_t), shape (T, 3), r_i = Σ_k λ_k^i C_k(t) p_k(t+1).
+    ``s2``: σ² or the per-step σ_t², shape (T,)."""
     t = coef.shape[0]
     nb = checkpoints.shape[0]
     tp = nb * block
@@ -217,7 +267,8 @@ def _backward(lam, lam2, wlam, s2, coef, curve, checkpoints, ubar, block):
 
 def _schedule_grads(etas, batches, curve, s2, s):
     """∂J/∂η_t and ∂J/∂m_t from the costate sums: d_t and g_t = η_t²/m_t are the only places
-    η_t and m_t enter step t (∂d/∂η = −2λ + 2(1+1/m)ηλ², ∂g/∂η = 2η/m, …)."""
+    η_t and m_t enter step t (∂d/∂η = −2λ + 2(1+1/m)ηλ², ∂g/∂η = 2η/m, …). ``s2``: σ² or the
+    per-step σ_t² (T,)."""
     q, r1, r2 = s[:, 0], s[:, 1], s[:, 2]
     noise = curve[:-1] + s2
     inv_m = 1.0 / batches
@@ -228,11 +279,13 @@ def _schedule_grads(etas, batches, curve, s2, s):
 
 @partial(jax.custom_vjp, nondiff_argnums=(7,))
 def _fast(lam, lam2, c0, wlam, s2, etas, batches, block):
-    return _primal(lam, lam2, c0, wlam, s2, _step_coeffs(etas, batches))
+    """L(0..T); ``s2`` the problem's σ² (a scalar: a constant) or per-step σ_t² (T,)."""
+    return _primal(lam, lam2, c0, wlam, s2, _with_noise(_step_coeffs(etas, batches), s2))
 
 
 def _fast_fwd(lam, lam2, c0, wlam, s2, etas, batches, block):
-    curve, checkpoints = _forward(lam, lam2, c0, wlam, s2, _step_coeffs(etas, batches), block)
+    coef = _with_noise(_step_coeffs(etas, batches), s2)
+    curve, checkpoints = _forward(lam, lam2, c0, wlam, s2, coef, block)
     return curve, (lam, lam2, wlam, s2, etas, batches, curve, checkpoints)
 
 
@@ -242,14 +295,10 @@ def _fast_bwd(block, res, ubar):
     coef = _step_coeffs(etas, batches)
     _, s = _backward(lam, lam2, wlam, s2, coef, curve, checkpoints, ubar, block)
     zero = jnp.zeros_like(lam)  # the problem's arrays are constants: no gradient
-    return (
-        zero,
-        zero,
-        zero,
-        zero,
-        jnp.zeros_like(s2),
-        *_schedule_grads(etas, batches, curve, s2, s),
-    )
+    # The problem's σ² is a constant; per-step σ_t² enter step t as (η_t²/m_t) σ_t² λ:
+    # ∂J/∂σ_t² = (η_t²/m_t) q_t (docs/theory.md §10).
+    g_s2 = jnp.zeros_like(s2) if jnp.ndim(s2) == 0 else coef[:, 2] * s[:, 0]
+    return (zero, zero, zero, zero, g_s2, *_schedule_grads(etas, batches, curve, s2, s))
 
 
 _fast.defvjp(_fast_fwd, _fast_bwd)
@@ -260,12 +309,20 @@ def _fast_jit(lam, lam2, c0, wlam, s2, etas, batches, block):
     return _fast(lam, lam2, c0, wlam, s2, etas, batches, block)
 
 
+def noise_arrays(problem: Problem, noise) -> tuple[Array, ...]:
+    """The padded arrays of the problem (:func:`padded_arrays`), σ² replaced by the per-step
+    ``noise`` when given."""
+    arrays = padded_arrays(problem)
+    return arrays if noise is None else (*arrays[:4], noise)
+
+
 @float64
-def loss_curve(problem: Problem, etas, batches=None) -> Array | np.ndarray:
+def loss_curve(problem: Problem, etas, batches=None, noise=None) -> Array | np.ndarray:
     """L(0..T) of SGD with the checkpointed adjoint (see :func:`rfmodel.dynamics.loss_curve`,
-    which also takes momenta)."""
-    etas, batches = prepare(problem, etas, batches)
-    return host(_fast_jit(*padded_arrays(problem), etas, batches, _block_size(etas.shape[0])))
+    which also takes momenta); ``noise``: per-step σ_t², shape (T,) (docs/theory.md §10)."""
+    etas, batches, noise = prepare_noise(problem, etas, batches, noise)
+    arrays = noise_arrays(problem, noise)
+    return host(_fast_jit(*arrays, etas, batches, block_size(etas.shape[0])))
 
 
 # --------------------------------------------------------------------------- solver objective
@@ -321,7 +378,7 @@ def log_final_loss_and_grad(
     etas, batches = prepare(problem, etas, batches)
     arrays = padded_arrays(problem)
     t, n = etas.shape[0], arrays[0].shape[0]
-    run = _objective_executable(t, n, _block_size(t), bool(batch_grad))
+    run = _objective_executable(t, n, block_size(t), bool(batch_grad))
     v, g, curve = run(*arrays, etas, batches)
     v = float(v)
     if batch_grad:
@@ -329,6 +386,72 @@ def log_final_loss_and_grad(
     else:
         g = np.asarray(g, dtype=np.float64) if math.isfinite(v) else np.full(t, np.nan)
     return (v, g, np.asarray(curve)) if with_curve else (v, g)
+
+
+def log_objective(curves, final=lambda curve: curve[-1]):
+    """The jitted objective ``(λ, λ², C(0), wλ, *schedules, block) -> (log final(curves),
+    its gradient with respect to every schedule, curves)`` of a differentiable
+    ``curves(λ, λ², C(0), wλ, *schedules, block)``."""
+
+    @partial(jax.jit, static_argnames=("block",))
+    def objective(lam, lam2, c0, wlam, *schedules, block):
+        def f(*u):
+            out = curves(lam, lam2, c0, wlam, *u, block)
+            return jnp.log(final(out)), out
+
+        args = tuple(range(len(schedules)))
+        (v, out), g = jax.value_and_grad(f, argnums=args, has_aux=True)(*schedules)
+        return v, g, out
+
+    return objective
+
+
+#: log L(T) and its gradients with respect to (η, m, σ²) per step, and L(0..T).
+_log_final_vgs = log_objective(
+    lambda lam, lam2, c0, wlam, e, m, s, block: _fast(lam, lam2, c0, wlam, s, e, m, block)
+)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(fn, t: int, n: int, block: int, n_sched: int):
+    """``fn(λ, λ², C(0), wλ, *schedules, block=block)`` compiled for horizon t, n padded modes
+    and ``n_sched`` per-step inputs."""
+    f64 = partial(jax.ShapeDtypeStruct, dtype=jnp.float64)
+    vec, sched = f64((n,)), f64((t,))
+    return compile_cpu(fn.lower(vec, vec, vec, vec, *[sched] * n_sched, block=block))
+
+
+def run_objective(fn, arrays, schedules, names, *, with_curve: bool = False):
+    """Run a jitted objective ``fn(λ, λ², C(0), wλ, *schedules, block) -> (log L, gradients,
+    curve)`` compiled once per horizon; returns ``(value, {name: gradient}, curve?)`` as numpy,
+    NaN gradients once the run diverged (the objectives of :func:`log_final_loss_and_grads` and
+    :func:`rfmodel.dynamics.averaging.log_final_loss_and_grads`)."""
+    t, n = schedules[0].shape[0], arrays[0].shape[0]
+    v, g, curve = _compiled(fn, t, n, block_size(t), len(schedules))(*arrays, *schedules)
+    v = float(v)
+    grads = {
+        k: np.asarray(x, np.float64) if math.isfinite(v) else np.full(t, np.nan)
+        for k, x in zip(names, g, strict=True)
+    }
+    return (v, grads, np.asarray(curve)) if with_curve else (v, grads)
+
+
+@float64
+def log_final_loss_and_grads(
+    problem: Problem, etas, batches=None, noise=None, *, with_curve: bool = False
+):
+    """(log L(T), {"eta", "batch", "noise": ∂ log L(T)/∂(η_t, m_t, σ_t²)}) as numpy (float, (T,)
+    each), with per-step label noise ``noise`` σ_t² (default: the problem's σ² at every step):
+    the objective of the data-quality control (docs/theory.md §10). One adjoint pass gives all
+    three. NaN gradients once the run diverges; with ``with_curve`` also L(0..T)."""
+    etas, batches, noise = prepare_noise(problem, etas, batches, noise)
+    arrays = padded_arrays(problem)
+    if noise is None:
+        noise = np.full(etas.shape[0], float(problem.label_noise) ** 2)
+    names = ("eta", "batch", "noise")
+    return run_objective(
+        _log_final_vgs, arrays[:4], (etas, batches, noise), names, with_curve=with_curve
+    )
 
 
 _CHUNK = 64
@@ -385,6 +508,6 @@ def final_losses(problem: Problem, etas) -> np.ndarray:
 
 
 @float64
-def final_loss(problem: Problem, etas, batches=None) -> Array:
+def final_loss(problem: Problem, etas, batches=None, noise=None) -> Array:
     """L(T), the loss after the last update."""
-    return loss_curve(problem, etas, batches)[-1]
+    return loss_curve(problem, etas, batches, noise)[-1]

@@ -35,6 +35,8 @@ EXPERIMENTS = (
     "batch_schedules",
     "compute_optimal",
     "momentum",
+    "curriculum",
+    "preconditioning",
 )
 
 

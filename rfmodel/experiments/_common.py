@@ -50,7 +50,7 @@ def solve_seconds(n_eff: int, Ts: Sequence[int], evaluations: float) -> float:
 
 def make_problem(setting: dict[str, Any]) -> Problem:
     """A :class:`Problem` from a setting dict (a, b, sigma, batch, n_modes, n_exact, bins...)."""
-    keys = ("a", "b", "sigma", "batch", "n_modes", "n_exact", "bins_per_decade")
+    keys = ("a", "b", "sigma", "batch", "n_modes", "n_exact", "bins_per_decade", "precondition")
     return Problem(**{k: setting[k] for k in keys if k in setting})
 
 

@@ -276,7 +276,7 @@ def _sweep(runs: Sequence[Run]) -> list[Run]:
                     break
         else:
             groups.append([r])
-    best = max(groups, key=len)
+    best = max(groups, key=len, default=[])
     return best if len(best) >= 2 else []
 
 
