@@ -848,33 +848,135 @@ def _add_figures(sub) -> None:
 def _fit_lines(f) -> list[str]:
     lo, hi = f.a_minus_b_interval
     sure = "" if f.certain else " — not certain: the interval contains a = b"
-    return [
+    lines = [
         f"phase: {f.phase} (a - b = {f.a - f.b:+.3f}, 95% interval [{lo:+.3f}, {hi:+.3f}], "
         f"p-value of a = b {f.phase_pvalue:.2g}){sure}",
         f"a = {f.a:.3f} ± {f.a_se:.3f}, b = {f.b:.3f} ± {f.b_se:.3f}, sigma = {f.sigma:.4g} "
         f"(noise relative to the initial excess loss)",
         f"scales: model rate = {f.lr_scale:.4g} x lr, loss = {f.floor:.4g} + {f.loss_scale:.4g}"
-        f" x L(t); batch {f.batch:g}" + (f", stride {f.stride}" if f.stride > 1 else ""),
+        f" x L(t); batch {f.batch:g}",
         "fit: rms log-residual "
         + ", ".join(f"{k} {v:.3g}" for k, v in f.run_rms.items())
         + f" ({f.n_points} points, {f.n_eff:.0f} effective)",
     ]
+    if math.isfinite(f.systematic):
+        from .practice import VERDICT
+
+        good, usable = VERDICT["systematic"]
+        lines.append(
+            f"quality: {f.verdict} (systematic rms log-residual {f.systematic:.3g}; good <= "
+            f"{good:g}, usable <= {usable:g})"
+        )
+    lines += [f"warning: {w}" for w in f.warnings]
+    return lines
 
 
 def cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
-    """``rfmodel fit CURVES.csv [--json OUT] [--no-floor]``."""
-    from .practice import fit_curves, read_curves
+    """``rfmodel fit CURVES.csv [--schedule S.csv] [--law L] [--holdout RUNS | --cv]
+    [--test TEST.csv] [--json OUT] [--no-floor]``."""
+    from .practice import (
+        MODELS,
+        check_fit_runs,
+        cross_validate,
+        evaluate,
+        fit_model,
+        format_table,
+        quality,
+        read_curves,
+        read_schedule,
+        summarize,
+        verdict,
+    )
     from .results import write_json
 
     if args.json is not None:  # checked before the fit, not after it
         if args.json.is_dir():
             raise ValueError(f"--json: {args.json} is a folder; give a file name")
         writable_dir(args.json.parent, "--json")
-    runs = read_curves(args.curves)
-    f = fit_curves(runs, floor=not args.no_floor)
-    for line in _fit_lines(f):
-        print(line)
-    out = f.to_dict()
+    if args.cv and args.holdout:
+        raise ValueError("--cv and --holdout: choose one (--cv holds out every run in turn)")
+    models = list(MODELS) if args.law == "all" else [args.law]
+    sched = read_schedule(args.schedule) if args.schedule is not None else None
+    runs = read_curves(args.curves, schedule=sched, other_runs_ok=args.test is not None)
+    test = []
+    if args.test is not None:
+        test = read_curves(args.test, schedule=sched, distinct=False, other_runs_ok=True)
+        if sched is not None:
+            known = {r.name for r in runs} | {r.name for r in test}
+            extra = [n for n in sched if n not in known]
+            if extra:
+                raise ValueError(
+                    f"--schedule: run {extra[0]!r} ({sched[extra[0]][0][0]}) is in neither "
+                    f"{args.curves} nor {args.test}"
+                )
+    train = runs
+    if args.holdout:
+        names = [n.strip() for n in args.holdout.split(",") if n.strip()]
+        known = [r.name for r in runs]
+        unknown = [n for n in names if n not in known]
+        if unknown or not names:
+            raise ValueError(
+                f"--holdout: run names must be from {args.curves} ({', '.join(known)}); got "
+                f"{args.holdout!r}"
+            )
+        train = [r for r in runs if r.name not in names]
+        test = [r for r in runs if r.name in names] + test
+        check_fit_runs(models, train, "--holdout: the runs left to fit")
+    else:
+        check_fit_runs(models, train, str(args.curves))
+    if args.cv:
+        if len(runs) < 3:
+            raise ValueError(
+                f"--cv: leave-one-run-out needs at least 3 runs; {args.curves} has {len(runs)}"
+            )
+        for r in runs:
+            check_fit_runs(models, [q for q in runs if q is not r], f"--cv without {r.name!r}")
+    fit_kwargs = {"rf": {"floor": not args.no_floor}}
+    fits, table = {}, []
+    for m in models:
+        fits[m] = fit_model(m, train, **fit_kwargs.get(m, {}))
+        q = quality(fits[m], train)
+        table.append({"model": m, **q})
+    if "rf" in fits:
+        for line in _fit_lines(fits["rf"]):
+            print(line)
+    for m in models:
+        if m != "rf":
+            p = ", ".join(f"{k} = {v:.4g}" for k, v in fits[m].params.items())
+            print(f"{m}: {p}")
+    rows = evaluate(fits, test, split="holdout" if args.holdout else "test") if test else []
+    if args.cv:
+        rows += cross_validate(runs, models=models, fit_kwargs=fit_kwargs)
+    summ = {}
+    for split in dict.fromkeys(r["split"] for r in rows):
+        summ[split] = summarize([r for r in rows if r["split"] == split])
+    for t in table:
+        for split, per in summ.items():
+            t[f"{split}_prede"] = per[t["model"]]["prede"]
+        pred = [t[k] for k in t if k.endswith("_prede")]
+        t["verdict"] = verdict(t["systematic"], pred[0] if pred else None)
+    print(
+        f"\n{'model':10s} {'fit rms':>8s} {'systematic':>10s} "
+        + "".join(f"{s + ' prede':>14s}" for s in summ)
+        + "  verdict"
+    )
+    for t in table:
+        print(
+            f"{t['model']:10s} {t['rms']:8.4f} {t['systematic']:10.4f} "
+            + "".join(f"{100 * t[f'{s}_prede']:13.3f}%" for s in summ)
+            + f"  {t['verdict']}"
+        )
+    if rows:
+        print()
+        for split in summ:
+            print(f"predicted runs ({split}):")
+            for line in format_table([r for r in rows if r["split"] == split]):
+                print("  " + line)
+    out: dict[str, Any] = fits["rf"].to_dict() if "rf" in fits else {}
+    out["fits"] = {m: f.to_dict() for m, f in fits.items()}
+    out["table"] = table
+    out["predictions"] = rows
+    out["summary"] = summ
     if args.json is not None:
         write_json(args.json, out)
         print(f"wrote {args.json}")
@@ -949,7 +1051,11 @@ def cmd_pilot(args: argparse.Namespace) -> dict[str, Any]:
     return {"pilots": [vars(p) for p in plan], "out": str(out)}
 
 
-_CURVES_HELP = "CSV with columns run,step,lr,loss (optional batch); >= 2 runs, different schedules"
+_CURVES_HELP = (
+    "CSV with columns run,step,lr,loss (optional batch): the loss after step updates and the "
+    "rate of update step; an empty loss is a schedule-only row, an empty lr a row without a "
+    "rate (rates are linear between the rows that have one); >= 2 runs, different schedules"
+)
 
 
 def _add_fit(sub) -> None:
@@ -957,14 +1063,49 @@ def _add_fit(sub) -> None:
         sub,
         "fit",
         cmd_fit,
-        "fit the model to logged loss curves (phase, a, b, scales)",
-        "Fit the power-law model (a, b, σ², a loss scale and a time scale) to logged loss "
-        "curves by least squares on log-loss through the exact dynamics; report the phase with "
-        "its uncertainty (docs/theory.md §9).",
+        "fit the model (or the empirical laws) to logged loss curves; predict held-out runs",
+        "Fit the power-law model (a, b, σ², a loss scale, a time scale and a floor) to logged "
+        "loss curves through the exact dynamics, by a Huber loss on log-loss; report the phase "
+        "with its uncertainty, the fit's quality and what to distrust (docs/theory.md §9). "
+        "--law fits the Multi-Power Law and the LR-annealing law by the same objective; "
+        "--holdout, --test and --cv predict runs the fit has not seen and score them by r2, "
+        "mae, rmse, prede (mean |err|/loss) and worste (max |err|/loss).",
     )
     p.add_argument("curves", type=Path, help=_CURVES_HELP)
     p.add_argument(
-        "--json", type=Path, default=None, help="write the fitted parameters to this JSON file"
+        "--schedule",
+        type=Path,
+        default=None,
+        help="CSV with columns run,step,lr (optional batch): per-update rates given apart from "
+        "the losses, merged into the runs of the same name (of CURVES and --test)",
+    )
+    p.add_argument(
+        "--law",
+        choices=["rf", "mpl", "annealing", "all"],
+        default="rf",
+        help="the model to fit: rf (this library's), mpl (Multi-Power Law), annealing "
+        "(LR-annealing law) or all three in one table" + _DFLT,
+    )
+    p.add_argument(
+        "--holdout",
+        default=None,
+        metavar="RUN[,RUN...]",
+        help="fit the other runs and predict these (names from CURVES)",
+    )
+    p.add_argument(
+        "--test", type=Path, default=None, help="a curves CSV of runs to predict (not fitted)"
+    )
+    p.add_argument(
+        "--cv",
+        action="store_true",
+        help="leave-one-run-out: fit all runs but one and predict it, for every run",
+    )
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="write the fit (the rf parameters at the top level, every model under 'fits') and "
+        "the held-out metrics to this JSON file",
     )
     p.add_argument("--no-floor", action="store_true", help="no irreducible loss (floor = 0)")
     _common_args(p)

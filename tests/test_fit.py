@@ -1,8 +1,11 @@
-"""Fitting the model to logged curves: CSV validation, the forward model, synthetic recovery,
-prediction, advice, and the command line (docs/theory.md §9)."""
+"""Fitting the model to logged curves: the curves and schedule CSVs, the forward model on its
+time grid, synthetic recovery, prediction, held-out metrics, warnings, bounded memory at 10⁹
+steps, advice and the command line (docs/theory.md §9)."""
 
 import json
 import math
+import time
+import tracemalloc
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +24,8 @@ from rfmodel.fit import (
     synthetic_runs,
     write_curves,
 )
-from rfmodel.practice.fit import _excess, _prepare
+from rfmodel.practice import prediction_metrics
+from rfmodel.practice.fit import _design, _excess, _jac_jit, _res_jit, model_grid
 
 TRUE = {"a": 2.2, "b": 1.4, "sigma": 0.3, "lr_scale": 2.0, "loss_scale": 2.0, "floor": 0.1}
 
@@ -36,8 +40,8 @@ def fitted(synthetic):
     return fit_curves(synthetic)
 
 
-def _csv(tmp_path, text):
-    p = tmp_path / "c.csv"
+def _csv(tmp_path, text, name="c.csv"):
+    p = tmp_path / name
     p.write_text(text)
     return p
 
@@ -49,6 +53,7 @@ GOOD = "run,step,lr,loss\n" + "".join(
 )
 
 
+# ----------------------------------------------------------------------------- the curves CSV
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
@@ -57,12 +62,21 @@ GOOD = "run,step,lr,loss\n" + "".join(
         (GOOD.replace("a,30,0.1,", "a,30,0.1,nan\nx,0,0,"), "line 5, column 'loss'"),
         (
             GOOD.replace("b,10,0.2,", "b,10,0.2,-1\nx,0,0,"),
-            "column 'loss': must be a finite number > 0",
+            "column 'loss': must be a finite number in [1e-200, 1e+200]",
         ),
+        (GOOD.replace("a,20,0.1,", "a,20,0.1,1e-300\nx,0,0,"), "line 4, column 'loss'"),
         (GOOD.replace("b,10,0.2,", "b,10,inf,"), "column 'lr': must be a finite number >= 0"),
-        (GOOD.replace("a,10,", "a,1.5,"), "column 'step': must be an integer >= 0"),
+        (GOOD.replace("a,10,", "a,1.5,"), "column 'step': must be an integer in [0, 1e+12]"),
+        (GOOD.replace("a,10,", "a,2e12,"), "column 'step': must be an integer in [0, 1e+12]"),
+        (GOOD.replace("a,10,0.1,", "a,10,,\nx,0,0,"), "line 3: both 'lr' and 'loss' are empty"),
+        ("run,step,lr,loss,loss\n" + GOOD[16:], "column 'loss' appears 2 times"),
+        (
+            "run,step,lr,loss,Run\na,0,1,1,a\n",
+            "column 'run' appears 2 times in the header (columns 1, 5)",
+        ),
+        ("run,step,lr,loss,batch\na,0,0.1,1,\n", "column 'batch': a row with a rate needs"),
         ("\n".join(GOOD.splitlines()[:7]) + "\n", "need at least 2 runs"),
-        (GOOD + "c,0,0.3,1.0\n", "run 'c' has 1 rows; need at least 5"),
+        (GOOD + "c,0,0.3,1.0\n", "run 'c' has 1 logged losses; need at least 5"),
         (GOOD.replace("0.2", "0.1"), "same learning-rate schedule"),
         ("", "empty file"),
     ],
@@ -73,14 +87,61 @@ def test_bad_csv_names_the_problem(tmp_path, text, needle):
     assert needle in str(e.value), str(e.value)
 
 
-def test_good_csv_round_trip(tmp_path, synthetic):
-    runs = read_curves(_csv(tmp_path, GOOD))
-    assert [r.name for r in runs] == ["a", "b"] and runs[0].step.tolist() == [0, 10, 20, 30, 40, 50]
-    assert np.all(runs[0].batch == 1.0)
-    write_curves(tmp_path / "s.csv", synthetic)
-    back = read_curves(tmp_path / "s.csv")
-    np.testing.assert_allclose(back[1].loss, synthetic[1].loss, rtol=1e-9)
-    np.testing.assert_allclose(back[1].batch, synthetic[1].batch)
+def test_bom_and_spreadsheet_quirks_are_read(tmp_path):
+    """A UTF-8 byte order mark, header case and spaces, other columns and blank lines."""
+    text = "\ufeffRun, Step ,LR,Loss,note\n" + GOOD.split("\n", 1)[1].replace("\n", ",x\n")
+    runs = read_curves(_csv(tmp_path, text + "\n\n"))
+    ref = read_curves(_csv(tmp_path, GOOD, "ref.csv"))
+    for r, q in zip(runs, ref, strict=True):
+        assert r.name == q.name
+        np.testing.assert_array_equal(r.loss, q.loss)
+        np.testing.assert_array_equal(r.lr, q.lr)
+
+
+def test_schedule_only_rows_empty_last_rate_and_round_trip(tmp_path):
+    """A warmup given row by row without losses, a step change given on both sides, the last
+    row without a rate: the per-update schedule interpolates only between rows with a rate,
+    and write_curves/read_curves keep every row (empty fields stay empty)."""
+    rows = ["run,step,lr,loss,batch"]
+    rows += [f"w,{s},{0.01 * (s + 1)},,4" for s in range(0, 10)]  # warmup, no losses
+    rows += [f"w,{s},,{3.0 / (1 + s) ** 0.5},4" if s % 10 else f"w,{s},0.1,{3.0 / (1 + s) ** 0.5},4"
+             for s in range(10, 100, 5)]  # fmt: skip
+    rows += ["w,119,0.1,,4", "w,120,0.02,2.0,4", "w,150,,1.9,"]  # step change, last rate empty
+    rows += [f"c,{s},0.1,{3.0 / (1 + s) ** 0.4},4" for s in range(0, 151, 10)]
+    rows[-1] = rows[-1].replace(",0.1,", ",,")
+    runs = read_curves(_csv(tmp_path, "\n".join(rows) + "\n"))
+    w = runs[0]
+    lr, batch = w.rates(150)
+    want = np.concatenate([0.01 * np.arange(1, 11), np.full(110, 0.1), np.full(30, 0.02)])
+    np.testing.assert_allclose(lr, want, rtol=1e-12)
+    assert np.all(batch == 4)
+    st, loss = w.points
+    assert st[0] == 10 and st[-1] == 150 and w.horizon == 150 and np.all(np.isfinite(loss))
+    assert float(w.schedule().s1(150)) == pytest.approx(want.sum(), rel=1e-12)
+    write_curves(tmp_path / "back.csv", runs)
+    back = read_curves(tmp_path / "back.csv")
+    for r, q in zip(runs, back, strict=True):
+        for k in ("step", "lr", "loss", "batch"):
+            np.testing.assert_array_equal(getattr(r, k), getattr(q, k))
+
+
+def test_schedule_file_merges_and_refuses_conflicts(tmp_path):
+    curves = "run,step,lr,loss\n" + "".join(
+        f"{r},{s},,{2.0 / (1 + s * lr)}\n"
+        for r, lr in (("a", 0.1), ("b", 0.2))
+        for s in range(0, 60, 10)
+    )
+    sched = _csv(tmp_path, "run,step,lr\na,0,0.1\nb,0,0.2\nb,49,0.05\n", "s.csv")
+    runs = read_curves(_csv(tmp_path, curves), schedule=sched)
+    np.testing.assert_allclose(runs[1].rates(50)[0], np.interp(np.arange(50), [0, 49], [0.2, 0.05]))
+    with pytest.raises(ValueError, match="no row gives a rate"):
+        read_curves(_csv(tmp_path, curves))
+    bad = _csv(tmp_path, "run,step,lr\na,0,0.1\nz,0,0.2\n", "z.csv")
+    with pytest.raises(ValueError, match="line 3, column 'run': run 'z' of the schedule is not"):
+        read_curves(_csv(tmp_path, curves), schedule=bad)
+    clash = _csv(tmp_path, "run,step,lr\na,0,0.3\nb,0,0.2\n", "k.csv")
+    with pytest.raises(ValueError, match="rate 0.3 of run 'a' at step 0 contradicts"):
+        read_curves(_csv(tmp_path, GOOD), schedule=clash)
 
 
 def test_cli_bad_input_writes_nothing(tmp_path, capsys):
@@ -90,7 +151,23 @@ def test_cli_bad_input_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("rfmodel fit: error:") and "line 5" in err and "'loss'" in err
     assert not out.exists()
+    tiny = _csv(tmp_path, GOOD.replace("b,20,0.2,", "b,20,0.2,1e-300\nx,0,0,"), "t.csv")
+    assert main(["fit", str(tiny)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tiny}: line 10, column 'loss': must be a finite number in [1e-200" in err
+    assert "infs or NaNs" not in err
     good = _csv(tmp_path, GOOD)
+    for argv, needle in (
+        (["--cv", "--holdout", "a"], "--cv and --holdout: choose one"),
+        (["--holdout", "zz"], "--holdout: run names must be from"),
+        (["--holdout", "a"], "need at least 2 runs"),
+        (["--cv"], "--cv: leave-one-run-out needs at least 3 runs"),
+        (["--law", "mpl"], "cannot fit 'mpl'"),
+    ):
+        assert main(["fit", str(good), *argv, "--json", str(out)]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("rfmodel fit: error:") and needle in err, (argv, err)
+        assert not out.exists()
     with pytest.raises(SystemExit) as e:  # argparse rejects the flag before any work
         main(["advise", str(good), "--T", "1", "--out", str(tmp_path / "adv")])
     assert e.value.code == 2
@@ -98,25 +175,72 @@ def test_cli_bad_input_writes_nothing(tmp_path, capsys):
     assert not (tmp_path / "adv").exists()
 
 
-def test_forward_model_is_the_exact_recursion_and_differentiable(x64, synthetic):
-    """The fit's JAX model (bins by Hurwitz zeta in JAX) equals Problem + loss_curve, and its
-    derivatives in (a, b) match central finite differences."""
-    d = _prepare(synthetic[:2], MODEL)
-    th = jnp.array([TRUE["a"], TRUE["b"], math.log(0.09), 0.0, math.log(2.0), 0.0])
-    L = np.asarray(_excess(th, d.lr, d.batch, d.n_head, d.lo, d.hi))
+# ----------------------------------------------------------------------------- the model
+def test_forward_model_is_the_exact_recursion_and_differentiable(x64, synthetic, fitted):
+    """The fit's JAX model (bins by Hurwitz zeta in JAX) equals Problem + loss_curve, and the
+    Jacobian the fit uses (forward mode through the scan) matches central finite differences
+    in all six parameters."""
+    loss_unit = max(float(np.max(r.points[1])) for r in synthetic)
+    d = _design(synthetic, MODEL, loss_unit=loss_unit)  # the fit's own design (compiled)
+    assert not d.blocked and d.eta.shape == (2, 2048)  # padded to a multiple of 256
+    th = np.array([TRUE["a"], TRUE["b"], math.log(0.09), 0.0, math.log(2.0 * 0.2), 0.05])
+    L = np.asarray(_excess(jnp.asarray(th), d.eta, d.m, d.k, d.n_head, d.lo, d.hi, False))
     p = Problem(a=2.2, b=1.4, sigma=0.3, batch=8, normalize=True, **MODEL)
-    ref = loss_curve(p, 2.0 * synthetic[0].rates(d.lr.shape[1])[0])
-    np.testing.assert_allclose(L[0], ref, rtol=1e-10)
-
-    def final(t):
-        return _excess(t, d.lr[:, :300], d.batch[:, :300], d.n_head, d.lo, d.hi)[1, -1]
-
-    g = np.asarray(jax.grad(final)(th))
-    for i in (0, 1, 2, 4):
+    ref = loss_curve(p, 2.0 * synthetic[1].rates(2000)[0])
+    np.testing.assert_allclose(L[1, :2001], ref, rtol=1e-12)
+    Lb = np.asarray(_excess(jnp.asarray(th), d.eta, d.m, d.k, d.n_head, d.lo, d.hi, True))
+    np.testing.assert_allclose(Lb, L, rtol=1e-12)  # blocks of one update: the same step
+    J = np.asarray(_jac_jit(jnp.asarray(th), *d.args()))[: d.n]
+    for i in range(6):
         e = np.zeros(6)
-        e[i] = 1e-5
-        fd = (float(final(th + e)) - float(final(th - e))) / 2e-5
-        assert g[i] == pytest.approx(fd, rel=1e-5, abs=1e-12), i
+        e[i] = 1e-6
+        fd = _res_jit(jnp.asarray(th + e), *d.args()) - _res_jit(jnp.asarray(th - e), *d.args())
+        np.testing.assert_allclose(J[:, i], np.asarray(fd)[: d.n] / 2e-6, rtol=1e-5, atol=1e-8)
+
+
+def test_block_grid_follows_the_exact_recursion(fitted):
+    """Past MAX_MODEL_STEPS the model steps blocks of ≤ t/256 updates (exact per mode for the
+    block, the noise term at the block's start): on a 10⁵-step WSD run and a cosine the
+    predicted loss is within 2·10⁻³ of the exact per-update recursion at every logged step."""
+    T = 100_000
+    p = fitted.problem()
+    wsd = np.where(np.arange(T) < 0.8 * T, 0.1, 0.1 * (T - np.arange(T)) / (0.2 * T))
+    cos = 0.1 * 0.5 * (1 + np.cos(np.pi * np.arange(T) / T))
+    st = np.unique(np.geomspace(1, T, 60).round())
+    for lr in (wsd, cos):
+        exact = fitted.floor + fitted.loss_scale * np.asarray(loss_curve(p, fitted.lr_scale * lr))
+        run = Run.from_rates("x", lr, step=st, loss=np.ones(st.size), batch=fitted.batch)
+        got = fitted.predict(run)
+        assert np.max(np.abs(got / exact[st.astype(int)] - 1)) < 2e-3
+    g = model_grid(T, st)
+    assert g.size < 2000 and set(st) <= set(g)
+    assert np.all(np.diff(g) <= np.maximum(1, g[:-1] / 256) + 1)
+
+
+@pytest.mark.parametrize("T", [10**9, 5 * 10**10])
+def test_billion_step_file_fits_in_bounded_memory(T):
+    """A run logged at 30 steps up to 10⁹ (or 5·10¹⁰) and a WSD run given by 3 knots: the fit
+    aggregates the schedule on its block grid (exact sums over the knots), so its memory does
+    not grow with the step count (numpy allocations traced: < 100 MB; per update it would be
+    8 GB) and it runs in seconds."""
+    st = np.concatenate([[0.0], np.unique(np.geomspace(1, T, 30).round())])
+    y = 0.5 + 2.0 / (1 + st / 1e3) ** 0.4
+    const = Run("const", st, np.where(st == 0, 0.1, np.nan), y, 8.0)
+    rows = np.union1d(st, [0.8 * T])
+    lr = np.interp(rows, [0, 0.8 * T, T], [0.1, 0.1, 0.0])
+    lr[~np.isin(rows, [0, 0.8 * T, T])] = np.nan
+    yw = np.interp(rows, st, y) * np.where(rows > 0.8 * T, 0.9, 1.0)
+    yw[~np.isin(rows, st)] = np.nan
+    wsd = Run("wsd", rows, lr, yw, 8.0)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    f = fit_curves([const, wsd], profile=False, starts=1, resolution=16)
+    dt = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 100e6 and np.isfinite(f.rms) and dt < 60
+    pred = f.predict(wsd)
+    assert pred.shape == (int(np.isfinite(yw).sum()),) and np.all(np.isfinite(pred))
 
 
 def test_synthetic_recovery(fitted):
@@ -129,13 +253,26 @@ def test_synthetic_recovery(fitted):
     assert f.floor == pytest.approx(TRUE["floor"], rel=0.05)
     assert f.lr_scale == pytest.approx(TRUE["lr_scale"], rel=0.2)
     assert 0.007 < f.rms < 0.013  # the noise level: nothing left unexplained
+    assert f.systematic < 0.006 and f.verdict == "good" and f.warnings == ()
+    assert 0.01 < f.huber_delta < 0.02  # 1.345 × the 1% noise
     d = f.to_dict()
-    assert {"a", "b", "sigma", "phase"} <= set(d) and json.dumps(d)
-    assert FitResult.from_dict(json.loads(json.dumps(d))).a == f.a
+    assert {"a", "b", "sigma", "phase", "verdict", "warnings"} <= set(d) and json.dumps(d)
+    back = FitResult.from_dict(json.loads(json.dumps(d)))
+    assert back == f
+
+
+def test_loss_units_do_not_matter(synthetic, fitted):
+    """Losses ×1e-150 (or the rates ×1e6): the same fit in the new units."""
+    tiny = [Run(r.name, r.step, r.lr * 1e6, r.loss * 1e-150, r.batch) for r in synthetic]
+    f = fit_curves(tiny, profile=False)
+    assert f.a == pytest.approx(fitted.a, abs=2e-3) and f.b == pytest.approx(fitted.b, abs=2e-3)
+    assert f.floor == pytest.approx(fitted.floor * 1e-150, rel=1e-2)
+    assert f.lr_scale == pytest.approx(fitted.lr_scale * 1e-6, rel=1e-2)
 
 
 def test_prediction_of_an_unseen_schedule(fitted):
-    """The fitted model predicts a schedule it never saw (linear decay, 2× longer) within 2%."""
+    """The fitted model predicts a schedule it never saw (linear decay, 2× longer) within 2%,
+    from a rate array (every step) or from a run (its logged steps): the same numbers."""
     T = 4000
     lr = 0.15 * (1 - np.arange(T) / T)
     p = Problem(a=2.2, b=1.4, sigma=0.3, batch=8, normalize=True, **MODEL)
@@ -143,6 +280,43 @@ def test_prediction_of_an_unseen_schedule(fitted):
     pred = fitted.predict(lr)
     assert pred.shape == (T + 1,)
     assert np.max(np.abs(pred / truth - 1)) < 0.02
+    st = np.arange(0, T + 1, 50.0)
+    run = Run("linear", np.array([0.0, T]), np.array([0.15, 0.0]), np.full(2, np.nan), 8.0)
+    np.testing.assert_allclose(fitted.predict(run, steps=st), pred[::50], rtol=1e-10)
+    with pytest.raises(ValueError, match="steps must be integers"):
+        fitted.predict(run, steps=[1.5])
+
+
+def test_held_out_metrics_by_hand(synthetic, fitted):
+    """The metrics of a held-out run are the field's formulas on the fit's own predictions
+    (steps >= 1): r2, mae, rmse, prede (mean |e|/y), worste (max |e|/y)."""
+    from rfmodel.practice import run_metrics
+
+    run = synthetic[1]
+    st, y = run.points
+    yh = fitted.predict(run)[1:]
+    e = yh - y[1:]
+    m = run_metrics(fitted, run)
+    assert list(m) == ["r2", "mae", "rmse", "prede", "worste"]
+    assert m["mae"] == pytest.approx(np.mean(np.abs(e)))
+    assert m["rmse"] == pytest.approx(np.sqrt(np.mean(e**2)))
+    assert m["prede"] == pytest.approx(np.mean(np.abs(e) / y[1:]))
+    assert m["worste"] == pytest.approx(np.max(np.abs(e) / y[1:]))
+    assert m["r2"] == pytest.approx(1 - np.sum(e**2) / np.sum((y[1:] - y[1:].mean()) ** 2))
+    assert m == prediction_metrics(y[1:], yh)
+
+
+def test_warnings_say_what_to_distrust():
+    """A plain power law with no floor in sight: the floor sits at the lowest loss; a curve
+    whose shape says nothing about the phase: the phase is undetermined."""
+    st = np.arange(0, 201, 10.0)
+    runs = [
+        Run("c", st, np.full(st.size, 0.1), 1.0 + 2.0 / (1 + st / 20) ** 0.5, 1.0),
+        Run("h", st, np.full(st.size, 0.05), 1.0 + 2.0 / (1 + st / 40) ** 0.5, 1.0),
+    ]
+    f = fit_curves(runs, profile=False, starts=2)
+    text = " | ".join(f.warnings)
+    assert "is at or above the lowest logged loss" in text or "sits at its" in text, text
 
 
 def test_advise_beats_its_baselines_and_writes_an_optax_schedule(fitted, tmp_path):
@@ -169,21 +343,169 @@ def test_validation_of_runs():
         fit_curves([r])
     with pytest.raises(ValueError, match="every lr is 0"):
         fit_curves([r, Run("b", step, np.zeros(5), np.ones(5), np.ones(5))])
+    with pytest.raises(ValueError, match="names must be unique"):
+        fit_curves([r, Run("a", step, np.full(5, 0.2), np.ones(5), np.ones(5))])
+    for kw, msg in (
+        ({"starts": 0}, "starts must be an integer >= 1"),
+        ({"huber_delta": -1}, "huber_delta must be 'auto' or a finite number > 0"),
+        ({"resolution": 2}, "resolution must be an integer >= 8"),
+    ):
+        t0 = time.perf_counter()
+        with pytest.raises(ValueError, match=msg):
+            fit_curves([r, r], **kw)
+        assert time.perf_counter() - t0 < 0.5
+
+
+# ----------------------------------------------------------------------------- command line
+@pytest.fixture(scope="module")
+def three_runs(tmp_path_factory):
+    from rfmodel.schedules import as_array, cosine, wsd
+
+    T = 300
+    sch = {
+        "constant": np.full(T, 0.1),
+        "cosine": np.asarray(as_array(cosine(0.2, T), T)),
+        "wsd": np.asarray(as_array(wsd(0.1, T, decay=0.2), T)),
+    }
+    runs = synthetic_runs(**TRUE, steps=T, every=10, noise=0.003, seed=5, schedules=sch)
+    path = tmp_path_factory.mktemp("cli") / "curves.csv"
+    write_curves(path, runs)
+    return path, runs
+
+
+def test_cli_holdout_with_the_laws_side_by_side(three_runs, tmp_path, capsys):
+    """--law all --holdout: one table, every model's held-out metrics under the field's names,
+    in the JSON too; the JSON's top level is still an rf fit (advise --fit reads it)."""
+    path, runs = three_runs
+    out = tmp_path / "fit.json"
+    assert main(["fit", str(path), "--law", "all", "--holdout", "wsd", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "holdout prede" in text and "predicted runs (holdout):" in text
+    d = json.loads(out.read_text())
+    assert set(d["fits"]) == {"rf", "mpl", "annealing"}
+    rows = d["predictions"]
+    assert {(r["model"], r["run"]) for r in rows} == {(m, "wsd") for m in d["fits"]}
+    for r in rows:
+        assert {"r2", "mae", "rmse", "prede", "worste"} <= set(r) and r["prede"] < 0.02, r
+    f = FitResult.from_dict(d)
+    np.testing.assert_allclose(
+        [r["prede"] for r in rows if r["model"] == "rf"],
+        [prediction_metrics(runs[2].points[1][1:], f.predict(runs[2])[1:])["prede"]],
+        rtol=1e-9,
+    )
+
+
+def test_compare_laws_rows_and_exact_schedules(three_runs):
+    """compare_laws: a row per (model, test run), then a mean row (worste: the max); runs whose
+    rates were logged only at their logged steps take the exact schedule by with_rates."""
+    from rfmodel.practice import compare_laws
+
+    _, runs = three_runs
+    sparse = [Run(r.name, *r.points[:1], np.interp(r.points[0], *r.knots[:2]), r.points[1], 8.0)
+              for r in runs]  # fmt: skip
+    assert np.max(np.abs(sparse[2].rates(300)[0] - runs[2].rates(300)[0])) > 1e-3  # smeared
+    exact = [q.with_rates(r.rates(300)[0]) for q, r in zip(sparse, runs, strict=True)]
+    np.testing.assert_allclose(exact[2].rates(300)[0], runs[2].rates(300)[0], rtol=1e-12)
+    rows = compare_laws(exact[:2], exact[2:], models=("mpl", "annealing"))
+    assert [(r["model"], r["run"]) for r in rows] == [
+        ("mpl", "wsd"), ("mpl", "mean"), ("annealing", "wsd"), ("annealing", "mean")
+    ]  # fmt: skip
+    for m in ("mpl", "annealing"):
+        one, mean = (r for r in rows if r["model"] == m)
+        assert mean["prede"] == one["prede"] and mean["worste"] == one["worste"] > 0
+
+
+def test_cli_test_file_and_cv(three_runs, tmp_path, capsys):
+    path, runs = three_runs
+    test = tmp_path / "test.csv"
+    write_curves(test, runs[2:])
+    fit = tmp_path / "two.csv"
+    write_curves(fit, runs[:2])
+    out = tmp_path / "f.json"
+    assert main(["fit", str(fit), "--test", str(test), "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert [r["run"] for r in d["predictions"]] == ["wsd"] and d["table"][0]["test_prede"] < 0.02
+    capsys.readouterr()
+    assert main(["fit", str(path), "--cv", "--law", "annealing", "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert sorted(r["run"] for r in d["predictions"]) == ["constant", "cosine", "wsd"]
+    assert "leave" not in capsys.readouterr().err
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [2, 3, 4])
 @pytest.mark.parametrize(("a", "b"), [(2.2, 1.4), (1.5, 2.5)])
 def test_synthetic_recovery_many(a, b, seed):
-    """Recovery over seeds and in both phases (minutes). Easy: (a, b) within 0.05. Hard: b is
-    less well determined from 2000 steps (measured: a within 0.04, b off by 0.11 at seed 2),
-    so within 0.15; in both the phase is certain and its interval covers the true a − b."""
-    f = fit_curves(synthetic_runs(**{**TRUE, "a": a, "b": b}, steps=2000, seed=seed))
+    """Recovery over seeds and in both phases (minutes): (a, b) within 0.05 in the easy phase,
+    0.15 in the hard one; the phase certain; the true a − b inside the 99% profile interval.
+
+    The data are 20 000-step constant, cosine and WSD runs with 0.3% noise: from two 2000-step
+    runs with 1% noise a and b are not separately identifiable to these tolerances (profile
+    likelihood in b, 95%: [1.34, 1.67] at a = 2.2, b = 1.4, seed 4; [2.6, > 3.0] at a = 1.5,
+    b = 2.5, seed 3: a ridge along a − b, and in the hard phase along the loss exponent
+    (a − 1)/b, with the floor); here it is [2.44, 2.60] for the latter.
+
+    Coverage is checked at 99%, not 95%: the 95% interval is what its name says (the profile
+    is quadratic, −1.076 ± 0.075 at a = 1.5, b = 2.5, seed 3, where the truth −1 sits 2.06σ
+    out, p = 0.04), and six fixed seeds all inside a 95% interval happens 74% of the time."""
+    from rfmodel.schedules import as_array, cosine, wsd
+
+    T = 20_000
+    sch = {
+        "constant": np.full(T, 0.1),
+        "cosine": np.asarray(as_array(cosine(0.2, T), T)),
+        "wsd": np.asarray(as_array(wsd(0.1, T, decay=0.2), T)),
+    }
+    runs = synthetic_runs(
+        **{**TRUE, "a": a, "b": b}, steps=T, every=20, noise=0.003, seed=seed, schedules=sch
+    )
+    f = fit_curves(runs)
     tol = 0.05 if a > b else 0.15
     assert abs(f.a - a) < tol and abs(f.b - b) < tol, (f.a, f.b)
     assert f.phase == ("easy" if a > b else "hard") and f.certain
     lo, hi = f.a_minus_b_interval
-    assert lo < a - b < hi
+    mid, half99 = (lo + hi) / 2, (hi - lo) / 2 * 2.5758 / 1.9600
+    assert abs(a - b - mid) < half99, (lo, hi)
+
+
+@pytest.mark.slow
+def test_nine_runs_of_200_points_fit_in_30s():
+    """9 runs × 201 logged points over 24 000 steps (block grid), the whole fit_curves call
+    with its profile, compilation included: ≤ 30 s of CPU time (so ≤ 30 s on 2 idle cores;
+    the wall time on the 2 shared cores here depends on the others' load: 78 s at load 9.8
+    for 26.6 s of CPU), and the truth recovered from 0.3% noise (the fit's rms at the noise)."""
+    import os
+    import resource
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    from rfmodel.schedules import as_array, cosine, wsd
+
+    T, P, h = 24_000, 0.1, 12_000
+    cos = np.asarray(as_array(cosine(P, T), T))
+    cos_h = np.concatenate([np.asarray(as_array(cosine(P, h), h)), np.zeros(T - h)])
+    wsd_h = np.concatenate([np.asarray(as_array(wsd(P, h, decay=0.1), h)), np.zeros(T - h)])
+    sch = {
+        "constant": np.full(T, P),
+        "constant_half": np.full(T, P / 2),
+        "cosine": 0.9 * cos + 0.1 * P,
+        "cosine_0": cos,
+        "cosine_12k": cos_h,
+        "wsd": np.asarray(as_array(wsd(P, T, decay=0.2), T)),
+        "wsd_12k": wsd_h,
+        "two_stage": np.where(np.arange(T) < 16_000, P, P / 10),
+        "linear": P * (1 - np.arange(T) / T),
+    }
+    runs = synthetic_runs(a=2.2, b=1.4, steps=T, every=T // 200, noise=0.003, seed=3, schedules=sch)
+    t0, c0 = time.perf_counter(), cpu()
+    f = fit_curves(runs)
+    dt, dc = time.perf_counter() - t0, cpu() - c0
+    load = os.getloadavg()[0]
+    print(f"9 runs x 201 points: {dt:.1f} s wall, {dc:.1f} s CPU (load {load:.1f})")
+    assert abs(f.a - 2.2) < 0.1 and abs(f.b - 1.4) < 0.1 and f.rms < 0.0035
+    assert dc < 30.0
 
 
 # ----------------------------------------------------------------------------- Problem.from_data

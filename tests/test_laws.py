@@ -321,7 +321,7 @@ GOOD = [
         (lambda: fit_law("annealing", GOOD[:1] * 3), "names must be unique"),
         (
             lambda: fit_law("annealing", GOOD, huber_delta=0),
-            "huber_delta must be a finite number > 0",
+            "huber_delta must be 'auto' or a finite number > 0",
         ),
         (lambda: fit_law("annealing", GOOD, starts=0), "starts must be an integer >= 1"),
         (lambda: fit_law("annealing", GOOD, decay=1.0), "decay must be a number in (0, 1)"),

@@ -1,29 +1,29 @@
 """The theory brought to real training runs: logged curves (:mod:`~rfmodel.practice.curves`),
-the model fitted to them (:mod:`~rfmodel.practice.fit`) and the schedule advice drawn from the
-fit (:mod:`~rfmodel.practice.advise`)."""
+the model fitted to them (:mod:`~rfmodel.practice.fit`), the empirical loss laws
+(:mod:`~rfmodel.practice.laws`), the objective they share (:mod:`~rfmodel.practice.objective`),
+held-out prediction and its metrics (:mod:`~rfmodel.practice.predict`), the pilot plan
+(:mod:`~rfmodel.practice.pilot`) and the schedule advice drawn from the fit
+(:mod:`~rfmodel.practice.advise`). Every public name of those modules is exported here."""
 
-from .advise import ADVISE_FAMILIES, Advice, advise, advise_runs, pilot_status
-from .curves import MIN_POINTS, Run, read_curves, validate_runs, write_curves
-from .fit import MAX_MODEL_STEPS, MODEL, FitResult, fit_curves, synthetic_runs
-from .pilot import Pilot, plan_pilots, write_plan
+from . import advise as _advise
+from . import curves as _curves
+from . import fit as _fit
+from . import laws as _laws
+from . import objective as _objective
+from . import pilot as _pilot
+from . import predict as _predict
+from .advise import *  # noqa: F403
+from .curves import *  # noqa: F403
+from .fit import *  # noqa: F403
+from .laws import *  # noqa: F403
+from .objective import *  # noqa: F403
+from .pilot import *  # noqa: F403
+from .predict import *  # noqa: F403
 
-__all__ = [
-    "Run",
-    "read_curves",
-    "write_curves",
-    "validate_runs",
-    "MIN_POINTS",
-    "FitResult",
-    "fit_curves",
-    "synthetic_runs",
-    "MODEL",
-    "MAX_MODEL_STEPS",
-    "Advice",
-    "advise",
-    "advise_runs",
-    "pilot_status",
-    "ADVISE_FAMILIES",
-    "Pilot",
-    "plan_pilots",
-    "write_plan",
-]
+__all__ = list(
+    dict.fromkeys(
+        name
+        for mod in (_curves, _fit, _laws, _objective, _predict, _advise, _pilot)
+        for name in mod.__all__
+    )
+)

@@ -54,15 +54,16 @@ error ≤ 6·10⁻⁵ of the largest LD (3·10⁻⁴ on a cyclic schedule, whose
 A rate of exactly 0 counts as 10⁻¹² of the peak inside η_k^(−γ) (where the equation reads
 0 · ∞ once the rate has stayed at 0).
 
-**Fit.** Both laws minimize the same objective: the Huber loss (scale ``huber_delta``, 10⁻³ by
-default as in the MPL paper) of the log-loss residuals log L_law − log L_obs, summed over every
-logged point, under bounds: L0 in [0, max loss] (the drop terms may take the loss below L0),
-A, B, C > 0, α and γ in [10⁻³, 3], β in [10⁻³, 5]. It starts from the best few points of a grid
-on the exponents (and C for MPL), the linear parameters (L0, A, B or C) solved by bounded least
-squares on relative errors at each grid point, and refines them by
-:func:`scipy.optimize.least_squares` with analytic derivatives. Internally rates are divided by
-the largest rate of the runs (the laws are invariant under that change of units); parameters
-are reported in the units of the runs.
+**Fit.** Both laws minimize the objective of rfmodel's own fit
+(:mod:`~rfmodel.practice.objective`): the Huber loss of the log-loss residuals log L_law − log
+L_obs, every run weighing the same, with the scale ``huber_delta`` set from the curves' noise by
+default (near the MPL paper's 10⁻³ on smooth curves), under bounds: L0 in [0, max loss] (the
+drop terms may take the loss below L0), A, B, C > 0, α and γ in [10⁻³, 3], β in [10⁻³, 5]. It
+starts from the best few points of a grid on the exponents (and C for MPL), the linear
+parameters (L0, A, B or C) solved by bounded least squares on relative errors at each grid
+point, and refines them by :func:`scipy.optimize.least_squares` with analytic derivatives.
+Internally rates are divided by the largest rate of the runs (the laws are invariant under that
+change of units); parameters are reported in the units of the runs.
 
 >>> wsd = LawRun("wsd", knot_step=[0, 800, 1000], knot_lr=[1e-3, 1e-3, 1e-4])
 >>> p = {"L0": 2.0, "A": 0.5, "alpha": 0.5, "B": 300.0, "C": 2.0, "beta": 0.6, "gamma": 0.6}
@@ -81,6 +82,9 @@ from typing import Any
 
 import numpy as np
 
+from .curves import PiecewiseLinear, Run, simplify_knots
+from .objective import HUBER_DELTA, check_delta, huber_cost, huber_rho, resolve_delta, run_weights
+
 __all__ = [
     "LAWS",
     "PARAMS",
@@ -88,6 +92,7 @@ __all__ = [
     "LawRun",
     "LawFit",
     "fit_law",
+    "check_runs",
     "law_curve",
     "prediction_metrics",
 ]
@@ -195,53 +200,39 @@ class LawRun:
             raise ValueError(f"run {name!r}: lr must be non-empty")
         if not (math.isfinite(rtol) and rtol >= 0):
             raise ValueError(f"rtol must be a finite number >= 0; got rtol={rtol!r}")
-        keep = _simplify(r, rtol * float(r.max(initial=0.0)))
+        keep = simplify_knots(r, rtol * float(r.max(initial=0.0)))
         return cls(name, keep.astype(np.float64), r[keep], np.asarray(step), np.asarray(loss))
 
     @classmethod
     def from_run(cls, run: Any) -> LawRun:
-        """From a :class:`rfmodel.fit.Run` (or anything with ``name, step, lr, loss``): the
-        logged rates are the knots (rfmodel interpolates them linearly too)."""
+        """From a :class:`rfmodel.practice.Run`: its knots (the rows with a rate, which rfmodel
+        interpolates linearly too) and its logged losses (the rows with a loss)."""
+        if isinstance(run, Run):
+            k, v, _ = run.knots
+            st, loss = run.points
+            return cls(run.name, k, v, st, loss)
         return cls(run.name, run.step, run.lr, run.step, run.loss)
-
-
-def _simplify(y: np.ndarray, tol: float) -> np.ndarray:
-    """Indices of the points kept by Ramer–Douglas–Peucker (vertical distance ≤ tol)."""
-    n = y.size
-    if n <= 2:
-        return np.arange(n)
-    keep = np.zeros(n, bool)
-    keep[[0, n - 1]] = True
-    stack = [(0, n - 1)]
-    while stack:
-        i, j = stack.pop()
-        if j - i < 2:
-            continue
-        t = np.arange(i + 1, j)
-        dev = np.abs(y[t] - (y[i] + (y[j] - y[i]) * (t - i) / (j - i)))
-        m = int(np.argmax(dev))
-        if dev[m] > tol:
-            keep[t[m]] = True
-            stack += [(i, int(t[m])), (int(t[m]), j)]
-    return np.flatnonzero(keep)
 
 
 def _as_run(x: Any, what: str = "schedule") -> LawRun:
     if isinstance(x, LawRun):
         return x
+    if isinstance(x, Run):
+        return LawRun.from_run(x)
     if isinstance(x, tuple | list) and len(x) == 2:
         return LawRun(what, x[0], x[1])
     if isinstance(x, tuple | list) and len(x) == 5:
         return LawRun(*x)
     raise ValueError(
-        f"{what} must be a LawRun, a (knot_step, knot_lr) pair or a (name, knot_step, knot_lr, "
-        f"step, loss) tuple; got {type(x).__name__}"
+        f"{what} must be a LawRun, a Run, a (knot_step, knot_lr) pair or a (name, knot_step, "
+        f"knot_lr, step, loss) tuple; got {type(x).__name__}"
     )
 
 
 # ----------------------------------------------------------------------------- schedule sums
-class _Schedule:
-    """Closed-form sums of the piecewise-linear schedule, rates divided by ``scale``.
+class _Schedule(PiecewiseLinear):
+    """Closed-form sums of the piecewise-linear schedule (:class:`PiecewiseLinear`), rates
+    divided by ``scale``, and its drops.
 
     Pieces: index −1 before the first knot, i between knots i and i+1, K−1 after the last. The
     drop d_u = lr[u−1] − lr[u] is constant for u in [k_i + 1, k_{i+1} + 1) (−slope_i), zero
@@ -249,40 +240,10 @@ class _Schedule:
     """
 
     def __init__(self, knot_step: np.ndarray, knot_lr: np.ndarray, scale: float):
-        self.k = np.asarray(knot_step, np.float64)
-        self.v = np.asarray(knot_lr, np.float64) / scale
-        n = np.diff(self.k)
-        self.slope = np.diff(self.v) / n if self.k.size > 1 else np.zeros(0)
-        self.slope_pad = np.concatenate([[0.0], self.slope, [0.0]])
-        seg = n * self.v[:-1] + self.slope * n * (n - 1) / 2  # Σ lr over [k_i, k_{i+1})
-        self.cum = self.k[0] * self.v[0] + np.concatenate([[0.0], np.cumsum(seg)])  # S1(k_i)
+        super().__init__(knot_step, np.asarray(knot_lr, np.float64) / scale)
         dec = np.flatnonzero(self.slope < 0)
         self.first_drop = int(dec[0]) if dec.size else -1
         self.p = float(self.k[dec[0]] + 1) if dec.size else math.inf
-
-    def lr(self, u):
-        return np.interp(u, self.k, self.v)
-
-    def _piece(self, x):
-        return np.searchsorted(self.k, x, side="right") - 1
-
-    def s1(self, x):
-        """S1(x) = Σ_{u<x} lr[u] for integers x ≥ 0 (exact)."""
-        x = np.asarray(x, np.float64)
-        i = self._piece(x)
-        last = self.k.size - 1
-        ic = np.clip(i, 0, last)
-        m = x - self.k[ic]
-        sl = self.slope_pad[np.clip(i, 0, last) + 1] * (i < last)
-        inside = self.cum[ic] + m * self.v[ic] + sl * m * (m - 1) / 2
-        return np.where(i < 0, x * self.v[0], inside)
-
-    def area(self, u, s):
-        """S(u, s) = Σ_{u ≤ v < s} lr[v] (u ≤ s), directly when [u, s) is one linear piece."""
-        u, s = np.broadcast_arrays(np.asarray(u, np.float64), np.asarray(s, np.float64))
-        same = self._piece(u) == self._piece(np.maximum(s - 1, u))
-        direct = (s - u) * (self.lr(u) + self.lr(np.maximum(s - 1, u))) / 2
-        return np.maximum(np.where(same, direct, self.s1(s) - self.s1(u)), 0.0)
 
     def drop(self, u):
         """d_u = lr[u−1] − lr[u] (0 before p)."""
@@ -763,7 +724,7 @@ def _screen(law: str, des: _Design, y: np.ndarray, lo, hi, n_keep: int) -> list[
     return [th for _, th in cands[:n_keep]]
 
 
-def _refine(des: _Design, y_log: np.ndarray, x0, lo, hi, delta: float, max_nfev: int):
+def _refine(des: _Design, y_log: np.ndarray, x0, lo, hi, delta: float, w, max_nfev: int):
     from scipy.optimize import least_squares
 
     cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
@@ -787,56 +748,22 @@ def _refine(des: _Design, y_log: np.ndarray, x0, lo, hi, delta: float, max_nfev:
         x0,
         jac=lambda x: both(x)[1],
         bounds=(lo, hi),
-        loss="huber",
-        f_scale=delta,
+        loss=huber_rho(w, delta),
+        f_scale=1.0,
         x_scale="jac",
         max_nfev=max_nfev,
     )
 
 
-def fit_law(
-    law: str,
-    runs: Sequence[LawRun],
-    *,
-    huber_delta: float = 1e-3,
-    starts: int = 4,
-    decay: float = 0.999,
-    resolution: int | None = RESOLUTION,
-    max_nfev: int = 300,
-) -> LawFit:
-    """Fit a law to logged runs: Huber loss on log-loss residuals, multi-start, bounded.
+def check_runs(law: str, runs: Sequence[LawRun | Run]) -> None:
+    """The checks :func:`fit_law` makes of its runs, before any work (``ValueError``): unique
+    names, a nonzero rate, 5 points per fitted parameter at S1 > 0, a decreasing rate."""
+    _check_runs(_check_law(law), runs)
 
-    Args:
-        law: ``"mpl"`` (7 parameters) or ``"annealing"`` (4, with λ fixed at ``decay``).
-        runs: :class:`LawRun` with logged losses (or ``(name, knot_step, knot_lr, step, loss)``
-            tuples), unique names, at least one whose rate decreases (else the decay terms are
-            not identifiable). Points at S1 = 0 (step 0) are left out (the laws are infinite
-            there); at least 5 points per fitted parameter must remain.
-        huber_delta: the Huber scale on log-loss residuals (> 0).
-        starts: how many of the best grid points to refine.
-        decay: the annealing law's momentum decay λ in (0, 1) (ignored by MPL).
-        resolution: nodes per e-fold of the MPL drop-sum quadrature (None: exact per update).
-        max_nfev: most residual evaluations per refinement.
 
-    Returns:
-        :class:`LawFit`.
-    """
-    law = _check_law(law)
-    if not (
-        isinstance(huber_delta, int | float) and math.isfinite(huber_delta) and huber_delta > 0
-    ):
-        raise ValueError(
-            f"huber_delta must be a finite number > 0; got huber_delta={huber_delta!r}"
-        )
-    if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
-        raise ValueError(f"starts must be an integer >= 1; got starts={starts!r}")
-    if not (isinstance(decay, int | float) and 0 < decay < 1):
-        raise ValueError(f"decay must be a number in (0, 1); got decay={decay!r}")
-    if isinstance(max_nfev, bool) or not isinstance(max_nfev, int) or max_nfev < 1:
-        raise ValueError(f"max_nfev must be an integer >= 1; got max_nfev={max_nfev!r}")
-    _check_resolution(resolution)
-    if isinstance(runs, LawRun) or not isinstance(runs, Sequence) or len(runs) == 0:
-        raise ValueError("runs must be a non-empty sequence of LawRun")
+def _check_runs(law: str, runs):
+    if isinstance(runs, LawRun | Run) or not isinstance(runs, Sequence) or len(runs) == 0:
+        raise ValueError("runs must be a non-empty sequence of LawRun (or Run)")
     runs = [_as_run(r, "runs[i]") for r in runs]
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
@@ -859,6 +786,48 @@ def fit_law(
             "identifiable; include a decaying schedule (cosine, WSD, step)"
         )
 
+    return runs, scale, scheds, masks
+
+
+def fit_law(
+    law: str,
+    runs: Sequence[LawRun | Run],
+    *,
+    huber_delta: float | str = HUBER_DELTA,
+    starts: int = 4,
+    decay: float = 0.999,
+    resolution: int | None = RESOLUTION,
+    max_nfev: int = 300,
+) -> LawFit:
+    """Fit a law to logged runs: Huber loss on log-loss residuals, multi-start, bounded.
+
+    Args:
+        law: ``"mpl"`` (7 parameters) or ``"annealing"`` (4, with λ fixed at ``decay``).
+        runs: :class:`LawRun` or :class:`~rfmodel.practice.Run` with logged losses (or
+            ``(name, knot_step, knot_lr, step, loss)`` tuples), unique names, at least one
+            whose rate decreases (else the decay terms are not identifiable). Points at S1 = 0
+            (step 0) are left out (the laws are infinite there); at least 5 points per fitted
+            parameter must remain. Every run weighs the same in the objective.
+        huber_delta: the Huber scale on log-loss residuals: a number > 0 or ``"auto"`` (from
+            the runs' noise, :func:`~rfmodel.practice.objective.resolve_delta`).
+        starts: how many of the best grid points to refine.
+        decay: the annealing law's momentum decay λ in (0, 1) (ignored by MPL).
+        resolution: nodes per e-fold of the MPL drop-sum quadrature (None: exact per update).
+        max_nfev: most residual evaluations per refinement.
+
+    Returns:
+        :class:`LawFit`.
+    """
+    law = _check_law(law)
+    check_delta(huber_delta)
+    if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
+        raise ValueError(f"starts must be an integer >= 1; got starts={starts!r}")
+    if not (isinstance(decay, int | float) and 0 < decay < 1):
+        raise ValueError(f"decay must be a number in (0, 1); got decay={decay!r}")
+    if isinstance(max_nfev, bool) or not isinstance(max_nfev, int) or max_nfev < 1:
+        raise ValueError(f"max_nfev must be an integer >= 1; got max_nfev={max_nfev!r}")
+    _check_resolution(resolution)
+    runs, scale, scheds, masks = _check_runs(law, runs)
     des = _concat(
         [
             _design(law, s, r.step[m], decay, resolution)
@@ -867,10 +836,13 @@ def fit_law(
     )
     y = np.concatenate([r.loss[m] for r, m in zip(runs, masks, strict=True)])
     y_log = np.log(y)
+    logs = [np.log(r.loss[m]) for r, m in zip(runs, masks, strict=True)]
+    delta = resolve_delta(huber_delta, logs)
+    w = run_weights([int(m.sum()) for m in masks])
     lo, hi = _bounds(law, float(y.max()), float(des.log_s1.max()))
     best = None
     for x0 in _screen(law, des, y, lo, hi, starts):
-        res = _refine(des, y_log, x0, lo, hi, float(huber_delta), max_nfev)
+        res = _refine(des, y_log, x0, lo, hi, delta, w, max_nfev)
         if best is None or res.cost < best.cost:
             best = res
     th = best.x
@@ -887,9 +859,9 @@ def fit_law(
         params=_to_user(law, th, scale, float(decay)),
         rms=float(np.sqrt(np.mean(resid**2))),
         run_rms=run_rms,
-        n_points=n_pts,
-        huber_delta=float(huber_delta),
-        cost=float(best.cost),
+        n_points=int(sum(int(m.sum()) for m in masks)),
+        huber_delta=delta,
+        cost=huber_cost(resid, w, delta),
         resolution=resolution,
         message=str(best.message),
     )
