@@ -319,23 +319,6 @@ def test_warnings_say_what_to_distrust():
     assert "is at or above the lowest logged loss" in text or "sits at its" in text, text
 
 
-def test_advise_beats_its_baselines_and_writes_an_optax_schedule(fitted, tmp_path):
-    adv = advise(fitted, 3000, families=("constant", "cosine"))
-    assert adv.lr.shape == (3000,) and np.max(adv.lr) <= fitted.lr_max * (1 + 1e-9)
-    for name, b in adv.baselines.items():
-        assert adv.loss <= b["loss"] * (1 + 1e-6), name
-    assert adv.predicted[-1] == pytest.approx(adv.loss)
-    np.testing.assert_allclose(fitted.predict(adv.lr)[-1], adv.loss, rtol=1e-6)
-    paths = adv.write(tmp_path)
-    assert [p.name for p in paths] == ["schedule.csv", "schedule.py", "advice.json"]
-    ns: dict = {"__file__": str(tmp_path / "schedule.py")}
-    exec((tmp_path / "schedule.py").read_text(), ns)
-    got = np.asarray(jax.vmap(ns["schedule"])(jnp.arange(3000)))
-    np.testing.assert_allclose(got, adv.lr, rtol=1e-6)
-    closed = np.asarray(jax.vmap(ns["closed_form"])(jnp.arange(3000)))
-    assert np.mean(np.abs(closed - adv.lr)) < 0.15 * np.mean(adv.lr)
-
-
 def test_validation_of_runs():
     step = np.arange(0, 50, 10.0)
     r = Run("a", step, np.full(5, 0.1), np.ones(5), np.ones(5))

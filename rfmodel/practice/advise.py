@@ -111,13 +111,30 @@ def _ensemble_scores(members: Sequence[_Member], lrs: np.ndarray) -> tuple[np.nd
     return np.mean(logs, axis=0), preds[0]
 
 
+def _peak(run: Run) -> float:
+    """The largest rate of a run (rows without a rate skipped)."""
+    return float(np.nanmax(run.lr))
+
+
+def _logged(run: Run) -> np.ndarray:
+    """The logged losses of a run (schedule-only rows skipped; a diverged loss stays inf)."""
+    return run.loss[~np.isnan(run.loss)]
+
+
+def _final(run: Run) -> float:
+    """The last logged loss (inf when the run diverged)."""
+    L = _logged(run)
+    return float(L[-1]) if L.size and np.all(np.isfinite(L)) else math.inf
+
+
 def _prede(fit: FitResult, run: Run) -> float:
     """Mean |predicted − observed| / observed over a run's logged points (step > 0)."""
     n = int(run.step[-1])
     lr, _ = run.rates(n)
-    pred = fit.predict(lr)[run.step.astype(np.int64)]
-    keep = run.step > 0
-    err = np.abs(pred[keep] - run.loss[keep]) / run.loss[keep]
+    st, loss = run.points
+    pred = fit.predict(lr)[st.astype(np.int64)]
+    keep = st > 0
+    err = np.abs(pred[keep] - loss[keep]) / loss[keep]
     return float(np.mean(err)) if np.all(np.isfinite(err)) else math.inf
 
 
@@ -161,8 +178,8 @@ def pilot_status(runs: Sequence[Run]) -> dict[str, str]:
     out: dict[str, str] = {}
     gains = {}
     for r in runs:
-        L = np.asarray(r.loss, np.float64)
-        if not np.all(np.isfinite(L)) or np.max(L) > 2.0 * L[0]:
+        L = _logged(r)
+        if L.size < 2 or not np.all(np.isfinite(L)) or np.max(L) > 2.0 * L[0]:
             out[r.name] = "diverged"
         elif L[-1] > MAX_REBOUND * np.min(L):
             out[r.name] = "unstable"
@@ -185,11 +202,11 @@ def _caps(runs: Sequence[Run], status: dict[str, str], cap: float) -> list[tuple
     holds its peak for a fraction f of its updates stays below the peak of every failed pilot
     that held its own for at most f (a rate too high to hold stays too high to hold longer),
     at the largest peak of a pilot that trained below it."""
-    ok = [float(np.max(r.lr)) for r in runs if status[r.name] == "ok"]
+    ok = [_peak(r) for r in runs if status[r.name] == "ok"]
     out = []
     for r in runs:
         if status[r.name] in ("diverged", "unstable"):
-            p = float(np.max(r.lr))
+            p = _peak(r)
             below = [q for q in ok if q < p]
             out.append((_plateau(r.rates(int(r.step[-1]))[0]), min(cap, max(below, default=p / 3))))
     return out
@@ -267,11 +284,11 @@ def _sweep(runs: Sequence[Run]) -> list[Run]:
     length, rates proportional), at least two of them."""
     groups: list[list[Run]] = []
     for r in runs:
-        shape = r.lr / max(float(np.max(r.lr)), 1e-300)
+        shape = r.lr / max(_peak(r), 1e-300)
         for g in groups:
             q = g[0]
             if q.step.shape == r.step.shape and np.array_equal(q.step, r.step):
-                if np.allclose(q.lr / max(float(np.max(q.lr)), 1e-300), shape, rtol=1e-6):
+                if np.allclose(q.lr / max(_peak(q), 1e-300), shape, rtol=1e-6, equal_nan=True):
                     g.append(r)
                     break
         else:
@@ -284,8 +301,8 @@ def _observed_best_peak(sweep: Sequence[Run]) -> tuple[float, bool]:
     """The best peak of an LR sweep from the final losses (a parabola in log peak through the
     best point and its neighbours; diverged runs count as worse than any finite one), and
     whether it sits at the sweep's edge."""
-    peaks = np.array([float(np.max(r.lr)) for r in sweep])
-    finals = np.array([float(r.loss[-1]) if np.all(np.isfinite(r.loss)) else np.inf for r in sweep])
+    peaks = np.array([_peak(r) for r in sweep])
+    finals = np.array([_final(r) for r in sweep])
     order = np.argsort(peaks)
     peaks, finals = peaks[order], finals[order]
     i = int(np.argmin(finals))
@@ -522,7 +539,7 @@ def advise(
     stable = [r for r in runs if status[r.name] == "ok"]
     cap = lr_max
     if cap is None:
-        cap = max((float(np.max(r.lr)) for r in stable), default=fit.lr_max)
+        cap = max((_peak(r) for r in stable), default=fit.lr_max)
     caps = _caps(runs, status, cap)
     k = fit.stride
     Tm = math.ceil(T / k)
@@ -540,9 +557,9 @@ def advise(
     anchor, edge, observed = 1.0, False, None
     if sweep:
         observed, edge = _observed_best_peak(sweep)
-        ref = max(sweep, key=lambda r: float(np.max(r.lr)))
+        ref = max(sweep, key=lambda r: _peak(r))
         n0 = int(ref.step[-1])
-        shape0 = ref.rates(n0)[0] / float(np.max(ref.lr))
+        shape0 = ref.rates(n0)[0] / _peak(ref)
         model0, _, _ = _best_scale(members, shape0, _peak_grid(max(cap, observed) * 3.0))
         anchor = float(np.clip(observed / model0, 0.25, 4.0))
 
@@ -603,7 +620,7 @@ def advise(
         )
     refused = worst > REFUSE_PREDE
     if refused:  # 6. the model does not describe the pilots: the best pilot, stretched
-        best = min(stable, key=lambda r: float(r.loss[-1]))
+        best = min(stable, key=_final)
         n0 = int(best.step[-1])
         lr0 = best.rates(n0)[0]
         lr = np.interp((np.arange(T) + 0.5) * n0 / T, np.arange(n0) + 0.5, lr0)
@@ -622,7 +639,7 @@ def advise(
     next_pilot = None
     if sweep and edge:
         p = float(observed)
-        lo = p == min(float(np.max(r.lr)) for r in sweep)
+        lo = p == min(_peak(r) for r in sweep)
         next_pilot = {
             "why": "the best pilot is at the edge of the LR sweep: the best peak is not bracketed",
             "schedule": "like the sweep",
@@ -632,7 +649,7 @@ def advise(
         next_pilot = {
             "why": "no two pilots are scaled copies of one schedule: the best peak is unobserved",
             "schedule": "the best pilot's shape",
-            "peak": float(np.max(min(stable, key=lambda r: float(r.loss[-1])).lr)) / 3,
+            "peak": _peak(min(stable, key=_final)) / 3,
         }
 
     baselines = _baselines(fit_b, problem, Tm, T, k, eta_max, families)
@@ -673,7 +690,7 @@ def _calibration(fit: FitResult, runs: Sequence[Run]) -> float:
         n = int(r.step[-1])
         pred = float(fit.predict(r.rates(n)[0])[-1])
         if pred > 0 and math.isfinite(pred):
-            logs.append(math.log(float(r.loss[-1]) / pred))
+            logs.append(math.log(_final(r) / pred))
     return float(math.exp(np.mean(logs))) if logs else 1.0
 
 
