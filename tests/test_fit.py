@@ -18,7 +18,6 @@ from rfmodel.fit import (
     MODEL,
     FitResult,
     Run,
-    advise,
     fit_curves,
     read_curves,
     synthetic_runs,
