@@ -136,6 +136,32 @@ def test_solver_objective_matches_reference(T, x64):
         np.testing.assert_allclose(grads[name], gr, rtol=1e-10, atol=1e-13 * scale)
 
 
+@pytest.mark.parametrize("n_exact", [100, 1500])
+def test_both_state_layouts_match_reference(n_exact, x64):
+    """The stacked (3, N) state (N < SPLIT_MODES) and the split one (three arrays, N ≥
+    SPLIT_MODES) give the reference curve and gradients, T not a multiple of the block; the
+    objective without the m-gradient gives the same (η, β) gradients."""
+    p = Problem(a=1.5, b=2.5, sigma=0.5, n_modes=10**6, n_exact=n_exact, batch=3)
+    assert (p.n_eff >= M.SPLIT_MODES) == (n_exact == 1500)
+    T = 77
+    etas, betas = _schedule(T, 1.2, beta_max=0.95)
+    m = 3.0 + np.cos(np.arange(T))
+    v, grads, curve = M.log_final_loss_and_grads(p, etas, betas, m, with_curve=True)
+    ref = loss_curve_reference(p, etas, m, betas)
+    np.testing.assert_allclose(curve, ref, rtol=1e-13)
+    np.testing.assert_allclose(loss_curve(p, etas, m, betas), ref, rtol=1e-13)
+    g_ref = jax.grad(
+        lambda e, b, mm: jnp.log(loss_curve_reference(p, e, mm, b)[-1]), argnums=(0, 1, 2)
+    )(etas, betas, m)
+    for name, gr in zip(("eta", "momentum", "batch"), g_ref, strict=True):
+        scale = float(np.max(np.abs(gr)))
+        np.testing.assert_allclose(grads[name], gr, rtol=1e-10, atol=1e-13 * scale)
+    v2, g2 = M.log_final_loss_and_grads(p, etas, betas, m, batch_grad=False)
+    assert sorted(g2) == ["eta", "momentum"] and v2 == v
+    for name in g2:
+        np.testing.assert_allclose(g2[name], grads[name], rtol=1e-13, atol=1e-16)
+
+
 def test_gradient_matches_finite_differences(x64):
     p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=200, batch=4)
     T = 200

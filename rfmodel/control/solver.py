@@ -203,6 +203,7 @@ def minimize(
     budgets = [c for c in controls if c.total is not None]
     ftol = objective.evaluator.ftol
     stop_at_kkt = any(c.kkt_stop for c in controls) and not budgets
+    stuck = any(getattr(c, "restart_stuck", False) for c in controls)  # see Momentum
     last: dict[str, Any] = {}
 
     def unpack(x: np.ndarray) -> dict[str, np.ndarray]:
@@ -276,12 +277,16 @@ def minimize(
         x = np.asarray(res.x)
         nit += int(res.nit)
         if not budgets:
-            if nit >= maxiter or k >= _RESTARTS or "REDUCTION" not in str(res.message).upper():
+            message = str(res.message).upper()
+            retry = "REDUCTION" in message or (stuck and "ABNORMAL" in message)
+            if nit >= maxiter or k >= _RESTARTS or not retry:
                 break
             vals = unpack(x)
             _, grads, _ = objective.at(vals)
             if max(c.residual(vals[c.name], grads[c.name]) for c in controls) <= KKT_TOLERANCE:
                 break
+            if stuck:
+                x = _lift_stranded(objective, controls, sl, bounds, x, unpack)
             continue
         c = {b.name: budget(b, unpack(x))[0] for b in budgets}
         worst = max((abs(v) for v in c.values()), default=0.0)
@@ -297,6 +302,33 @@ def minimize(
         vals[b.name] = b.project(vals, n)
     summary = optimize.OptimizeResult(nit=nit, success=bool(res.success), message=res.message)
     return vals, summary
+
+
+def _lift_stranded(objective: Objective, controls, sl, bounds, x: np.ndarray, unpack):
+    """x with the log-coordinate values stranded in the bottom half of their box (u below
+    e^−15 of its bound: zero in effect) lifted, when that lowers the objective: entries whose
+    gradient would raise them (∂f/∂u < 0). In log coordinates ∂f/∂(log u) = u ∂f/∂u vanishes
+    there, so L-BFGS-B cannot move them (measured: a momentum solve left one rate at 6e-11 with
+    ∂ log L/∂η = −1.9). Tried at e^−2, e^−6, e^−12 … below the top of the box, the first that
+    lowers the objective kept."""
+    vals = unpack(x)
+    f0, grads, _ = objective.at(vals)
+    lo = np.array([b[0] for b in bounds])
+    hi = np.array([b[1] for b in bounds])
+    trapped = np.zeros(x.size, dtype=bool)
+    for c in controls:
+        if c.log and not c.log1m:
+            i = sl[c.name]
+            trapped[i] = (x[i] < 0.5 * (lo[i] + hi[i])) & (grads[c.name] < 0)
+    if not trapped.any():
+        return x
+    for depth in (2.0, 6.0, 12.0, 20.0):
+        y = x.copy()
+        y[trapped] = np.maximum(hi[trapped] - depth, lo[trapped])
+        f = objective(unpack(y))[0]
+        if math.isfinite(f) and f < f0:
+            return y
+    return x
 
 
 # --------------------------------------------------------------------------- the start

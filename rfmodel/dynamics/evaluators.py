@@ -218,7 +218,7 @@ class HeavyBallSteps(_Steps):
         if beta is None:
             beta = np.zeros(self.T)
         v, per_step, curve = momentum.log_final_loss_and_grads(
-            self.problem, etas, beta, m, with_curve=True
+            self.problem, etas, beta, m, with_curve=True, batch_grad="batch" in self.wrt
         )
         return v, self.reduce(values, per_step), curve
 

@@ -112,26 +112,41 @@ def loss_curve_reference(problem: Problem, etas, batches, betas) -> Array | np.n
 
 
 # --------------------------------------------------------------------------- fast adjoint
-# Performance notes (XLA:CPU, float64, N = 1000, T = 10^4; see also rfmodel/dynamics/steps.py):
-# - The state of all modes is one (3, N) array X = (C, R, V) and a forward step is one fused
-#   elementwise kernel, X' = A_t(λ) X + F_t (L + σ²) λ, with A written column by column in the
-#   fewest operations (column C quadratic in λ, R linear, V constant). Three separate state
-#   arrays (three kernels) ran 1.5x slower, every entry of A as a full quadratic in λ 2.5x
-#   slower: the step is compute-bound at this size.
-# - The costate step writes its three rows explicitly (~15% faster than the transposed columns)
-#   and hands (p_C, u, p_a), the quantities the gradient sums need, to the block reduction.
-# - Block re-runs use scan unroll 1: unroll 2 fused consecutive steps and recomputed them (2.5x).
-# - Checkpoints every 8 steps (:func:`_block_size`): a block's states and costates then stay in
-#   a core's cache; 1.3-1.5x faster per gradient than √T blocks.
-# - The three schedule-gradient sums are reduced per block from analytic formulas (batched dot
-#   products over modes compiled to slow kernels).
+# Performance notes (XLA:CPU, float64; see also rfmodel/dynamics/steps.py). Two layouts of the
+# per-mode state X = (C, R, V), chosen by the padded mode count (:data:`SPLIT_MODES`):
+#
+# - *stacked* (N < 1024): one (3, N) array, a forward step one fused elementwise kernel,
+#   X' = A_t(λ) X + F_t (L + σ²) λ, with A written column by column in the fewest operations
+#   (column C quadratic in λ, R linear, V constant). It computes every row in full (~3x the
+#   flops of the sequential update below) but in few kernels: at small N the per-kernel cost
+#   dominates (N = 300: 9.4 ns per mode-step for L + ∇L against 13 ns split). The costate step
+#   writes its three rows explicitly and hands (p_C, u, p_a) to a per-block reduction of the
+#   schedule gradients; checkpoints every 8 steps (a block's states and costates stay in a
+#   core's cache: 1.3-1.5x faster than √T blocks at N = 1000); block re-runs use scan unroll 1
+#   (unroll 2 fused consecutive steps and recomputed them, 2.5x).
+# - *split* (N ≥ 1024): three (N,) arrays updated in sequence, a = βR + λC, V' (from V, R, C),
+#   R' = a − ηV', C' = C − η(a + R'): ~11 flops per mode, where the stacked step spends ~36,
+#   and the step is compute-bound at this size. The gradient sums are reduced inside the costate
+#   step from the re-run states (a, V' and βV + λR recomputed there), not from stored costates
+#   per block: measured at N = T = 10^4 (one L + ∇(η, β, m) against SGD's L + ∇η, CPU time):
+#   stacked 4.5-5.6x, split with per-block sums 3.1-3.5x, split with sums in the costate step
+#   2.4-2.8x (2.2-2.6x without the m-gradient). Unrolling either loop by 2 was slower (3.5x),
+#   and so were XLA:CPU's fusion emitters (4.7x), or the forward compiled with them apart.
+# The block length is at least 8 (stacked) / 32 (split) steps, longer where the checkpoints
+# (T/B states of 3N floats) would pass 64 MiB.
 _E_C = np.array([[1.0], [0.0], [0.0]])  # the C row: C(0), ū and the loss coupling enter there
+#: Padded mode count from which the state is kept as three arrays (see the notes above).
+SPLIT_MODES = 1024
 
 
 def _arrays(problem: Problem) -> tuple[Array, Array, Array, Array]:
     """(λ, C(0), wλ, σ²), zero-padded like the SGD adjoint's (made once per problem)."""
     lam, _, c0, wlam, s2 = padded_arrays(problem)
     return lam, c0, wlam, s2
+
+
+def _split(n: int) -> bool:
+    return n >= SPLIT_MODES
 
 
 def _coeffs(etas: Array, batches: Array, betas: Array) -> Array:
@@ -153,15 +168,13 @@ def _coeffs(etas: Array, batches: Array, betas: Array) -> Array:
 
 
 def _scalars(etas: Array, batches: Array, betas: Array) -> Array:
-    """Per-step scalars (η, β, κ = 1 + 1/m, 1/m) of the costate step, shape (T, 4)."""
+    """Per-step scalars (η, β, κ = 1 + 1/m, 1/m), shape (T, 4)."""
     return jnp.stack([etas, betas, 1.0 + 1.0 / batches, 1.0 / batches], axis=-1)
 
 
-def _fstep(lam, wlam, s2, carry, cf):
-    x, loss = carry
-    x = _apply(lam, cf, x, (loss + s2) * lam)
-    loss = guard(rsum(wlam * x[0]))
-    return (x, loss), loss
+def _inputs(etas: Array, batches: Array, betas: Array, split: bool) -> Array:
+    """What the forward step reads per step: the scalars (split) or A's columns (stacked)."""
+    return _scalars(etas, batches, betas) if split else _coeffs(etas, batches, betas)
 
 
 def _apply(lam: Array, cf: Array, x: Array, force: Array) -> Array:
@@ -175,25 +188,52 @@ def _apply(lam: Array, cf: Array, x: Array, force: Array) -> Array:
     )
 
 
-_CHECKPOINT_BYTES = 64 * 2**20
+def _update(lam: Array, x, sc: Array, f) -> tuple[Array, Array, Array]:
+    """One step of the split state (C, R, V) with the noise forcing f = (L + σ²)/m:
+    a = βR + λC, V' = β(βV + 2λR) + λ(κλC + f), R' = a − ηV', C' = C − η(a + R')."""
+    c, r, v = x
+    eta, beta, kap = sc[0], sc[1], sc[2]
+    lc = lam * c
+    a = beta * r + lc
+    vn = beta * (beta * v + 2.0 * lam * r) + lam * (kap * lc + f)
+    rn = a - eta * vn
+    return c - eta * (a + rn), rn, vn
+
+
+def _advance(lam: Array, inp: Array, x, noise):
+    """X(t+1) from X(t) and L(t) + σ² in either layout (``inp``: :func:`_inputs` of step t)."""
+    if isinstance(x, tuple):
+        return _update(lam, x, inp, inp[3] * noise)
+    return _apply(lam, inp, x, noise * lam)
+
+
+def _fstep(lam, wlam, s2, carry, inp):
+    x, loss = carry
+    x = _advance(lam, inp, x, loss + s2)
+    loss = guard(rsum(wlam * x[0]))
+    return (x, loss), loss
 
 
 def _block_size(t: int, n: int) -> int:
-    """Checkpoint spacing B: 8 steps while the checkpoints (T/B states of 3N floats) take at most
-    64 MiB, longer beyond. Short blocks keep a block's states and costates (2·B·3N floats) in a
-    core's cache during the backward pass: measured 1.3-1.5x faster per gradient than √T blocks at
-    N = 1000 (and the block loops of length 8 cost little)."""
-    return max(8, -(-t * 3 * n * 8 // _CHECKPOINT_BYTES))
+    """Checkpoint spacing B: 8 steps (stacked) or 32 (split) while the checkpoints (T/B states
+    of 3N floats) take at most 64 MiB, longer beyond (see the performance notes)."""
+    return max(32 if _split(n) else 8, -(-t * 3 * n * 8 // _CHECKPOINT_BYTES))
 
 
-def _initial(c0: Array) -> Array:
-    return jnp.stack([c0, jnp.zeros_like(c0), jnp.zeros_like(c0)])  # R(0) = V(0) = 0: v(0) = 0
+_CHECKPOINT_BYTES = 64 * 2**20
 
 
-def _primal(lam, c0, wlam, s2, coef):
+def _initial(c0: Array, split: bool):
+    """X(0): C(0), R(0) = V(0) = 0 (v(0) = 0)."""
+    z = jnp.zeros_like(c0)
+    return (c0, z, z) if split else jnp.stack([c0, z, z])
+
+
+def _primal(lam, c0, wlam, s2, inp):
     """L(0..T), keeping nothing for the adjoint."""
     loss0 = guard(rsum(wlam * c0))
-    _, losses = jax.lax.scan(partial(_fstep, lam, wlam, s2), (_initial(c0), loss0), coef)
+    split = inp.ndim == 2
+    _, losses = jax.lax.scan(partial(_fstep, lam, wlam, s2), (_initial(c0, split), loss0), inp)
     return jnp.concatenate([loss0[None], losses])
 
 
@@ -204,9 +244,9 @@ def _blocks(x: Array, nb: int, block: int) -> Array:
     return x.reshape((nb, block) + x.shape[1:])
 
 
-def _forward(lam, c0, wlam, s2, coef, block):
+def _forward(lam, c0, wlam, s2, inp, block):
     """L(0..T) and the checkpoints X(0), X(B), X(2B), … for the adjoint."""
-    t = coef.shape[0]
+    t = inp.shape[0]
     nb = -(-t // block)
     step = partial(_fstep, lam, wlam, s2)
     loss0 = guard(rsum(wlam * c0))
@@ -215,20 +255,19 @@ def _forward(lam, c0, wlam, s2, coef, block):
         carry_out, losses = jax.lax.scan(step, carry, cf)
         return carry_out, (carry[0], losses)
 
-    _, (checkpoints, losses) = jax.lax.scan(
-        block_fn, (_initial(c0), loss0), _blocks(coef, nb, block)
-    )
+    init = (_initial(c0, inp.ndim == 2), loss0)
+    _, (checkpoints, losses) = jax.lax.scan(block_fn, init, _blocks(inp, nb, block))
     return jnp.concatenate([loss0[None], losses.reshape(-1)])[: t + 1], checkpoints
 
 
-def _costates(p: Array, eta) -> tuple[Array, Array]:
+def _costates(p, eta) -> tuple[Array, Array]:
     """u = ∂J/∂V' = η² p_C − η p_R + p_V and p_a = ∂J/∂a = p_R − 2η p_C (a = βR + λC = E[e v'])."""
-    pc, pr, pv = p[..., 0, :], p[..., 1, :], p[..., 2, :]
+    pc, pr, pv = p[0], p[1], p[2]
     return pv + eta * (eta * pc - pr), pr - 2.0 * eta * pc
 
 
-def _grad_sums(lam, xs, ps, sc, noise):
-    """∂J/∂(η_t, β_t, m_t) for a block of steps (docs/theory.md §4) from the states X(t) and
+def _grad_sums(lam, xs, ps, sc, noise, with_m):
+    """∂J/∂(η_t, β_t[, m_t]) for a block of steps (docs/theory.md §4) from the states X(t) and
     (p_C, u, p_a) at t+1, each (B, 3, N), the scalars (η, β, κ, 1/m) (B, 4) and L(t) + σ² (B,):
 
         ∂J/∂η = Σ_k [−2 a p_C − V' p_a],   ∂J/∂β = Σ_k [u (2βV + 2λR) + p_a R],
@@ -242,78 +281,116 @@ def _grad_sums(lam, xs, ps, sc, noise):
     v_new = beta * (beta * v + 2.0 * lam * r) + lam * (kap * lc + im * noise)
     g_eta = rsum(-2.0 * (beta * r + lc) * pc - v_new * pa)
     g_beta = rsum(u * (2.0 * (beta * v + lam * r)) + pa * r)
+    if not with_m:
+        return jnp.stack([g_eta, g_beta], axis=1)
     g_m = -rsum(lam * u * (lc + noise)) * (im[:, 0] * im[:, 0])
     return jnp.stack([g_eta, g_beta, g_m], axis=1)
 
 
-def _backward(lam, wlam, s2, coef, scal, curve, checkpoints, ubar, block):
+def _block_back_stacked(lam, wlam, with_m, p, inp):
+    """One block of the costate recursion, stacked layout: re-run the block's states from its
+    checkpoint, step the costates back keeping (p_C, u, p_a), reduce the sums per block."""
+    start, cf, sb, nz, ub = inp
+
+    def refwd(x, inp):
+        cf, f = inp
+        return _apply(lam, cf, x, f * lam), x
+
+    _, xs = jax.lax.scan(refwd, start, (cf, nz))
+
+    def back_step(p, inp):
+        sc, un = inp
+        eta, beta, kap, im = sc[0], sc[1], sc[2], sc[3]
+        u, pa = _costates(p, eta)
+        q = rsum(lam * u) * im
+        p_c = p[0] + (q + un) * wlam + lam * (pa + kap * lam * u)
+        p_new = jnp.stack([p_c, beta * (pa + 2.0 * lam * u), (beta * beta) * u])
+        return p_new, jnp.stack([p[0], u, pa])
+
+    p, ps = jax.lax.scan(back_step, p, (sb, ub), reverse=True)
+    return p, _grad_sums(lam, xs, ps, sb, nz, with_m)
+
+
+def _block_back_split(lam, wlam, with_m, p, inp):
+    """One block of the costate recursion, split layout: re-run the block's states from its
+    checkpoint, then step the costates back reducing the gradient sums in the same step."""
+    start, sb, nz, ub = inp
+
+    def refwd(x, inp):
+        sc, noise = inp
+        return _update(lam, x, sc, sc[3] * noise), x
+
+    _, xs = jax.lax.scan(refwd, start, (sb, nz))
+
+    def back_step(p, inp):
+        sc, un, noise, x = inp
+        eta, beta, kap, im = sc[0], sc[1], sc[2], sc[3]
+        c, r, v = x
+        pc, pr, pv = p
+        u, pa = _costates(p, eta)
+        lu = lam * u
+        ql = rsum(lu)
+        lc = lam * c
+        bv = beta * v + lam * r
+        v_new = beta * (bv + lam * r) + lam * (kap * lc + im * noise)
+        g = [-rsum(2.0 * (beta * r + lc) * pc + v_new * pa), rsum(2.0 * u * bv + pa * r)]
+        if with_m:
+            g.append(-(rsum(lu * lc) + noise * ql) * (im * im))
+        p_new = (
+            pc + (ql * im + un) * wlam + lam * (pa + kap * lu),
+            beta * (pa + 2.0 * lu),
+            (beta * beta) * u,
+        )
+        return p_new, jnp.stack(g)
+
+    return jax.lax.scan(back_step, p, (sb, ub, nz, xs), reverse=True)
+
+
+def _backward(lam, wlam, s2, etas, batches, betas, curve, checkpoints, ubar, block, with_m=True):
     """The costate recursion (docs/theory.md §4) for cotangents ū of L(0..T): P(T) = ū_T (wλ, 0, 0),
 
-        P(t) = A_t(λ)ᵀ P(t+1) + (Q_t + ū_t) (wλ, 0, 0),   Q_t = Σ_k λ_k u_k(t+1) / m_t
+        P(t) = A_tᵀ P(t+1) + (Q_t + ū_t) (wλ, 0, 0),   Q_t = Σ_k λ_k u_k(t+1) / m_t
 
-    (Q is the loss coupling through the noise term). Returns ∂J/∂(η_t, β_t, m_t), shape (T, 3).
-    """
-    t = coef.shape[0]
-    nb = checkpoints.shape[0]
+    (Q is the loss coupling through the noise term). Returns ∂J/∂(η_t, β_t[, m_t]), shape
+    (T, 3) (or (T, 2) without ``with_m``)."""
+    t = etas.shape[0]
+    split = isinstance(checkpoints, tuple)
+    nb = jax.tree.leaves(checkpoints)[0].shape[0]
     tp = nb * block
-    noise = pad_to(curve[:-1] + s2, tp)  # L(t) + σ²
+    noise = pad_to(curve[:-1] + s2, tp).reshape(nb, block)  # L(t) + σ²
     u_bar = pad_to(ubar, tp + 1)
-    p_end = _E_C * (u_bar[tp] * wlam)
-
-    def block_back(p, inp):
-        start, cf, sb, nz, ub = inp
-
-        def refwd(x, inp):
-            cf, f = inp
-            return _apply(lam, cf, x, f * lam), x
-
-        _, xs = jax.lax.scan(refwd, start, (cf, nz))
-
-        def back_step(p, inp):
-            sc, un = inp
-            eta, beta, kap, im = sc[0], sc[1], sc[2], sc[3]
-            u, pa = _costates(p, eta)
-            q = rsum(lam * u) * im
-            p_c = p[0] + (q + un) * wlam + lam * (pa + kap * lam * u)
-            p_new = jnp.stack([p_c, beta * (pa + 2.0 * lam * u), (beta * beta) * u])
-            return p_new, jnp.stack([p[0], u, pa])
-
-        p, ps = jax.lax.scan(back_step, p, (sb, ub), reverse=True)
-        return p, _grad_sums(lam, xs, ps, sb, nz)
-
-    _, grads = jax.lax.scan(
-        block_back,
-        p_end,
-        (
-            checkpoints,
-            _blocks(coef, nb, block),
-            _blocks(scal, nb, block),
-            noise.reshape(nb, block),
-            u_bar[:tp].reshape(nb, block),
-        ),
-        reverse=True,
-    )
-    return grads.reshape(tp, 3)[:t]
+    end = u_bar[tp] * wlam
+    scal = _blocks(_scalars(etas, batches, betas), nb, block)
+    ub = u_bar[:tp].reshape(nb, block)
+    if split:
+        z = jnp.zeros_like(wlam)
+        p_end, xs = (end, z, z), (checkpoints, scal, noise, ub)
+        back = _block_back_split
+    else:
+        coef = _blocks(_coeffs(etas, batches, betas), nb, block)
+        p_end, xs = _E_C * end, (checkpoints, coef, scal, noise, ub)
+        back = _block_back_stacked
+    _, grads = jax.lax.scan(partial(back, lam, wlam, with_m), p_end, xs, reverse=True)
+    return grads.reshape(tp, -1)[:t]
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(7,))
 def _fast(lam, c0, wlam, s2, etas, batches, betas, block):
-    return _primal(lam, c0, wlam, s2, _coeffs(etas, batches, betas))
+    return _primal(lam, c0, wlam, s2, _inputs(etas, batches, betas, _split(lam.shape[0])))
 
 
 def _fast_fwd(lam, c0, wlam, s2, etas, batches, betas, block):
-    curve, checkpoints = _forward(lam, c0, wlam, s2, _coeffs(etas, batches, betas), block)
+    inp = _inputs(etas, batches, betas, _split(lam.shape[0]))
+    curve, checkpoints = _forward(lam, c0, wlam, s2, inp, block)
     return curve, (lam, wlam, s2, etas, batches, betas, curve, checkpoints)
 
 
 @float64
 def _fast_bwd(block, res, ubar):
     lam, wlam, s2, etas, batches, betas, curve, checkpoints = res
-    coef, scal = _coeffs(etas, batches, betas), _scalars(etas, batches, betas)
-    g = _backward(lam, wlam, s2, coef, scal, curve, checkpoints, ubar, block)
-    g_eta, g_beta, g_m = g[:, 0], g[:, 1], g[:, 2]
+    g = _backward(lam, wlam, s2, etas, batches, betas, curve, checkpoints, ubar, block)
     zero = jnp.zeros_like(lam)  # the problem's arrays are constants: no gradient
-    return zero, zero, zero, jnp.zeros_like(s2), g_eta, g_m, g_beta
+    return zero, zero, zero, jnp.zeros_like(s2), g[:, 0], g[:, 2], g[:, 1]
 
 
 _fast.defvjp(_fast_fwd, _fast_bwd)
@@ -334,28 +411,37 @@ def loss_curve(problem: Problem, etas, batches, betas) -> Array | np.ndarray:
 
 
 # --------------------------------------------------------------------------- solver objective
-@partial(jax.jit, static_argnames=("block",))
-def _log_final_vg(lam, c0, wlam, s2, etas, batches, betas, block):
-    def f(e, b, m):
-        curve = _fast(lam, c0, wlam, s2, e, m, b, block)
-        return jnp.log(curve[-1]), curve
-
-    (v, curve), g = jax.value_and_grad(f, argnums=(0, 1, 2), has_aux=True)(etas, betas, batches)
-    return v, g, curve
+@partial(jax.jit, static_argnames=("block", "batch_grad"))
+def _log_final_vg(lam, c0, wlam, s2, etas, batches, betas, block, batch_grad=True):
+    """log L(T), its gradients (η, β[, m]) and L(0..T): the forward pass and the adjoint with
+    ū = e_T / L(T), written out (the m-sums only with ``batch_grad``)."""
+    inp = _inputs(etas, batches, betas, _split(lam.shape[0]))
+    curve, checkpoints = _forward(lam, c0, wlam, s2, inp, block)
+    ubar = jnp.zeros_like(curve).at[-1].set(1.0 / curve[-1])
+    g = _backward(lam, wlam, s2, etas, batches, betas, curve, checkpoints, ubar, block, batch_grad)
+    return jnp.log(curve[-1]), g, curve
 
 
 @functools.lru_cache(maxsize=16)
-def _objective_executable(t: int, n: int, block: int):
+def _objective_executable(t: int, n: int, block: int, batch_grad: bool = True):
     """:func:`_log_final_vg` compiled for horizon t and n padded modes."""
     f64 = partial(jax.ShapeDtypeStruct, dtype=jnp.float64)
     vec, sched = f64((n,)), f64((t,))
-    lowered = _log_final_vg.lower(vec, vec, vec, f64(()), sched, sched, sched, block=block)
+    lowered = _log_final_vg.lower(
+        vec, vec, vec, f64(()), sched, sched, sched, block=block, batch_grad=batch_grad
+    )
     return compile_cpu(lowered)
 
 
 @float64
 def log_final_loss_and_grads(
-    problem: Problem, etas, betas, batches=None, *, with_curve: bool = False
+    problem: Problem,
+    etas,
+    betas,
+    batches=None,
+    *,
+    with_curve: bool = False,
+    batch_grad: bool = True,
 ):
     """log L(T) with momentum and its gradients, as numpy: the solver's objective.
 
@@ -364,23 +450,26 @@ def log_final_loss_and_grads(
         etas, betas: per-step learning rates and momenta, shape ``(T,)``.
         batches: per-step batch sizes ``(T,)``; default ``problem.batch``.
         with_curve: also return L(0..T).
+        batch_grad: also ∂/∂m_t (one more reduction per step; leave it out when the batch is
+            not optimized).
 
     Returns:
-        ``(value, grads)`` (and the curve): ``grads`` maps ``"eta"``, ``"momentum"`` and
-        ``"batch"`` to ∂ log L(T)/∂η_t, ∂/∂β_t and ∂/∂m_t, each ``(T,)``. Compiled once per
+        ``(value, grads)`` (and the curve): ``grads`` maps ``"eta"``, ``"momentum"`` (and
+        ``"batch"``) to ∂ log L(T)/∂η_t, ∂/∂β_t and ∂/∂m_t, each ``(T,)``. Compiled once per
         horizon T. Once the run diverges: ``(inf, NaN gradients)``.
     """
     etas, batches, betas = _prepare_momentum(problem, etas, batches, betas)
     arrays = _arrays(problem)
     t, n = etas.shape[0], arrays[0].shape[0]
-    run = _objective_executable(t, n, _block_size(t, n))
-    v, (g_eta, g_beta, g_m), curve = run(*arrays, etas, batches, betas)
+    run = _objective_executable(t, n, _block_size(t, n), bool(batch_grad))
+    v, g, curve = run(*arrays, etas, batches, betas)
     v = float(v)
-    grads = {"eta": g_eta, "momentum": g_beta, "batch": g_m}
+    g = np.asarray(g, np.float64)
+    names = ("eta", "momentum", "batch")[: g.shape[1]]
     if math.isfinite(v):
-        grads = {k: np.asarray(g, np.float64) for k, g in grads.items()}
+        grads = {k: g[:, i] for i, k in enumerate(names)}
     else:
-        grads = {k: np.full(t, np.nan) for k in grads}
+        grads = {k: np.full(t, np.nan) for k in names}
     return (v, grads, np.asarray(curve)) if with_curve else (v, grads)
 
 

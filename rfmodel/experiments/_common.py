@@ -50,7 +50,17 @@ def solve_seconds(n_eff: int, Ts: Sequence[int], evaluations: float) -> float:
 
 def make_problem(setting: dict[str, Any]) -> Problem:
     """A :class:`Problem` from a setting dict (a, b, sigma, batch, n_modes, n_exact, bins...)."""
-    keys = ("a", "b", "sigma", "batch", "n_modes", "n_exact", "bins_per_decade", "precondition")
+    keys = (
+        "a",
+        "b",
+        "sigma",
+        "batch",
+        "n_modes",
+        "n_exact",
+        "bins_per_decade",
+        "precondition",
+        "normalize",
+    )
     return Problem(**{k: setting[k] for k in keys if k in setting})
 
 
@@ -103,10 +113,11 @@ def result_centers(res: ScheduleResult) -> np.ndarray:
 
 def _chain_kwargs(chain: dict[str, Any]) -> dict[str, Any]:
     """Solver keywords of a chain; optional entries (absent from older chains, so their keys do
-    not change): ``grid``, ``method``, ``eta_max``, ``optimize``; for the batch control
-    ``mean_batch`` (the budget S = mean_batch·T of each horizon) and ``batch_max``; for the
-    momentum ``beta_max``, or ``beta_const`` (a fixed constant β under optimal rates)."""
-    kw: dict[str, Any] = {k: chain[k] for k in ("grid", "method") if k in chain}
+    not change): ``grid``, ``method``, ``eta_max``, ``optimize``, ``init`` (the start of the
+    first horizon, e.g. ``{"momentum": 0.99}``); for the batch control ``mean_batch`` (the
+    budget S = mean_batch·T of each horizon) and ``batch_max``; for the momentum ``beta_max``,
+    or ``beta_const`` (a fixed constant β under optimal rates)."""
+    kw: dict[str, Any] = {k: chain[k] for k in ("grid", "method", "init") if k in chain}
     if chain.get("smoothness"):
         kw["smoothness"] = float(chain["smoothness"])
     if chain.get("maxiter"):
