@@ -563,7 +563,7 @@ def test_readme_walkthrough_runs_as_written(tmp_path):
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     section = readme.split("## Use it on your own training run", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```(bash|python)\n(.*?)```", section, flags=re.S)
-    assert [k for k, _ in blocks].count("bash") == 3
+    assert [k for k, _ in blocks].count("bash") == 4
     for kind, body in blocks:
         if kind == "python":
             cmds = [[sys.executable, "-c", body]]
@@ -579,6 +579,13 @@ def test_readme_walkthrough_runs_as_written(tmp_path):
         for cmd in cmds:
             r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
             assert r.returncode == 0, (cmd[-1][:200], r.stderr[-2000:])
-    for f in ("curves.csv", "fit.json", "advice/schedule.csv", "advice/schedule.py"):
+    for f in (
+        "pilots/pilots.csv",
+        "curves.csv",
+        "fit.json",
+        "advice/schedule.csv",
+        "advice/schedule.py",
+        "advice/advice.json",
+    ):
         assert (tmp_path / f).exists(), f
     assert json.loads((tmp_path / "fit.json").read_text())["phase"] == "easy"

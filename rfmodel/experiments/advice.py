@@ -398,6 +398,27 @@ def _readme(summary: dict[str, Any]) -> str:
             ]
         )
     lines += md_table(head, rows)
+    lines += [
+        "",
+        "Tuning cost of each line (runs × steps; the advice and the practitioner lines use only "
+        "the pilots; the oracle's grid runs at T on tuning seeds):",
+        "",
+    ]
+    cost_rows = []
+    for c in cells:
+        L = c["lines"]
+        cost_rows.append(
+            [c["task"], c["T"]]
+            + [
+                f"{L[k]['cost']['runs']} runs, {L[k]['cost']['run_steps']:,} steps"
+                if k in L
+                else ""
+                for k in ("advised", *(f"oracle_{f}" for f in ORACLE))
+            ]
+        )
+    lines += md_table(
+        ["task", "T", "advised (= practitioner)", *(f"oracle_{f}" for f in ORACLE)], cost_rows
+    )
     g = summary["goals"]
     lines += [
         "",
