@@ -12,7 +12,7 @@ from rfmodel.practice.advise import REFUSE_PREDE, RISK_TOL
 from rfmodel.schedules import as_array, cosine
 
 TRUE = {"a": 2.2, "b": 1.4, "sigma": 0.3, "lr_scale": 2.0, "loss_scale": 2.0, "floor": 0.1}
-N0 = 400  # pilot horizon
+N0 = 200  # pilot horizon
 
 
 def _sweep(peaks, steps=N0, noise=0.003, seed=3):
@@ -28,7 +28,7 @@ def _true_final(lr) -> float:
 
 @pytest.fixture(scope="module")
 def fitted():
-    return fit_curves(synthetic_runs(**TRUE, steps=2000, noise=0.01, seed=1))
+    return fit_curves(synthetic_runs(**TRUE, steps=1000, noise=0.01, seed=1))
 
 
 def test_without_pilots_the_advice_is_a_trusted_shape_and_is_written(fitted, tmp_path):
@@ -101,6 +101,7 @@ def test_pilot_status_names_every_failure():
     }
 
 
+@pytest.mark.slow
 def test_a_diverged_pilot_caps_the_advice_and_two_are_needed():
     """A pilot that blew up at a rate bounds every schedule that holds its peak as long, at the
     largest rate that trained below it; fewer than two trained pilots is an error naming them."""
@@ -116,6 +117,7 @@ def test_a_diverged_pilot_caps_the_advice_and_two_are_needed():
         advise_runs([runs[0], blown], 4 * N0)
 
 
+@pytest.mark.slow
 def test_pilots_the_model_cannot_describe_are_refused():
     """One pilot's losses 30% above the model's (as if it trained on other data): the run left
     out is mispredicted far beyond REFUSE_PREDE, so the advice refuses the model and stretches

@@ -35,7 +35,7 @@ def test_no_averaging_is_sgd_bit_for_bit():
         assert np.array_equal(np.asarray(loss_curve(p, etas, batches, average=1.0, **kw)), plain)
 
 
-@pytest.mark.parametrize("T", [5, 64])
+@pytest.mark.parametrize("T", [pytest.param(5, marks=pytest.mark.slow), 64])
 def test_fast_matches_reference_and_autodiff(T, x64):
     p, etas, batches, noise, taus = _setting(T, seed=T)
     fast = averaging.loss_curves(p, etas, batches, noise, taus)

@@ -155,6 +155,7 @@ def test_integer_batches():
         integer_batches([0.5, 2.0])
 
 
+@pytest.mark.slow
 def test_fewest_steps_brackets_the_target():
     """The returned T reaches the target and the largest T below it that was solved misses it,
     within the bisection's relative width."""

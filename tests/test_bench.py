@@ -154,6 +154,7 @@ def test_schedules_and_runs():
 
 
 # ----------------------------------------------------------------------------- tasks
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg", [TEACHER, CNN], ids=["teacher", "digits_cnn"])
 def test_new_tasks_train_learn_and_are_deterministic(cfg):
     task = _nets.load_task(cfg)

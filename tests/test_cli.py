@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from rfmodel.cli import main
 
@@ -107,6 +108,7 @@ def test_every_flag_has_help_and_families_are_listed():
     assert parser.parse_args(["figures"]).ray is None
 
 
+@pytest.mark.slow
 def test_hard_phase_default_is_smooth_and_per_step_is_one_flag_away(tmp_path, capsys, monkeypatch):
     """Hard phase: the default exports K = min(T, 100) controls (smooth); the table also shows
     the per-step long-step optimum and what it costs; run folders never collide; --quiet."""

@@ -90,6 +90,7 @@ def test_the_segment_path_refuses_fixed_inputs_by_name(kwargs, msg):
         optimize_schedule(HARD, T, controls=K, method="segments", **kwargs)
 
 
+@pytest.mark.slow
 def test_monotone_rate_on_the_segment_path_matches_the_step_path():
     """The rate options compose with either path: the same monotone optimum on both."""
     a = optimize_schedule(EASY, 2000, controls=8, monotone=True, method="steps")
@@ -224,7 +225,11 @@ NOISY = [
 ]
 
 
-@pytest.mark.parametrize("p", NOISY, ids=["sigma2", "sigma3", "a1"])
+@pytest.mark.parametrize(
+    "p",
+    [*NOISY[:2], pytest.param(NOISY[2], marks=pytest.mark.slow)],
+    ids=["sigma2", "sigma3", "a1"],
+)
 def test_noisy_problems_start_where_a_rate_lowers_the_loss(p):
     """Issue 21 item 7: η_c/2 raises L(T) here and the solve was refused blaming eta_max. The
     start is now searched downward (4× apart) to a rate that lowers L(T); the optimum and the

@@ -101,6 +101,7 @@ def _alive(pids) -> list[int]:
     return out
 
 
+@pytest.mark.slow
 def test_sigint_stops_every_worker_keeps_finished_results_and_resumes(driver):
     start, out = driver
     proc = start(long_seconds=600.0)
@@ -128,6 +129,7 @@ def test_sigint_stops_every_worker_keeps_finished_results_and_resumes(driver):
     assert {f: f.stat().st_mtime_ns for f in out.glob("quick*.*")} == stamps
 
 
+@pytest.mark.slow
 def test_killed_parent_leaves_no_worker(driver):
     start, out = driver
     proc = start(long_seconds=600.0)
@@ -139,6 +141,7 @@ def test_killed_parent_leaves_no_worker(driver):
     _wait_for(lambda: not _alive(workers), timeout=5)
 
 
+@pytest.mark.slow
 def test_sigterm_stops_rfmodel_figures_and_a_rerun_resumes(tmp_path):
     """The real command: SIGTERM while both workers compute, exit 143 within seconds, no worker
     left, finished results valid; a damaged one is named, moved aside and recomputed, and the
@@ -379,6 +382,7 @@ ZERO_RATE_CASES = [  # one K and one T (one compilation each)
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", ["easy", "hard"])
 def test_zero_rate_segments_match_the_step_recursion(phase):
     """A zero or tiny rate made the secular roots degenerate: loss inf, gradient NaN (issue 21,

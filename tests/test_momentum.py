@@ -245,6 +245,7 @@ def test_optax_step_convention():
     assert "momentum" not in plain.init(jnp.zeros(1)).hyperparams
 
 
+@pytest.mark.slow
 def test_optax_training_matches_recursion():
     """optax.sgd with momentum, driven by the exported (η_t, β_t), on sampled data over 1024
     seeds follows loss_curve(problem, etas, betas=betas) within sampling error."""

@@ -10,6 +10,7 @@ from rfmodel.experiments import _nets
 TINY = {"task": "digits", "n_train": 100, "width": 8, "batch": 8}
 
 
+@pytest.mark.slow
 def test_training_is_paired_by_seed_and_learns():
     task = _nets.load_task(TINY)
     lrs = np.stack([np.full(40, 0.3), np.full(40, 0.3), np.linspace(0.3, 0.0, 40)])

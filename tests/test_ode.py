@@ -23,6 +23,7 @@ def test_gradient_flow_closed_form():
     np.testing.assert_allclose(got, want, rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_small_rate_limit_of_the_recursion():
     """At fixed ηt the relative gap to the exact recursion is O(η): it halves with η."""
     errs = []

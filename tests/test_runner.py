@@ -56,6 +56,7 @@ def test_local_pool_runs_each_task_once_and_resumes(local_run):
     assert run_tasks(pd.tasks(cfg, d), workers=2, progress=False)["run"] == []
 
 
+@pytest.mark.slow
 def test_ray_gives_the_local_results(local_run, tmp_path):
     """The same tasks as Ray remote functions on a local Ray instance write the same results
     (same cache layout, same numbers) as the local worker processes."""

@@ -207,6 +207,7 @@ def test_rate_bounds_are_the_growth_of_one_segment():
         assert growth == pytest.approx(GROWTH, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_log_grid_solver_is_preconditioned_and_kkt_in_log_rates():
     """A log grid: the solve reaches a KKT point measured in log η (recomputed here from an
     independent gradient), its rates stay inside the per-segment growth bounds, and the key

@@ -176,6 +176,7 @@ def _stub(tmp_path: Path, n: int, mode: str) -> list[dict]:
     return trials
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["sleep", "busy"])
 def test_run_stoppable_stops_at_random_moments(tmp_path, mode):
     trials = _stub(tmp_path, 16, mode)
@@ -187,6 +188,7 @@ def test_run_stoppable_stops_at_random_moments(tmp_path, mode):
     print("run_stoppable stop latency, max of", len(trials), max(r["latency"] for r in trials))
 
 
+@pytest.mark.slow
 def test_a_second_signal_ends_a_stuck_stop_at_once(tmp_path):
     for r in _stub(tmp_path, 4, "stuck"):
         assert r["rc"] == 128 + r["sig"] and r["latency"] < STOP_SECONDS, r

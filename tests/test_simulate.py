@@ -28,6 +28,7 @@ def test_monte_carlo_matches_recursion(a, b, batch):
     _check(p, etas, seed=batch)
 
 
+@pytest.mark.slow
 def test_monte_carlo_random_features():
     """SGD on real features ψ = F x (x ∈ R^M, N < M) matches the eigenbasis recursion."""
     p = Problem.from_random_features(
@@ -67,6 +68,7 @@ def _momentum_schedule(p, T):
     return etas, betas
 
 
+@pytest.mark.slow
 def test_monte_carlo_per_step_batches_and_momentum():
     """Heavy-ball SGD with per-step batch sizes (1..6: four sample buckets) and momenta
     matches loss_curve(problem, etas, batches, betas)."""

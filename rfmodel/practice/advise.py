@@ -17,7 +17,9 @@ is a *decision* made with the model, not the model's optimum:
 3. **Anchored peaks.** Pilots that are scaled copies of one schedule (an LR sweep) show where the
    best peak is at the pilot horizon. The ratio of that observed best peak to the model's best
    peak for the same schedule is applied to every candidate's peak: the model decides how the
-   peak moves with the horizon and between shapes, the data fix its level.
+   peak moves with the horizon and between shapes, the data fix its level. When the best pilot
+   is at the sweep's edge the observed peak only bounds the best one, so the ratio is applied
+   only in the direction the bound allows (up at the top edge, down at the bottom).
 4. **A cap from the pilots:** no rate above the largest pilot rate that trained without
    diverging (the model was not checked beyond it), nor above ``lr_max``.
 5. **The choice:** the trusted candidate with the best ensemble score, unless the free-form
@@ -561,7 +563,11 @@ def advise(
         n0 = int(ref.step[-1])
         shape0 = ref.rates(n0)[0] / _peak(ref)
         model0, _, _ = _best_scale(members, shape0, _peak_grid(max(cap, observed) * 3.0))
-        anchor = float(np.clip(observed / model0, 0.25, 4.0))
+        anchor = observed / model0
+        if edge:  # the best pilot is at the sweep's edge: the observed peak only bounds the best
+            top = observed >= max(_peak(r) for r in sweep)
+            anchor = max(anchor, 1.0) if top else min(anchor, 1.0)
+        anchor = float(np.clip(anchor, 0.25, 4.0))
 
     # 2. candidates at T, peaks anchored and capped
     candidates: dict[str, Candidate] = {}
