@@ -109,7 +109,7 @@ def _peak(argv, tmp_path) -> float:
     "argv",
     [
         ["optimize", "--T", "100000", "--per-step", "--n-modes", "100", "--families", "constant"],
-        ["optimize", "--T", "1000000", "--families", "constant,cosine"],
+        ["optimize", "--T", "1000000", "--n-modes", "100", "--families", "constant,cosine"],
         ["simulate", "--T", "200000"],
         ["simulate", "--T", "5", "--n-modes", "4000", "--features", "4000", "--seeds", "2"],
     ],

@@ -373,6 +373,9 @@ def _readme(summary: dict[str, Any]) -> str:
     if not cells:
         return ""
     lines = [
+        "## Practitioner's benchmark",
+        "",
+        "What the advice is worth on real training runs (docs/theory.md §9.5–§9.7): "
         "**Practitioner's benchmark** (plain SGD; advice "
         f"`{summary['advice']['name']}` from ≤ 4 pilot runs of T0 steps, used at T = 4·T0 and "
         "16·T0; final loss mean ± SE over paired seeds; advised / line: geometric mean of the "
@@ -388,12 +391,16 @@ def _readme(summary: dict[str, Any]) -> str:
             rows.append([c["task"], c["T"], f"advice failed: {c['error']}"] + [""] * 8)
             continue
         pred = c.get("predicted_final")
+        refused = bool(c.get("info", {}).get("refused"))
         rows.append(
             [
                 c["task"],
                 c["T"],
                 _final_text(L["advised"]),
-                "—" if pred is None else f"{pred:.4g} ({c['prediction_error']:+.1%})",
+                "—"
+                if pred is None
+                else f"{pred:.4g} ({c['prediction_error']:+.1%})"
+                + (f", {c['info'].get('choice', 'refused')}: model refused" if refused else ""),
                 *(_ratio_text(L[k]["ratio"]) for k in LINES[1:]),
             ]
         )
