@@ -32,6 +32,7 @@ def test_optimize_main_job(tmp_path, capsys):
     assert table["optimal"] < table["linear"] and table["optimal"] < table["constant"]
 
 
+@pytest.mark.slow
 def test_simulate(tmp_path, capsys):
     rc = main(
         [

@@ -87,7 +87,7 @@ def test_segment_index():
     [
         (2.5, 1.2, 200, None),
         pytest.param(2.5, 1.2, 600, 60, marks=pytest.mark.slow),
-        (1.5, 2.5, 200, 40),
+        pytest.param(1.5, 2.5, 200, 40, marks=pytest.mark.slow),
         pytest.param(1.5, 2.5, 600, 60, marks=pytest.mark.slow),
         pytest.param(1.5, 2.5, 200, None, marks=pytest.mark.slow),
     ],

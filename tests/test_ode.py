@@ -13,6 +13,7 @@ from rfmodel.segments import segment_losses
 P = Problem(a=2.5, b=1.2, sigma=0.3, n_modes=60, batch=4)
 
 
+@pytest.mark.slow
 def test_gradient_flow_closed_form():
     """σ = 0, m → ∞: C_k(t) = exp(−(2ηλ_k − η²λ_k²) t) C_k(0)."""
     p = Problem(a=2.0, b=1.5, sigma=0.0, n_modes=30, batch=1e15)

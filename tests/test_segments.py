@@ -226,6 +226,7 @@ def test_log_grid_solver_is_preconditioned_and_kkt_in_log_rates():
     assert pg <= 1e-4 and pg == pytest.approx(r.projected_gradient, rel=1e-6, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_tail_roots_at_ulps_of_their_poles(x64):
     """Hard phase, N = 10^12 binned, an annealed rate: tail roots lie ~10^-30 (relative) from
     their poles, where first-order perturbation ν ≈ ε_o − z_o/(1 − Σ_{k≠o} z_k/(ε_k − ε_o)) is

@@ -20,7 +20,15 @@ def _check(problem, etas, seed, n_seeds=1024):
     return z
 
 
-@pytest.mark.parametrize("a,b,batch", [(2.5, 1.2, 1), (2.5, 1.2, 4), (1.5, 2.5, 1), (1.5, 2.5, 8)])
+@pytest.mark.parametrize(
+    "a,b,batch",
+    [
+        (2.5, 1.2, 1),
+        (2.5, 1.2, 4),
+        (1.5, 2.5, 1),
+        pytest.param(1.5, 2.5, 8, marks=pytest.mark.slow),
+    ],
+)
 def test_monte_carlo_matches_recursion(a, b, batch):
     p = Problem(a=a, b=b, sigma=0.5, n_modes=100, batch=batch, n_exact=100)
     T = 300

@@ -15,6 +15,7 @@ from rfmodel.control import optimize_schedule
 from rfmodel.schedules import as_array, cosine, tune
 
 
+@pytest.mark.slow
 def test_import_leaves_the_global_config_alone():
     code = (
         "import jax, jax.numpy as jnp, equinox as eqx, rfmodel\n"
