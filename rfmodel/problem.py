@@ -63,6 +63,18 @@ def check_finite(name: str, value: Any) -> float:
     return v
 
 
+def check_positive(name: str, value: Any, rule: str = "a finite number > 0") -> float:
+    """``float(value)``, or a ``ValueError`` naming ``name`` (``"{name} must be {rule}; got
+    {name}=..."``) when it is not a finite number > 0."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError):
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be {rule}; got {name}={value!r}")
+    return v
+
+
 def _check_features(n_features: Any) -> int:
     if (
         isinstance(n_features, bool)

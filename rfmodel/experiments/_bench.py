@@ -287,6 +287,12 @@ def current_advice(
     kept = [r for r in runs if np.all(np.isfinite(r.loss))]
     f = _fit(kept, dict(fit or {}))
     adv = advise_fn(f, int(T), **(advise or {}))
+    return _advice_record(adv, f, kept)
+
+
+def _advice_record(adv, f, kept) -> dict[str, Any]:
+    """What every advice design returns: the rates, the predictions, the fit, the table and
+    the pilots fitted."""
     return {
         "lr": np.asarray(adv.lr, np.float64),
         "predicted_final": float(adv.loss),
@@ -320,11 +326,7 @@ def robust_advice(
     f = _fit(kept, dict(fit or {}))
     adv = advise_fn(f, int(T), runs=list(runs), fit_kwargs=dict(fit or {}), **(advise or {}))
     return {
-        "lr": np.asarray(adv.lr, np.float64),
-        "predicted_final": float(adv.loss),
-        "predicted": np.asarray(adv.predicted, np.float64),
-        "fit": f.to_dict(),
-        "table": adv.table(),
+        **_advice_record(adv, f, kept),
         "choice": adv.choice,
         "reason": adv.reason,
         "refused": adv.refused,
@@ -333,7 +335,6 @@ def robust_advice(
         "status": adv.status,
         "loo_prede": adv.loo_prede,
         "candidates": {n: c.params for n, c in adv.candidates.items()},
-        "pilots_used": [r.name for r in kept],
     }
 
 

@@ -25,13 +25,13 @@ when the data leave the advice undetermined (``Advice.next_pilot``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..problem import check_positive
 from ..results import write_json, write_text
 from ..schedules import as_array, constant, cosine
 
@@ -64,12 +64,7 @@ def plan_pilots(T: int, *, lr: float, budget: int = MAX_PILOTS) -> list[Pilot]:
     docstring): at most ``budget`` runs (2 to :data:`MAX_PILOTS`) of ⌊T/4⌋ steps."""
     if isinstance(T, bool) or not isinstance(T, int | np.integer) or T < 8:
         raise ValueError(f"T must be an integer >= 8 (pilots of T/4 >= 2 steps); got T={T!r}")
-    try:
-        ok = math.isfinite(float(lr)) and float(lr) > 0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"lr must be a finite rate > 0 (your usual peak rate); got lr={lr!r}")
+    check_positive("lr", lr, "a finite rate > 0 (your usual peak rate)")
     if isinstance(budget, bool) or not isinstance(budget, int | np.integer):
         raise ValueError(f"budget must be an integer in [2, {MAX_PILOTS}]; got {budget!r}")
     if not 2 <= budget <= MAX_PILOTS:

@@ -5,7 +5,6 @@ and its tunable :class:`Param` ranges), :data:`FAMILIES`, :data:`OPTAX_FAMILIES`
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -19,7 +18,7 @@ import optax
 from .._x64 import float64
 from ..dynamics import final_losses, log_final_loss_and_grad, loss_curve
 from ..optim import lbfgsb
-from ..problem import Problem
+from ..problem import Problem, check_positive
 from .families import (
     Schedule,
     as_array,
@@ -317,13 +316,7 @@ def tune(
     if not isinstance(n_starts, int | np.integer) or isinstance(n_starts, bool) or n_starts < 1:
         raise ValueError(f"n_starts must be an integer >= 1; got n_starts={n_starts!r}")
     if eta_max is not None:
-        try:
-            ok = math.isfinite(float(eta_max)) and float(eta_max) > 0
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise ValueError(f"eta_max must be a finite number > 0; got eta_max={eta_max!r}")
-        eta_max = float(eta_max)
+        eta_max = check_positive("eta_max", eta_max)
     T = int(T)
     t0 = time.perf_counter()
     bounds = _bounds(fam, problem, T, eta_max)
