@@ -135,3 +135,29 @@ def test_pilots_the_model_cannot_describe_are_refused():
     np.testing.assert_allclose(np.max(adv.lr), np.nanmax(best.lr), rtol=1e-6)
     # stretched: the same shape on the longer horizon
     np.testing.assert_allclose(adv.lr[:: T // N0][:N0], best.rates(N0)[0], rtol=0.05, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"T": 1}, "T must be an integer >= 2; got T=1"),
+        ({"controls": 0}, "controls must be an integer >= 1 or None; got controls=0"),
+        ({"controls": 2.5}, "controls must be an integer >= 1 or None; got controls=2.5"),
+        ({"batch": 0.5}, "batch must be a finite number >= 1; got batch=0.5"),
+        ({"batch": float("nan")}, "batch must be a finite number; got batch=nan"),
+        ({"lr_max": -1}, "lr_max must be a finite number > 0; got lr_max=-1"),
+        ({"lr_max": "x"}, "lr_max must be a finite number > 0; got lr_max='x'"),
+        ({"families": ("nope",)}, "families must be names from"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_fit(kwargs, needle):
+    """advise_runs checks its arguments before fitting the pilots (no fit: well under 0.5 s)."""
+    import time
+
+    runs = synthetic_runs(steps=100, every=10)
+    kw = {"T": 400, **kwargs}
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError) as e:
+        advise_runs(runs, kw.pop("T"), **kw)
+    assert needle in str(e.value), str(e.value)
+    assert time.perf_counter() - t0 < 0.5

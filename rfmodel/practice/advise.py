@@ -45,6 +45,7 @@ import numpy as np
 from .._x64 import float64
 from ..control import optimize_schedule
 from ..dynamics import final_losses
+from ..problem import check_finite, check_positive
 from ..results import write_json, write_text
 from ..schedules import FAMILIES, as_array, cosine, to_optax, tune, wsd
 from ..schedules.transfer import fit_recipe, horizon_rule
@@ -466,6 +467,13 @@ def advise_runs(
 
     ``fit_kwargs`` go to :func:`~rfmodel.practice.fit_curves`, ``kwargs`` to :func:`advise`.
     """
+    _check_args(
+        T,
+        kwargs.get("lr_max"),
+        kwargs.get("families", ADVISE_FAMILIES),
+        kwargs.get("controls"),
+        kwargs.get("batch"),
+    )
     runs = list(runs)
     status = pilot_status(runs)
     ok = [r for r in runs if status[r.name] == "ok"]
@@ -479,26 +487,31 @@ def advise_runs(
     return advise(fit, T, runs=runs, fit_kwargs=fit_kwargs, **kwargs)
 
 
-def _check(fit: FitResult, T, lr_max, families) -> float | None:
+def _check_args(T, lr_max, families, controls, batch) -> float | None:
+    """The arguments of :func:`advise` that need no fit, checked before any work."""
     if isinstance(T, bool) or not isinstance(T, int | np.integer) or T < 2:
         raise ValueError(f"T must be an integer >= 2; got T={T!r}")
-    if lr_max is not None:
-        try:
-            ok = math.isfinite(float(lr_max)) and float(lr_max) > 0
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise ValueError(f"lr_max must be a finite number > 0; got lr_max={lr_max!r}")
-        if float(lr_max) * fit.lr_scale < 1e-12 * fit.problem().eta_mode_bound():
-            raise ValueError(
-                f"lr_max={float(lr_max):g} is too small to train: below 1e-12 of the fitted "
-                f"stability bound {fit.problem().eta_mode_bound() / fit.lr_scale:.4g} "
-                "(units of the curves)"
-            )
-        lr_max = float(lr_max)
+    if controls is not None and (
+        isinstance(controls, bool) or not isinstance(controls, int | np.integer) or controls < 1
+    ):
+        raise ValueError(f"controls must be an integer >= 1 or None; got controls={controls!r}")
+    if batch is not None and check_finite("batch", batch) < 1:
+        raise ValueError(f"batch must be a finite number >= 1; got batch={batch!r}")
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         raise ValueError(f"families must be names from {sorted(FAMILIES)}; got {unknown}")
+    return None if lr_max is None else check_positive("lr_max", lr_max)
+
+
+def _check(fit: FitResult, T, lr_max, families, controls, batch) -> float | None:
+    lr_max = _check_args(T, lr_max, families, controls, batch)
+    if lr_max is not None:
+        bound = fit.problem().eta_mode_bound()
+        if lr_max * fit.lr_scale < 1e-12 * bound:
+            raise ValueError(
+                f"lr_max={lr_max:g} is too small to train: below 1e-12 of the fitted "
+                f"stability bound {bound / fit.lr_scale:.4g} (units of the curves)"
+            )
     return lr_max
 
 
@@ -534,7 +547,7 @@ def advise(
     Returns:
         :class:`Advice`.
     """
-    lr_max = _check(fit, T, lr_max, families)
+    lr_max = _check(fit, T, lr_max, families, controls, batch)
     T = int(T)
     runs = list(runs or [])
     status = pilot_status(runs) if runs else {}
