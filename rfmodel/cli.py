@@ -1033,12 +1033,18 @@ def cmd_advise(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_pilot(args: argparse.Namespace) -> dict[str, Any]:
-    """``rfmodel pilot --T T --lr LR [--budget P] [--out DIR]``."""
+    """``rfmodel pilot --T T [--lr LR] [--budget P] [--out DIR]``."""
     from .practice import plan_pilots, write_plan
 
-    plan = plan_pilots(args.T, lr=args.lr, budget=args.budget)
+    lr = 1.0 if args.lr is None else args.lr
+    plan = plan_pilots(args.T, lr=lr, budget=args.budget)
     out = writable_dir(args.out or Path("runs") / f"pilot_T{args.T}")
-    print(f"pilot plan for a run of T = {args.T} updates (usual peak rate {args.lr:g}):")
+    rate = (
+        "peaks as multiples of your usual peak rate"
+        if args.lr is None
+        else f"usual peak rate {lr:g}"
+    )
+    print(f"pilot plan for a run of T = {args.T} updates ({rate}):")
     print(f"{'name':14s} {'schedule':10s} {'peak':>10s} {'steps':>8s}")
     for p in plan:
         print(f"{p.name:14s} {p.schedule:10s} {p.peak:10.4g} {p.steps:8d}")
@@ -1157,9 +1163,9 @@ def _add_pilot(sub) -> None:
         cmd_pilot,
         "the pilot runs to train before a run of T steps",
         "The pilot plan that pins down what 'rfmodel advise' needs: an LR sweep of three cosine "
-        "runs a factor 3 apart around your usual rate and a constant run, each T/4 steps "
-        "(fewer runs with --budget). Writes pilots.csv, pilots.json and pilot_schedules.csv "
-        "(every update's rate).",
+        "runs a factor 3 apart around your usual rate (--lr; without it, peaks relative to it) "
+        "and a constant run, each T/4 steps (fewer runs with --budget). Writes pilots.csv, "
+        "pilots.json and pilot_schedules.csv (every update's rate).",
     )
     p.add_argument(
         "--T", type=int_flag(8, T_MAX), required=True, help="number of steps of the run advised"
@@ -1167,8 +1173,9 @@ def _add_pilot(sub) -> None:
     p.add_argument(
         "--lr",
         type=float_flag(0.0, lo_open=True),
-        required=True,
-        help="your usual peak learning rate (the sweep's centre)",
+        default=None,
+        help="your usual peak learning rate (the sweep's centre); without it the peaks are "
+        "written as multiples of that rate (lr = 1)",
     )
     p.add_argument(
         "--budget",

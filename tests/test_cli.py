@@ -144,3 +144,37 @@ def test_hard_phase_default_is_smooth_and_per_step_is_one_flag_away(tmp_path, ca
     for r in runs:
         for f in r.iterdir():
             assert f.stat().st_mode & 0o044 == 0o044, f  # readable by others
+
+
+def test_pilot_writes_the_plan_in_the_users_units_or_relative(tmp_path, capsys):
+    """`rfmodel pilot --T T [--budget P]` (the issue's interface) plans peaks relative to the usual
+    rate; --lr writes them in the user's units; every pilot is T/4 steps; a bad --budget exits 2
+    naming the flag."""
+    import csv
+
+    def plan(*argv):
+        out = tmp_path / "_".join(argv)
+        assert main(["pilot", "--T", "2000", *argv, "--out", str(out)]) == 0
+        assert {p.name for p in out.iterdir()} == {
+            "pilots.csv",
+            "pilots.json",
+            "pilot_schedules.csv",
+        }
+        with open(out / "pilots.csv") as f:
+            return {r["name"]: (float(r["peak"]), int(r["steps"])) for r in csv.DictReader(f)}
+
+    rel = plan()
+    assert {k: round(v[0], 6) for k, v in rel.items()} == {
+        "cosine_lr/3": 0.333333,
+        "cosine_lr": 1.0,
+        "cosine_3lr": 3.0,
+        "constant_lr": 1.0,
+    }
+    assert {v[1] for v in rel.values()} == {500}
+    abs_ = plan("--lr", "0.1", "--budget", "3")
+    assert set(abs_) == {"cosine_lr", "cosine_3lr", "constant_lr"}
+    assert abs_["cosine_3lr"][0] == pytest.approx(0.3)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["pilot", "--T", "2000", "--budget", "5", "--out", str(tmp_path / "x")])
+    assert e.value.code == 2 and "--budget" in capsys.readouterr().err
