@@ -63,10 +63,13 @@ def interrupt(argv, *, cwd, at: float, sig: int, second: float | None = None) ->
     )
     while not handler_installed(proc.pid) and proc.poll() is None:
         time.sleep(0.005)
+    start = time.monotonic()
     try:
         proc.wait(timeout=at)
+        elapsed = time.monotonic() - start
         out, err = proc.communicate()
-        return {"at": at, "rc": proc.returncode, "latency": None, "err": err, "out": out}
+        return {"at": at, "rc": proc.returncode, "latency": None, "err": err, "out": out,
+                "elapsed": elapsed}  # fmt: skip
     except subprocess.TimeoutExpired:
         pass
     proc.send_signal(sig)
@@ -289,19 +292,25 @@ def test_commands_stop_within_2_seconds_at_random_moments(tmp_path, name, argv, 
     if "CURVES" in argv:
         _curves_csv(csv)
     lat = []
-    for k in range(n):
+    k = 0
+    # A run that finishes before its signal is fine, but it says how long the work takes on this
+    # machine: later signals land within 90% of the shortest such run (CI's machine ran `fit` in
+    # under the 20 s window on 6/6 tries), and trials go on (at most 2n) until one stops.
+    while k < n or (not lat and k < 2 * n):
         sig = (signal.SIGINT, signal.SIGTERM)[k % 2]
         out = tmp_path / f"run{k}"
         args = [str(csv) if a == "CURVES" else a for a in argv]
         if argv[0] != "fit":
             args += ["--out", str(out)]
+        k += 1
         r = interrupt(args, cwd=tmp_path, at=rng.uniform(0.0, window), sig=sig)
         if r["latency"] is None:  # it finished first: fine, nothing to stop
             assert r["rc"] == 0, r
+            window = min(window, 0.9 * r["elapsed"])
             continue
         check_stopped(r, sig, tmp_path)
         lat.append(r["latency"])
-    assert lat, "every run finished before its signal: shorten the window"
+    assert lat, f"every run finished before its signal ({k} tries)"
     print(f"{name}: {len(lat)} stops, latency max {max(lat):.3f} s, mean {np.mean(lat):.3f} s")
 
 
