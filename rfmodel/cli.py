@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .compile_cache import enable_compilation_cache
 from .results import writable_dir
 from .runner import run_stoppable
 
@@ -1224,6 +1225,7 @@ def _run(argv: list[str] | None) -> int:
 
     args = build_parser().parse_args(argv)
     prog = f"rfmodel {args.command}"
+    enable_compilation_cache()  # compiled programs kept on disk for the next process
     try:
         args.func(args)
     except Interrupted as e:  # a library-level stop (main called off the main thread)

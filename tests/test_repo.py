@@ -57,8 +57,8 @@ def test_docstrings_cite_existing_theory_sections():
 #: lower ones (README, Architecture). Compatibility names (rfmodel.segments, …) and the
 #: package's own __init__ (lazy top-level names) are outside the layering.
 LAYERS = [
-    ("rfmodel._x64", "rfmodel.problem", "rfmodel.random_features", "rfmodel.scaling",
-     "rfmodel.results", "rfmodel.optim", "rfmodel.plotting"),
+    ("rfmodel._x64", "rfmodel.compile_cache", "rfmodel.problem", "rfmodel.random_features",
+     "rfmodel.scaling", "rfmodel.results", "rfmodel.optim", "rfmodel.plotting"),
     ("rfmodel.dynamics", "rfmodel.simulate"),
     ("rfmodel.schedules",),
     ("rfmodel.control",),
