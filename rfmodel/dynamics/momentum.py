@@ -53,6 +53,8 @@ __all__ = [
     "log_final_loss_and_grads",
     "stability_sum",
     "eta_critical",
+    "effective_rate_limit",
+    "constant_momentum_gain",
     "stationary_loss",
 ]
 
@@ -518,6 +520,44 @@ def eta_critical(problem: Problem, beta: float, batch: float | None = None) -> f
             rtol=4 * np.finfo(float).eps,
         )
     )
+
+
+def effective_rate_limit(problem: Problem, batch: float | None = None) -> float:
+    """The largest stable effective rate as β → 1: lim η_c(β)/(1 − β) (docs/theory.md §4.2).
+
+    With η = x(1 − β), m D_k = (1 − β)[2m − xλ_k] + O((1 − β)²), so the limit x solves
+
+        Σ_k w_k x λ_k / (2m − x λ_k) = 1     (SGD, β = 0: Σ_k w_k η λ_k / (2m − (m+1) η λ_k) = 1),
+
+    a finite number: constant momentum raises the stable effective rate by a bounded factor.
+    One mode of λ = 1 (m = 4): SGD's η_c = 2m/(m + 2) = 4/3, the limit m = 4.
+
+    >>> from rfmodel import Problem
+    >>> p = Problem(a=2.5, b=1.2, n_modes=1, batch=4)
+    >>> round(eta_critical(p, 0.0), 12), round(effective_rate_limit(p), 12)
+    (1.333333333333, 4.0)
+    """
+    m = problem.batch if batch is None else float(batch)
+    _check_constant(0.0, m)
+    hi = 2 * m / float(np.max(problem.lam)) * (1 - 1e-15)
+
+    def s(x: float) -> float:
+        return float(np.sum(problem.weight * x * problem.lam / (2 * m - x * problem.lam))) - 1.0
+
+    if s(hi) < 0:  # a single dominant mode bounds it
+        return hi
+    return float(optimize.brentq(s, 0.0, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps))
+
+
+def constant_momentum_gain(problem: Problem, beta: float | None = None) -> float:
+    """The predicted long-horizon gain L_SGD(T)/L(T) of a constant momentum β (None: β → 1) in the
+    hard phase, (η_c(β) / ((1 − β) η_c(0)))^((a − 1)/b) (docs/theory.md §4.2): the bias of the
+    unlearned modes falls as (effective rate × T)^(−(a − 1)/b) and the stable effective rate is
+    bounded, so constant momentum keeps SGD's exponent and gains this factor."""
+    rate = (
+        effective_rate_limit(problem) if beta is None else eta_critical(problem, beta) / (1 - beta)
+    )
+    return (rate / eta_critical(problem, 0.0)) ** ((problem.a - 1) / problem.b)
 
 
 def stationary_loss(problem: Problem, eta: float, beta: float, batch: float | None = None) -> float:

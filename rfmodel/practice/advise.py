@@ -300,22 +300,34 @@ def _sweep(runs: Sequence[Run]) -> list[Run]:
     return best if len(best) >= 2 else []
 
 
-def _observed_best_peak(sweep: Sequence[Run]) -> tuple[float, bool]:
+def _observed_best_peak(sweep: Sequence[Run]) -> tuple[float, str]:
     """The best peak of an LR sweep from the final losses (a parabola in log peak through the
-    best point and its neighbours; diverged runs count as worse than any finite one), and
-    whether it sits at the sweep's edge."""
+    best point and its neighbours; diverged runs count as worse than any finite one), and which
+    edge of the sweep it sits at: ``"top"``, ``"bottom"`` or ``""`` (bracketed: a worse run on
+    each side, a diverged one included; then without a parabola when a neighbour diverged).
+
+    >>> from rfmodel.practice.curves import Run
+    >>> def run(peak, final):
+    ...     return Run("r", [0, 10], [peak, peak], [1.0, final], 1.0)
+    >>> _observed_best_peak([run(0.1, 0.5), run(0.3, 0.2), run(1.0, np.inf)])
+    (0.3, '')
+    >>> _observed_best_peak([run(0.1, 0.5), run(0.3, 0.2)])
+    (0.3, 'top')
+    """
     peaks = np.array([_peak(r) for r in sweep])
     finals = np.array([_final(r) for r in sweep])
     order = np.argsort(peaks)
     peaks, finals = peaks[order], finals[order]
     i = int(np.argmin(finals))
-    if i in (0, len(peaks) - 1) or not np.all(np.isfinite(finals[i - 1 : i + 2])):
-        return float(peaks[i]), True
+    if i in (0, len(peaks) - 1):
+        return float(peaks[i]), "bottom" if i == 0 else "top"
+    if not np.all(np.isfinite(finals[i - 1 : i + 2])):
+        return float(peaks[i]), ""
     x, y = np.log(peaks[i - 1 : i + 2]), np.log(finals[i - 1 : i + 2])
     c = np.polyfit(x, y, 2)
     if c[0] <= 0:
-        return float(peaks[i]), False
-    return float(np.exp(np.clip(-c[1] / (2 * c[0]), x[0], x[2]))), False
+        return float(peaks[i]), ""
+    return float(np.exp(np.clip(-c[1] / (2 * c[0]), x[0], x[2]))), ""
 
 
 # ----------------------------------------------------------------------------- the advice
@@ -569,7 +581,7 @@ def advise(
 
     # 3. the anchor: the observed best peak of an LR sweep against the model's
     sweep = _sweep(stable + [r for r in runs if r not in stable])
-    anchor, edge, observed = 1.0, False, None
+    anchor, edge, observed = 1.0, "", None
     if sweep:
         observed, edge = _observed_best_peak(sweep)
         ref = max(sweep, key=lambda r: _peak(r))
@@ -578,8 +590,7 @@ def advise(
         model0, _, _ = _best_scale(members, shape0, _peak_grid(max(cap, observed) * 3.0))
         anchor = observed / model0
         if edge:  # the best pilot is at the sweep's edge: the observed peak only bounds the best
-            top = observed >= max(_peak(r) for r in sweep)
-            anchor = max(anchor, 1.0) if top else min(anchor, 1.0)
+            anchor = max(anchor, 1.0) if edge == "top" else min(anchor, 1.0)
         anchor = float(np.clip(anchor, 0.25, 4.0))
 
     # 2. candidates at T, peaks anchored and capped
@@ -658,11 +669,10 @@ def advise(
     next_pilot = None
     if sweep and edge:
         p = float(observed)
-        lo = p == min(_peak(r) for r in sweep)
         next_pilot = {
             "why": "the best pilot is at the edge of the LR sweep: the best peak is not bracketed",
             "schedule": "like the sweep",
-            "peak": p / 3 if lo else p * 3,
+            "peak": p / 3 if edge == "bottom" else p * 3,
         }
     elif not sweep and runs:
         next_pilot = {
