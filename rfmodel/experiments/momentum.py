@@ -172,7 +172,7 @@ def summarize(cfg: dict[str, Any], results_dir: Path) -> dict[str, Any]:
         kkt = {
             name: max(float((res[T].kkt or {}).get(name, res[T].projected_gradient)) for T in Ts)
             for name in ("eta", "momentum")
-            if name == "eta" or c["variant"] != "sgd"
+            if name == "eta" or c.get("optimize")
         }
         prob.setdefault("variants", {})[c["variant"]] = {
             "Ts": Ts,
@@ -186,8 +186,35 @@ def summarize(cfg: dict[str, Any], results_dir: Path) -> dict[str, Any]:
             "seconds": [float(res[T].wall_time) for T in Ts],
             "shape": _shape(res[Ts[-1]], prob["predicted"]["eta_c"]),
         }
+    for prob in out["problems"].values():
+        prob["envelope"] = _envelope(prob.get("variants", {}), cfg["fit_min"])
     out["readme"] = _readme(cfg, out)
     return out
+
+
+def _envelope(rows: dict[str, Any], fit_min: int) -> dict[str, Any] | None:
+    """The best joint optimum over β_max at each T (momentum with its bound chosen per horizon):
+    its loss, gain over SGD, fitted and local exponents, and which β_max won."""
+    joint = {v: r for v, r in rows.items() if v.startswith("beta_max")}
+    if not joint or "sgd" not in rows:
+        return None
+    Ts = sorted(set.intersection(*(set(r["Ts"]) for r in joint.values())))
+    if len(Ts) < 2:
+        return None
+    at = {v: dict(zip(r["Ts"], r["loss"], strict=True)) for v, r in joint.items()}
+    best = [min(at, key=lambda v, T=T: at[v][T]) for T in Ts]
+    loss = np.array([at[v][T] for v, T in zip(best, Ts, strict=True)])
+    sgd = dict(zip(rows["sgd"]["Ts"], rows["sgd"]["loss"], strict=True))
+    fit_Ts = [T for T in Ts if T >= fit_min]
+    fit = power_law_fit(Ts, loss, x_min=fit_Ts[0]) if len(fit_Ts) >= 3 else None
+    return {
+        "Ts": Ts,
+        "loss": loss.tolist(),
+        "best": best,
+        "gain": [sgd[T] / x for T, x in zip(Ts, loss, strict=True)],
+        "fit": None if fit is None else fit.as_dict(),
+        "local": _local(Ts, loss),
+    }
 
 
 def _exp(fit: dict[str, Any] | None) -> str:
@@ -268,6 +295,15 @@ def _readme(cfg: dict[str, Any], s: dict[str, Any]) -> str:
             f"{p['sgd']:.3f}{paper}; stationary bound of η/(1 − β) at β → 1: "
             f"{p['eff_bound']:.3g} = {p['eff_bound'] / p['eta_c']:.2f} η_c."
         )
+        env = prob.get("envelope")
+        if env:
+            sgd_fit = prob["variants"]["sgd"]["fit"]
+            lines.append(
+                f"- {name}, the best β_max at each T ({', '.join(sorted(set(env['best'])))}): "
+                f"L_SGD/L = {' → '.join(f'{g:.3f}' for g in env['gain'])}; exponent "
+                f"{_exp(env['fit'])} against SGD's {_exp(sgd_fit)}; local "
+                f"{' → '.join(f'{x:.3f}' for x in env['local'])}."
+            )
     return "\n".join(lines)
 
 
