@@ -269,7 +269,8 @@ def _readme(cfg: dict[str, Any], s: dict[str, Any]) -> str:
         "β → 1 (docs/theory.md §4.2).",
         "",
     ]
-    head = ("problem", "variant", "L(T_max)", f"L_SGD/L at T = {T0}", f"at {T1}", "exponent r")
+    head = ("problem", "variant", "T_max", "L(T_max)", f"L_SGD/L at T = {T0}", "at T_max")
+    head += ("exponent r",)
     head += ("local r (last)", "max η/(1−β) / η_c", "KKT η / β", "converged", "vs SGD and paper")
     body = []
     for name, prob in s["problems"].items():
@@ -279,6 +280,7 @@ def _readme(cfg: dict[str, Any], s: dict[str, Any]) -> str:
                 (
                     name,
                     v,
+                    str(r["Ts"][-1]),
                     f"{r['loss'][-1]:.5g}",
                     f"{r['gain'][0]:.4f}",
                     f"{r['gain'][-1]:.4f}",
