@@ -203,7 +203,9 @@ def minimize(
     budgets = [c for c in controls if c.total is not None]
     ftol = objective.evaluator.ftol
     stop_at_kkt = any(c.kkt_stop for c in controls) and not budgets
-    stuck = any(getattr(c, "restart_stuck", False) for c in controls)  # see Momentum
+    stuck = objective.evaluator.restart_stuck or any(  # see Momentum, HeavyBallSteps
+        getattr(c, "restart_stuck", False) for c in controls
+    )
     last: dict[str, Any] = {}
 
     def unpack(x: np.ndarray) -> dict[str, np.ndarray]:
