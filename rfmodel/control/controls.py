@@ -458,15 +458,15 @@ class Momentum(Control):
     1e-8 of the solver's coordinates; in x it is one scale for every β_max). By default β ≡ 0:
     the start is plain SGD (``init={"momentum": ...}`` starts elsewhere, e.g. at β_max).
 
-    ``restart_stuck``: the solver restarts L-BFGS-B with fresh memory also after a failed line
-    search, lifting log-coordinate values stranded at the bottom of their box that the gradient
-    would raise (:func:`rfmodel.control.solver.minimize`; measured at β_max = 0.999, a = 1.3,
-    b = 2.75, T = 1024, K = 64: the SGD start had stopped on a failed line search with one rate
-    at 6e-11, KKT residual 1.6 in η, and now reaches a KKT point 0.25% lower). ``kkt_stop``: the
+    Its path, :class:`rfmodel.dynamics.evaluators.HeavyBallSteps`, has the solver restart
+    L-BFGS-B with fresh memory also after a failed line search, lifting log-coordinate values
+    stranded at the bottom of their box that the gradient would raise
+    (:func:`rfmodel.control.solver.minimize`; measured at β_max = 0.999, a = 1.3, b = 2.75,
+    T = 1024, K = 64: the SGD start had stopped on a failed line search with one rate at 6e-11,
+    KKT residual 1.6 in η, and now reaches a KKT point 0.25% lower). ``kkt_stop``: the
     solver stops once every residual is 100× below the tolerance (without it L-BFGS-B walked
     5000 iterations at residuals 1e-6 … 1e-5 at T = 256, β_max = 0.9999)."""
 
-    restart_stuck = True
     kkt_stop = True
     kkt_label = "LOG MEMORY"
 

@@ -203,9 +203,7 @@ def minimize(
     budgets = [c for c in controls if c.total is not None]
     ftol = objective.evaluator.ftol
     stop_at_kkt = any(c.kkt_stop for c in controls) and not budgets
-    stuck = objective.evaluator.restart_stuck or any(  # see Momentum, HeavyBallSteps
-        getattr(c, "restart_stuck", False) for c in controls
-    )
+    stuck = objective.evaluator.restart_stuck  # see HeavyBallSteps
     last: dict[str, Any] = {}
 
     def unpack(x: np.ndarray) -> dict[str, np.ndarray]:

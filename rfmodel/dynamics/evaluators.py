@@ -214,9 +214,10 @@ class HeavyBallSteps(_Steps):
 
     differentiates = frozenset({"eta", "momentum", "batch"})
     accepts = frozenset({"batch", "momentum"})
-    # Rates under a fixed momentum strand too: with β ≡ 0.99 held (a = 1.5, b = 2.5, K = 64,
-    # warm-started chains) L-BFGS-B stopped on failed line searches at 5 of 7 horizons,
-    # T = 4096 … 65 536, projected gradient 1.1-1.6, as the momentum control's solves had.
+    # Rates on this path strand at the bottom of their box, with the momentum optimized (see
+    # rfmodel.control.controls.Momentum) or held fixed: with β ≡ 0.99 held (a = 1.5, b = 2.5,
+    # K = 64, warm-started chains) L-BFGS-B stopped on failed line searches at 5 of 7 horizons,
+    # T = 4096 … 65 536, projected gradient 1.1-1.6.
     restart_stuck = True
 
     def __call__(self, values):
