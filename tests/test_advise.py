@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from rfmodel.practice import Run, advise, advise_runs, fit_curves, pilot_status, synthetic_runs
-from rfmodel.practice.advise import REFUSE_PREDE, RISK_TOL
-from rfmodel.schedules import as_array, cosine
+from rfmodel.practice.advise import PRACTICE_DECAY, REFUSE_PREDE, RISK_TOL
+from rfmodel.schedules import as_array, cosine, wsd
 
 TRUE = {"a": 2.2, "b": 1.4, "sigma": 0.3, "lr_scale": 2.0, "loss_scale": 2.0, "floor": 0.1}
 N0 = 200  # pilot horizon
@@ -79,6 +79,24 @@ def test_exact_pilots_give_an_anchored_calibrated_advice_that_beats_the_held_pea
     tuned = min(_true_final(np.asarray(as_array(cosine(p, T), T))) for p in (0.2, 0.3, 0.45))
     bound = (1 + RISK_TOL) * 1.003
     assert truth <= held * bound and truth <= tuned * bound, (truth, held, tuned)
+    # a tested model overrules the practitioner's schedule only by more than its error
+    margin = np.log1p(max(max(adv.loo_prede.values()), 0.01))
+    c = adv.candidates
+    assert adv.choice != "practice" and c["practice"].score - c[adv.choice].score > margin
+
+
+def test_an_untested_model_gives_the_practitioners_schedule():
+    """Two trained pilots leave nothing to check the model against: whatever it predicts, the
+    advice is WSD with a PRACTICE_DECAY linear decay at the sweep's best peak (here its top),
+    under the same name in the reason."""
+    runs = _sweep([0.05, 0.15])
+    T = 4 * N0
+    adv = advise_runs(runs, T)
+    assert adv.choice == "practice" and not adv.refused and not adv.loo_prede
+    assert "untested" in adv.reason and "practitioner" in adv.reason
+    want = np.asarray(as_array(wsd(0.15, T, decay=PRACTICE_DECAY), T))
+    np.testing.assert_allclose(adv.lr, want, rtol=1e-12)
+    assert adv.candidates["practice"].params == {"peak": 0.15, "decay": PRACTICE_DECAY}
 
 
 def test_pilot_status_names_every_failure():

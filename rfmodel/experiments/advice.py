@@ -187,7 +187,7 @@ def config(quick: bool) -> dict[str, Any]:
             },
             {"name": "linear", "net": _LINEAR, "T0": 1000, "every": 40, "lr": 0.5, "real": False},
         ]
-        advice = {"name": "robust", "kwargs": {"version": 3}}
+        advice = {"name": "robust", "kwargs": {"version": 4}}
     for n in nets:
         n.setdefault("group", 5)
         n.setdefault("real", True)

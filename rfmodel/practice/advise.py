@@ -24,6 +24,12 @@ is a *decision* made with the model, not the model's optimum:
    diverging (the model was not checked beyond it), nor above ``lr_max``.
 5. **The choice:** the trusted candidate with the best ensemble score, unless the free-form
    optimum beats it by more than the model's leave-one-out error (then it is worth the risk).
+   That choice must in turn beat **the practitioner's schedule** (WSD with a 20% linear decay at
+   the pilots' best peak) by more than the same error, or the advice is the practitioner's
+   schedule: the model decides only where it has shown it predicts better than the margin it
+   claims (untested, with fewer than three trained pilots, never). Measured: an online MLP
+   whose two trained pilots gave a confident but wrong model (its best peak 3-6× below the real
+   one) had been advised 1.32× the loss of a tuned WSD; the practitioner's schedule gives 1.03×.
 6. **Refusal:** when the leave-one-out prediction of the pilots fails (``prede`` above
    :data:`REFUSE_PREDE`), the model does not describe the runs: the advice says so and
    recommends the best pilot's schedule stretched to T (what a practitioner would do).
@@ -59,6 +65,7 @@ __all__ = [
     "ADVISE_FAMILIES",
     "REFUSE_PREDE",
     "WSD_DECAYS",
+    "PRACTICE_DECAY",
     "MIN_PROGRESS",
     "MAX_REBOUND",
     "RISK_TOL",
@@ -73,6 +80,9 @@ ADVISE_FAMILIES = ("constant", "cosine", "wsd_linear")
 REFUSE_PREDE = 0.05
 #: Decay fractions of the warmup-stable-decay candidate.
 WSD_DECAYS = (0.1, 0.2, 0.3, 0.5)
+#: Decay fraction of the practitioner's schedule the advice must beat (WSD at the pilots' best
+#: peak; a 20% linear cooldown is the usual choice and matches a tuned cosine, Hägele et al. 2024).
+PRACTICE_DECAY = 0.2
 #: Peaks whose predicted loss is within this factor of the best are taken as equally good, and
 #: the lowest of them is chosen: a rate too high can diverge at the longer horizon (no pilot
 #: showed it), one slightly too low costs a little (half the 1% a tuned baseline is matched to).
@@ -226,7 +236,8 @@ class Candidate:
     """A schedule considered for the advice (units of the curves).
 
     Attributes:
-        name: ``"cosine"``, ``"wsd"`` or ``"optimal"`` (the free-form optimum).
+        name: ``"cosine"``, ``"wsd"``, ``"optimal"`` (the free-form optimum) or ``"practice"``
+            (WSD with a :data:`PRACTICE_DECAY` linear decay at the pilots' best peak).
         params: its parameters (``peak``; ``decay`` for WSD).
         lr: per-update rates, shape ``(T,)``.
         predicted: final loss predicted by the fit to every pilot.
@@ -347,8 +358,9 @@ class Advice:
             transfer.Recipe`).
         fit: the fit to every pilot.
         lr_max: the cap on the rates (the user's, or the largest stable pilot rate).
-        choice: the recommended candidate: ``"cosine"``, ``"wsd"``, ``"optimal"`` or, when
-            refused, ``"pilot"``.
+        choice: the recommended candidate: ``"cosine"``, ``"wsd"``, ``"optimal"``,
+            ``"practice"`` (the practitioner's WSD at the pilots' best peak, when the model's best
+            does not beat it by more than the model's error) or, when refused, ``"pilot"``.
         candidates: every candidate considered (:class:`Candidate`).
         reason: why this one, in words.
         refused: True when the model failed the leave-one-out check (the advice is then the
@@ -593,6 +605,12 @@ def advise(
             anchor = max(anchor, 1.0) if edge == "top" else min(anchor, 1.0)
         anchor = float(np.clip(anchor, 0.25, 4.0))
 
+    # the model's honest error: what a prediction must beat to be worth trusting over the pilots
+    # (untested, fewer than 3 pilots trained: never)
+    margin = math.log1p(max(worst, 0.01)) if loo else math.inf
+    # the practitioner's peak: the best of the LR sweep, else the best pilot's
+    held = observed if sweep else (_peak(min(stable, key=_final)) if stable else None)
+
     # 2. candidates at T, peaks anchored and capped
     candidates: dict[str, Candidate] = {}
     grid = _peak_grid(cap / anchor)  # model peaks whose anchored value is at most the cap
@@ -624,11 +642,20 @@ def advise(
         candidates["optimal"] = Candidate("optimal", {"peak": float(np.max(opt_lr))}, opt_lr,
                                           float(full[0]), float(score[0]))  # fmt: skip
 
+    # the practitioner's schedule: WSD with a 20% linear decay at the pilots' best peak
+    if held is not None:
+        shape = _shape("wsd", T, PRACTICE_DECAY)
+        p_h = _capped(min(held, cap), shape, caps)
+        score, full = _ensemble_scores(members, (p_h * shape)[None, :])
+        params = {"peak": p_h, "decay": PRACTICE_DECAY}
+        candidates["practice"] = Candidate(
+            "practice", params, p_h * shape, float(full[0]), float(score[0])
+        )
+
     # 5. the choice
     trusted = min(("cosine", "wsd"), key=lambda n: candidates[n].score)
     # the free-form optimum must beat the trusted shape by more than the model's leave-one-out
     # error; untested (fewer than 3 pilots trained) it is not taken
-    margin = math.log1p(max(worst, 0.01)) if loo else math.inf
     gain = candidates[trusted].score - candidates.get("optimal", candidates[trusted]).score
     if gain > margin:
         choice = "optimal"
@@ -648,6 +675,20 @@ def advise(
             f"{trusted} tuned on the fitted ensemble; the free-form optimum would gain "
             f"{math.expm1(max(gain, 0.0)):.1%} in predicted loss, {why}"
         )
+    if "practice" in candidates:  # the model's choice must beat what practitioners run
+        over = candidates["practice"].score - candidates[choice].score
+        if not over > margin:
+            reason = (
+                f"the practitioner's schedule (WSD, {PRACTICE_DECAY:.0%} linear decay, at the "
+                f"pilots' best peak {candidates['practice'].params['peak']:.4g}): the model's best "
+                f"({choice}) would gain {math.expm1(max(over, 0.0)):.1%} in predicted loss, "
+                + (
+                    f"within its leave-one-out error {math.expm1(margin):.1%}"
+                    if loo
+                    else "untested: too few pilots trained for a leave-one-out check"
+                )
+            )
+            choice = "practice"
     refused = worst > REFUSE_PREDE
     if refused:  # 6. the model does not describe the pilots: the best pilot, stretched
         best = min(stable, key=_final)
@@ -662,7 +703,7 @@ def advise(
         )
     else:
         lr = candidates[choice].lr
-    if anchor != 1.0 and not refused:
+    if anchor != 1.0 and not refused and choice != "practice":
         reason += f"; peaks × {anchor:.3g} to match the best peak of the pilots' LR sweep"
 
     # next pilot: where the data leave the advice undetermined
