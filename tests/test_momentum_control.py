@@ -166,3 +166,19 @@ def test_rates_under_a_fixed_momentum_reach_kkt_points_along_a_chain():
     )
     for T, r in res.items():
         assert r.converged and r.projected_gradient < 1e-4, (T, r.message)
+
+
+def test_a_stranded_warm_start_is_solved_again_from_the_default_start():
+    """β ≡ 0.99 held, hard phase: T = 512 warm-started from T = 256 stops where L-BFGS-B cannot
+    go on (projected gradient 0.041, measured); the chain solves it again from the default
+    start, which reaches a first-order point, and keeps that one."""
+    from rfmodel.control import optimize_schedules
+
+    p = Problem(a=1.5, b=2.5, sigma=0.5, batch=4, n_modes=10**8, n_exact=100, bins_per_decade=40)
+    res = optimize_schedules(
+        p, [256, 512], controls=64, betas=lambda T: np.full(T, 0.99), progress=False
+    )
+    for T, r in res.items():
+        assert r.converged and r.projected_gradient < 1e-4, (T, r.message)
+    cold = optimize_schedule(p, 512, controls=64, betas=np.full(512, 0.99))
+    assert res[512].loss <= cold.loss * (1 + 1e-12)
