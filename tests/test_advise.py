@@ -97,6 +97,24 @@ def test_an_untested_model_gives_the_practitioners_schedule():
     want = np.asarray(as_array(wsd(0.15, T, decay=PRACTICE_DECAY), T))
     np.testing.assert_allclose(adv.lr, want, rtol=1e-12)
     assert adv.candidates["practice"].params == {"peak": 0.15, "decay": PRACTICE_DECAY}
+    # the sweep's best is at its top edge: the next pilot goes above it
+    assert adv.next_pilot["peak"] == pytest.approx(0.45)
+
+
+def test_an_untested_model_names_the_pilot_that_would_let_it_be_checked():
+    """An LR sweep of cosines whose top diverged (the best peak bracketed) and a constant at the
+    middle rate that blew up: two trained pilots. The pilot that helps most is that constant
+    again at the largest rate that trained below it (a third trained pilot makes the
+    leave-one-out check possible)."""
+    runs = _sweep([0.05, 0.15])
+    st, batch = runs[1].step, runs[1].batch
+    top = Run("cos1.35", st, 9.0 * runs[1].lr, np.exp(st / 20), batch)
+    const = Run("const", st, np.full(st.size, 0.15), np.exp(st / 50), batch)
+    adv = advise_runs([*runs, top, const], 4 * N0)
+    assert adv.status["const"] == "diverged" and adv.choice == "practice"
+    nxt = adv.next_pilot
+    assert nxt["peak"] == pytest.approx(0.05) and "const" in nxt["schedule"]
+    assert "only 2 pilots trained" in nxt["why"]
 
 
 def test_pilot_status_names_every_failure():

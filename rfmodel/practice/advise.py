@@ -721,6 +721,20 @@ def advise(
             "schedule": "the best pilot's shape",
             "peak": _peak(min(stable, key=_final)) / 3,
         }
+    elif runs and not loo:  # untested: a third pilot that trains lets the model be checked
+        failed = [r for r in runs if status[r.name] != "ok"]
+        why = (
+            f"only {len(stable)} pilots trained: the model cannot be checked on a pilot it did "
+            "not see (that needs 3), so it cannot overrule the practitioner's schedule"
+        )
+        if failed:  # the failed pilot that held its peak longest, at the rate that trained
+            f = max(failed, key=lambda r: _plateau(r.rates(int(r.step[-1]))[0]))
+            below = [_peak(q) for q in stable if _peak(q) < _peak(f)]
+            schedule = f"like {f.name} ({status[f.name]}), lower"
+            peak = max(below, default=_peak(f) / 3)
+            next_pilot = {"why": why, "schedule": schedule, "peak": peak}
+        else:
+            next_pilot = {"why": why, "schedule": "a constant rate", "peak": float(held) / 3}
 
     baselines = _baselines(fit_b, problem, Tm, T, k, eta_max, families)
     # The prediction, calibrated: the fit's level error on the pilots' final losses (geometric
