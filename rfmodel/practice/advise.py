@@ -210,6 +210,11 @@ def _plateau(lr: np.ndarray) -> float:
     return float(np.mean(lr >= 0.9 * np.max(lr)))
 
 
+def _run_plateau(run: Run) -> float:
+    """:func:`_plateau` of a run's per-update rates."""
+    return _plateau(run.rates(int(run.step[-1]))[0])
+
+
 def _caps(runs: Sequence[Run], status: dict[str, str], cap: float) -> list[tuple[float, float]]:
     """Rate caps from the pilots that failed, as (plateau fraction, cap) pairs: a schedule that
     holds its peak for a fraction f of its updates stays below the peak of every failed pilot
@@ -221,7 +226,7 @@ def _caps(runs: Sequence[Run], status: dict[str, str], cap: float) -> list[tuple
         if status[r.name] in ("diverged", "unstable"):
             p = _peak(r)
             below = [q for q in ok if q < p]
-            out.append((_plateau(r.rates(int(r.step[-1]))[0]), min(cap, max(below, default=p / 3))))
+            out.append((_run_plateau(r), min(cap, max(below, default=p / 3))))
     return out
 
 
@@ -609,7 +614,8 @@ def advise(
     # (untested, fewer than 3 pilots trained: never)
     margin = math.log1p(max(worst, 0.01)) if loo else math.inf
     # the practitioner's peak: the best of the LR sweep, else the best pilot's
-    held = observed if sweep else (_peak(min(stable, key=_final)) if stable else None)
+    best = min(stable, key=_final) if stable else None
+    held = observed if sweep else (_peak(best) if best is not None else None)
 
     # 2. candidates at T, peaks anchored and capped
     candidates: dict[str, Candidate] = {}
@@ -691,7 +697,6 @@ def advise(
             choice = "practice"
     refused = worst > REFUSE_PREDE
     if refused:  # 6. the model does not describe the pilots: the best pilot, stretched
-        best = min(stable, key=_final)
         n0 = int(best.step[-1])
         lr0 = best.rates(n0)[0]
         lr = np.interp((np.arange(T) + 0.5) * n0 / T, np.arange(n0) + 0.5, lr0)
@@ -719,7 +724,7 @@ def advise(
         next_pilot = {
             "why": "no two pilots are scaled copies of one schedule: the best peak is unobserved",
             "schedule": "the best pilot's shape",
-            "peak": _peak(min(stable, key=_final)) / 3,
+            "peak": _peak(best) / 3,
         }
     elif runs and not loo:  # untested: a third pilot that trains lets the model be checked
         failed = [r for r in runs if status[r.name] != "ok"]
@@ -728,7 +733,7 @@ def advise(
             "not see (that needs 3), so it cannot overrule the practitioner's schedule"
         )
         if failed:  # the failed pilot that held its peak longest, at the rate that trained
-            f = max(failed, key=lambda r: _plateau(r.rates(int(r.step[-1]))[0]))
+            f = max(failed, key=_run_plateau)
             below = [_peak(q) for q in stable if _peak(q) < _peak(f)]
             schedule = f"like {f.name} ({status[f.name]}), lower"
             peak = max(below, default=_peak(f) / 3)
