@@ -332,3 +332,30 @@ def test_constant_momentum_gain_approaches_the_predicted_limit_from_below():
         gains.append(sgd.loss / mom.loss)
     assert 1.0 < gains[0] < gains[1] < limit, (gains, limit)
     assert limit - gains[1] < 0.6 * (limit - gains[0]), (gains, limit)  # measured 0.48
+
+
+def test_objectives_of_large_problems_match_reference(x64):
+    """Large problems compile parts of the objectives with XLA's default emitters
+    (``fused_pays``): SGD's objective and momentum's forward pass. Both still give the
+    reference's log L(T) and gradients."""
+    from rfmodel.dynamics import log_final_loss_and_grad
+    from rfmodel.dynamics._common import fused_pays, padded_modes
+
+    p = Problem(a=1.5, b=2.5, sigma=0.5, n_modes=10**6, n_exact=2100, batch=3)
+    T = 1100
+    assert fused_pays(padded_modes(p.n_eff), T)
+    etas, betas = _schedule(T, 1.2, beta_max=0.9)
+    m = np.full(T, 3.0)
+    v, g = log_final_loss_and_grad(p, etas, m)
+    g_ref = jax.grad(lambda e: jnp.log(loss_curve_reference(p, e, m)[-1]))(etas)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-13 * float(np.max(np.abs(g_ref))))
+    assert math.isclose(v, math.log(float(loss_curve_reference(p, etas, m)[-1])), rel_tol=1e-13)
+    v, grads = M.log_final_loss_and_grads(p, etas, betas, m, batch_grad=False)
+    ref = loss_curve_reference(p, etas, m, betas)
+    assert math.isclose(v, math.log(float(ref[-1])), rel_tol=1e-13)
+    g_ref = jax.grad(lambda e, b: jnp.log(loss_curve_reference(p, e, m, b)[-1]), argnums=(0, 1))(
+        etas, betas
+    )
+    for name, gr in zip(("eta", "momentum"), g_ref, strict=True):
+        scale = float(np.max(np.abs(gr)))
+        np.testing.assert_allclose(grads[name], gr, rtol=1e-10, atol=1e-13 * scale)

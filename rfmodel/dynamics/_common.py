@@ -30,6 +30,9 @@ __all__ = [
     "padded_arrays",
     "pad_to",
     "COMPILER_OPTIONS",
+    "FUSED_MODES",
+    "FUSED_WORK",
+    "fused_pays",
     "compile_cpu",
     "diverged",
 ]
@@ -164,16 +167,29 @@ def pad_to(x: Array, n: int) -> Array:
     return jnp.concatenate([x, jnp.zeros((pad,), x.dtype)]) if pad else x
 
 
-# The optimizers' objective is compiled ahead of time with XLA:CPU's classic fusion emitters.
-# Compilation is most of a cold solve of a small problem, and these loop programs compile about
-# twice as fast that way (measured 0.3 vs 0.6 s at N = 500, T = 1000) and run as fast (N = 2000,
-# T = 10^4: 61 vs 65 ms per evaluation). Should a jaxlib drop the option, the default is used.
+# The optimizers' objectives are compiled ahead of time. XLA:CPU's classic fusion emitters compile
+# these loop programs faster than its default emitters (SGD's objective at N = 500, T = 1000:
+# 0.22 vs 0.39 s), and compilation is most of a cold solve of a small problem. On large problems
+# the default emitters run some programs faster, which repays their longer compile within a
+# solve's few hundred evaluations: SGD's objective on many modes (one run, N = 2000 / 10^4,
+# T = 10^4: 55 vs 62 ms, 0.30 vs 0.37 s per evaluation; no faster at N = 1000), and momentum's
+# forward pass (rfmodel/dynamics/momentum.py). :func:`fused_pays` says when; should a jaxlib drop
+# the option, the default emitters are used everywhere.
 COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+#: Work (padded modes × steps) and padded modes from which :func:`fused_pays`.
+FUSED_WORK, FUSED_MODES = 2**21, 2048
 
 
-def compile_cpu(lowered):
-    """Compile with XLA:CPU's classic emitters where available (see above), else the default."""
-    if jax.default_backend() == "cpu":
+def fused_pays(modes: int, steps: int, min_modes: int = FUSED_MODES) -> bool:
+    """Whether a program over ``modes`` padded modes and ``steps`` steps is large enough for
+    XLA's default emitters (see above)."""
+    return modes >= min_modes and modes * steps >= FUSED_WORK
+
+
+def compile_cpu(lowered, fused: bool = False):
+    """Compile ``lowered`` with XLA:CPU's classic emitters (where available), or with the default
+    ones if ``fused`` (see above)."""
+    if jax.default_backend() == "cpu" and not fused:
         try:
             return lowered.compile(COMPILER_OPTIONS)
         except jax.errors.JaxRuntimeError:

@@ -51,6 +51,7 @@ from ._common import (
     Array,
     as_f64,
     compile_cpu,
+    fused_pays,
     guard,
     is_concrete,
     pad_to,
@@ -353,7 +354,8 @@ def _objective_executable(t: int, n: int, block: int, batch_grad: bool = False):
     return compile_cpu(
         _log_final_vg.lower(
             vec, vec, vec, vec, f64(()), sched, sched, block=block, batch_grad=batch_grad
-        )
+        ),
+        fused=fused_pays(n, t),
     )
 
 
@@ -418,7 +420,9 @@ def _compiled(fn, t: int, n: int, block: int, n_sched: int):
     and ``n_sched`` per-step inputs."""
     f64 = partial(jax.ShapeDtypeStruct, dtype=jnp.float64)
     vec, sched = f64((n,)), f64((t,))
-    return compile_cpu(fn.lower(vec, vec, vec, vec, *[sched] * n_sched, block=block))
+    return compile_cpu(
+        fn.lower(vec, vec, vec, vec, *[sched] * n_sched, block=block), fused=fused_pays(n, t)
+    )
 
 
 def run_objective(fn, arrays, schedules, names, *, with_curve: bool = False):
