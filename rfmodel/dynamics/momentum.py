@@ -37,7 +37,6 @@ from ._common import (
     Array,
     as_f64,
     compile_cpu,
-    fused_pays,
     guard,
     is_concrete,
     pad_to,
@@ -46,6 +45,7 @@ from ._common import (
     problem_arrays,
     rsum,
 )
+from ._common import fused_pays as _fused_pays
 
 __all__ = [
     "check_betas",
@@ -462,7 +462,7 @@ def _objective_executable(t: int, n: int, block: int, batch_grad: bool = True):
             batch_grad=batch_grad,
         )
     )
-    forward = compile_cpu(_objective_forward.lower(*args, block=block), fused=fused_pays(n, t, 0))
+    forward = compile_cpu(_objective_forward.lower(*args, block=block), fused=_fused_pays(n, t, 0))
 
     def run(lam, c0, wlam, s2, etas, batches, betas):
         curve, checkpoints = forward(lam, c0, wlam, s2, etas, batches, betas)
