@@ -1027,6 +1027,8 @@ def cmd_advise(args: argparse.Namespace) -> dict[str, Any]:
         p = adv.next_pilot
         print(f"\nthe pilot that would help most: {p['schedule']} at peak {p['peak']:.4g}")
         print(f"  ({p['why']})")
+    if adv.caution is not None:
+        print(f"\ncaution: {adv.caution['why']}")
     paths = adv.write(out)
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     print(f"use it: import sys; sys.path.insert(0, '{out}'); from schedule import schedule")

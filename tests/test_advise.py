@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rfmodel.practice import Run, advise, advise_runs, fit_curves, pilot_status, synthetic_runs
-from rfmodel.practice.advise import PRACTICE_DECAY, REFUSE_PREDE, RISK_TOL
+from rfmodel.practice.advise import EDGE_TOL, PRACTICE_DECAY, REFUSE_PREDE, RISK_TOL
 from rfmodel.schedules import as_array, cosine, wsd
 
 TRUE = {"a": 2.2, "b": 1.4, "sigma": 0.3, "lr_scale": 2.0, "loss_scale": 2.0, "floor": 0.1}
@@ -79,6 +79,9 @@ def test_exact_pilots_give_an_anchored_calibrated_advice_that_beats_the_held_pea
     tuned = min(_true_final(np.asarray(as_array(cosine(p, T), T))) for p in (0.2, 0.3, 0.45))
     bound = (1 + RISK_TOL) * 1.003
     assert truth <= held * bound and truth <= tuned * bound, (truth, held, tuned)
+    # a caution only if the advice holds the top pilot rate longer than a pilot did
+    top = adv.lr >= 0.45 * (1 - EDGE_TOL)
+    assert (adv.caution is None) == (top.sum() <= 0.1 * N0)
     # a tested model overrules the practitioner's schedule only by more than its error
     margin = np.log1p(max(max(adv.loo_prede.values()), 0.01))
     c = adv.candidates
@@ -99,6 +102,14 @@ def test_an_untested_model_gives_the_practitioners_schedule():
     assert adv.candidates["practice"].params == {"peak": 0.15, "decay": PRACTICE_DECAY}
     # the sweep's best is at its top edge: the next pilot goes above it
     assert adv.next_pilot["peak"] == pytest.approx(0.45)
+    # and the advice holds 0.15, the largest rate that trained, for 80% of 4·N0 updates where
+    # the cosine pilot held it (within EDGE_TOL) for a few: a caution, falling back on 0.05
+    c = adv.caution
+    assert c is not None and c["peak"] == pytest.approx(0.05) and "0.15" in c["why"]
+    n_decay = EDGE_TOL * PRACTICE_DECAY * T  # decay updates still within EDGE_TOL of the peak
+    assert 0.8 * T <= c["held_by_advice"] <= 0.8 * T + n_decay + 1
+    assert 0 < c["held_by_pilots"] < 0.1 * N0
+    assert adv.to_dict()["caution"] == c
 
 
 def test_an_untested_model_names_the_pilot_that_would_let_it_be_checked():

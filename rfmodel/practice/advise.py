@@ -71,6 +71,8 @@ __all__ = [
     "RISK_TOL",
     "pilot_status",
     "advise_runs",
+    "edge_caution",
+    "EDGE_TOL",
 ]
 
 #: Baseline families tuned on the model for the table (names of rfmodel.schedules.FAMILIES).
@@ -376,6 +378,9 @@ class Advice:
         calibration: the factor applied to the fit's predictions (observed / predicted final
             loss of the pilots, geometric mean).
         status: each pilot's :func:`pilot_status`.
+        caution: when the advice holds the largest rate any pilot trained at for more updates
+            than any pilot held it (:func:`edge_caution`): ``why`` and the next lower pilot
+            ``peak`` to fall back on; else None.
     """
 
     T: int
@@ -395,6 +400,7 @@ class Advice:
     next_pilot: dict[str, Any] | None = None
     calibration: float = 1.0
     status: dict[str, str] = field(default_factory=dict)
+    caution: dict[str, Any] | None = None
 
     def table(self) -> list[dict[str, Any]]:
         """Rows (schedule, predicted final loss, ratio to the recommended), the recommended
@@ -429,6 +435,7 @@ class Advice:
             "pilots": self.status,
             "loo_prede": self.loo_prede,
             "next_pilot": self.next_pilot,
+            "caution": self.caution,
             "table": self.table(),
             "candidates": {
                 n: {"params": c.params, "predicted": c.predicted, "score": c.score}
@@ -769,7 +776,51 @@ def advise(
         next_pilot=next_pilot,
         calibration=calibration,
         status=status,
+        caution=edge_caution(lr, stable),
     )
+
+
+#: Rates within this fraction of a pilot's peak count as held at it (:func:`edge_caution`).
+EDGE_TOL = 0.01
+
+
+def edge_caution(lr, stable: Sequence[Run]) -> dict[str, Any] | None:
+    """A caution when the schedule ``lr`` holds the largest rate any trained pilot reached (within
+    :data:`EDGE_TOL`) for more updates than any of those pilots held it; else None.
+
+    Pilots of T0 updates show that a rate trains for T0 updates, not for more: the largest stable
+    rate can fall as a run gets longer (docs/theory.md §9.6: on the benchmark's transformer a peak
+    of 1.5 trained for 200 updates and diverged in runs of 800). The caution names the next lower
+    peak a pilot trained at (a third of the top one when there is none) to fall back on.
+
+    >>> import numpy as np
+    >>> from rfmodel.practice import Run
+    >>> def run(p):  # a constant rate p for 100 updates
+    ...     return Run(f"c{p}", np.arange(1, 101), np.full(100, p), np.linspace(1, 0.5, 100), 1.0)
+    >>> pilots = [run(0.1), run(0.3)]
+    >>> edge_caution(np.full(400, 0.3), pilots)["peak"]
+    0.1
+    >>> edge_caution(np.full(400, 0.2), pilots) is None
+    True
+    """
+    lr = np.asarray(lr, np.float64)
+    if not stable or lr.size == 0:
+        return None
+    top = max(_peak(r) for r in stable)
+    edge = top * (1.0 - EDGE_TOL)
+    held = max(int(np.sum(r.rates(int(r.step[-1]))[0] >= edge)) for r in stable)
+    n = int(np.sum(lr >= edge))
+    if n <= held:
+        return None
+    lower = [_peak(r) for r in stable if _peak(r) < edge]
+    peak = max(lower, default=top / 3)
+    why = (
+        f"the advice holds {top:.4g}, the largest rate a pilot trained at, for {n} updates; no "
+        f"pilot held it for more than {held}, and the largest stable rate can fall as a run gets "
+        f"longer (docs/theory.md §9.6). If the run diverges, rerun it with peak {peak:.4g}, the "
+        "next lower pilot peak"
+    )
+    return {"why": why, "peak": float(peak), "held_by_pilots": held, "held_by_advice": n}
 
 
 def _calibration(fit: FitResult, runs: Sequence[Run]) -> float:
