@@ -79,9 +79,18 @@ def test_exact_pilots_give_an_anchored_calibrated_advice_that_beats_the_held_pea
     tuned = min(_true_final(np.asarray(as_array(cosine(p, T), T))) for p in (0.2, 0.3, 0.45))
     bound = (1 + RISK_TOL) * 1.003
     assert truth <= held * bound and truth <= tuned * bound, (truth, held, tuned)
-    # a caution only if the advice holds the top pilot rate longer than a pilot did
-    top = adv.lr >= 0.45 * (1 - EDGE_TOL)
-    assert (adv.caution is None) == (top.sum() <= 0.1 * N0)
+
+    # a caution exactly when the advice runs at or above some rate above the next lower pilot
+    # peak (0.15) for more updates than every pilot did
+    def held(lr, level):
+        return int(np.sum(np.asarray(lr) >= level * (1 - EDGE_TOL)))
+
+    levels = np.geomspace(0.15 * (1 + 2 * EDGE_TOL), 0.45, 64)
+    longer = [held(adv.lr, v) > max(held(r.rates(N0)[0], v) for r in runs) for v in levels]
+    assert (adv.caution is not None) == any(longer)
+    if adv.caution is not None:
+        assert adv.caution["peak"] == pytest.approx(0.15)
+        assert adv.caution["held_by_advice"] == held(adv.lr, adv.caution["level"])
     # a tested model overrules the practitioner's schedule only by more than its error
     margin = np.log1p(max(max(adv.loo_prede.values()), 0.01))
     c = adv.candidates
@@ -106,6 +115,7 @@ def test_an_untested_model_gives_the_practitioners_schedule():
     # the cosine pilot held it (within EDGE_TOL) for a few: a caution, falling back on 0.05
     c = adv.caution
     assert c is not None and c["peak"] == pytest.approx(0.05) and "0.15" in c["why"]
+    assert c["level"] == pytest.approx(0.15)
     n_decay = EDGE_TOL * PRACTICE_DECAY * T  # decay updates still within EDGE_TOL of the peak
     assert 0.8 * T <= c["held_by_advice"] <= 0.8 * T + n_decay + 1
     assert 0 < c["held_by_pilots"] < 0.1 * N0

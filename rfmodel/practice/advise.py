@@ -378,9 +378,9 @@ class Advice:
         calibration: the factor applied to the fit's predictions (observed / predicted final
             loss of the pilots, geometric mean).
         status: each pilot's :func:`pilot_status`.
-        caution: when the advice holds the largest rate any pilot trained at for more updates
-            than any pilot held it (:func:`edge_caution`): ``why`` and the next lower pilot
-            ``peak`` to fall back on; else None.
+        caution: when the advice runs at or above some rate for more updates than any
+            trained pilot did (:func:`edge_caution`): ``why``, the ``level`` and counts, and the
+            next lower pilot ``peak`` to fall back on; else None.
     """
 
     T: int
@@ -780,47 +780,64 @@ def advise(
     )
 
 
-#: Rates within this fraction of a pilot's peak count as held at it (:func:`edge_caution`).
+#: Rates within this fraction of a level count as at it (:func:`edge_caution`).
 EDGE_TOL = 0.01
 
 
 def edge_caution(lr, stable: Sequence[Run]) -> dict[str, Any] | None:
-    """A caution when the schedule ``lr`` holds the largest rate any trained pilot reached (within
-    :data:`EDGE_TOL`) for more updates than any of those pilots held it; else None.
+    """A caution when the schedule ``lr`` runs at or above some rate r for more updates than any
+    trained pilot did, for an r above the next lower pilot peak (the rate to fall back on); else
+    None.
 
-    Pilots of T0 updates show that a rate trains for T0 updates, not for more: the largest stable
-    rate can fall as a run gets longer (docs/theory.md §9.6: on the benchmark's transformer a peak
-    of 1.5 trained for 200 updates and diverged in runs of 800). The caution names the next lower
-    peak a pilot trained at (a third of the top one when there is none) to fall back on.
+    A pilot shows that rates up to its own train for as many updates as it ran them, not for
+    more: the largest stable rate can fall as a run gets longer (docs/theory.md §9.6: on the
+    benchmark's transformer a peak of 1.5 trained for 200 updates and diverged in runs of 800).
+    Levels r are taken between the next lower pilot peak (a third of the top one when there is
+    none) and the top pilot peak, each counted within :data:`EDGE_TOL`; the caution reports the
+    highest level exceeded and names the next lower peak.
 
     >>> import numpy as np
     >>> from rfmodel.practice import Run
     >>> def run(p):  # a constant rate p for 100 updates
     ...     return Run(f"c{p}", np.arange(1, 101), np.full(100, p), np.linspace(1, 0.5, 100), 1.0)
     >>> pilots = [run(0.1), run(0.3)]
-    >>> edge_caution(np.full(400, 0.3), pilots)["peak"]
-    0.1
-    >>> edge_caution(np.full(400, 0.2), pilots) is None
+    >>> c = edge_caution(np.full(400, 0.3), pilots)
+    >>> c["peak"], c["level"], c["held_by_pilots"], c["held_by_advice"]
+    (0.1, 0.3, 100, 400)
+    >>> edge_caution(np.full(400, 0.1), pilots) is None  # at the fallback itself
+    True
+    >>> edge_caution(np.full(100, 0.3), pilots) is None  # no longer than the pilot
     True
     """
-    lr = np.asarray(lr, np.float64)
+    lr = np.sort(np.asarray(lr, np.float64))
     if not stable or lr.size == 0:
         return None
     top = max(_peak(r) for r in stable)
-    edge = top * (1.0 - EDGE_TOL)
-    held = max(int(np.sum(r.rates(int(r.step[-1]))[0] >= edge)) for r in stable)
-    n = int(np.sum(lr >= edge))
-    if n <= held:
+    lower = [_peak(r) for r in stable if _peak(r) < top * (1.0 - EDGE_TOL)]
+    floor = max(lower, default=top / 3)
+    pilots = [np.sort(r.rates(int(r.step[-1]))[0]) for r in stable]
+    levels = np.geomspace(floor * (1.0 + 2.0 * EDGE_TOL), top, 64)  # all above the fallback
+    at = levels * (1.0 - EDGE_TOL)  # a rate within EDGE_TOL of a level counts as at it
+    n_adv = lr.size - np.searchsorted(lr, at)
+    n_pil = np.max([p.size - np.searchsorted(p, at) for p in pilots], axis=0)
+    exceeded = np.flatnonzero(n_adv > n_pil)
+    if exceeded.size == 0:
         return None
-    lower = [_peak(r) for r in stable if _peak(r) < edge]
-    peak = max(lower, default=top / 3)
+    i = int(exceeded[-1])  # the highest level the advice runs longer than any pilot
+    level, n, held = float(levels[i]), int(n_adv[i]), int(n_pil[i])
     why = (
-        f"the advice holds {top:.4g}, the largest rate a pilot trained at, for {n} updates; no "
-        f"pilot held it for more than {held}, and the largest stable rate can fall as a run gets "
-        f"longer (docs/theory.md §9.6). If the run diverges, rerun it with peak {peak:.4g}, the "
-        "next lower pilot peak"
+        f"the advice runs at {level:.4g} or above for {n} updates; no pilot that trained did for "
+        f"more than {held}, and the largest stable rate can fall as a run gets longer "
+        f"(docs/theory.md §9.6). If the run diverges, rerun it with peak {floor:.4g}, the next "
+        "lower pilot peak"
     )
-    return {"why": why, "peak": float(peak), "held_by_pilots": held, "held_by_advice": n}
+    return {
+        "why": why,
+        "peak": float(floor),
+        "level": level,
+        "held_by_pilots": held,
+        "held_by_advice": n,
+    }
 
 
 def _calibration(fit: FitResult, runs: Sequence[Run]) -> float:
