@@ -212,9 +212,14 @@ def _plateau(lr: np.ndarray) -> float:
     return float(np.mean(lr >= 0.9 * np.max(lr)))
 
 
+def _updates(run: Run) -> np.ndarray:
+    """A run's per-update rates over its logged updates, shape ``(step[-1],)``."""
+    return run.rates(int(run.step[-1]))[0]
+
+
 def _run_plateau(run: Run) -> float:
     """:func:`_plateau` of a run's per-update rates."""
-    return _plateau(run.rates(int(run.step[-1]))[0])
+    return _plateau(_updates(run))
 
 
 def _caps(runs: Sequence[Run], status: dict[str, str], cap: float) -> list[tuple[float, float]]:
@@ -789,8 +794,8 @@ def edge_caution(lr, stable: Sequence[Run]) -> dict[str, Any] | None:
     trained pilot did, for an r above the next lower pilot peak (the rate to fall back on); else
     None.
 
-    A pilot shows that rates up to its own train for as many updates as it ran them, not for
-    more: the largest stable rate can fall as a run gets longer (docs/theory.md §9.6: on the
+    A pilot shows that its rates train for as many updates as it ran them, not for more: the
+    largest stable rate can fall as a run gets longer (docs/theory.md §9.6: on the
     benchmark's transformer a peak of 1.5 trained for 200 updates and diverged in runs of 800).
     Levels r are taken between the next lower pilot peak (a third of the top one when there is
     none) and the top pilot peak, each counted within :data:`EDGE_TOL`; the caution reports the
@@ -808,14 +813,23 @@ def edge_caution(lr, stable: Sequence[Run]) -> dict[str, Any] | None:
     True
     >>> edge_caution(np.full(100, 0.3), pilots) is None  # no longer than the pilot
     True
+    >>> edge_caution([0.3, float("nan")], pilots)
+    Traceback (most recent call last):
+    ...
+    ValueError: lr must be a 1-D array of per-update rates, finite and >= 0; got shape (2,)
     """
-    lr = np.sort(np.asarray(lr, np.float64))
+    lr = np.asarray(lr, np.float64)
+    if lr.ndim != 1 or not np.all(np.isfinite(lr) & (lr >= 0)):
+        raise ValueError(
+            f"lr must be a 1-D array of per-update rates, finite and >= 0; got shape {lr.shape}"
+        )
+    lr = np.sort(lr)
     if not stable or lr.size == 0:
         return None
     top = max(_peak(r) for r in stable)
     lower = [_peak(r) for r in stable if _peak(r) < top * (1.0 - EDGE_TOL)]
     floor = max(lower, default=top / 3)
-    pilots = [np.sort(r.rates(int(r.step[-1]))[0]) for r in stable]
+    pilots = [np.sort(_updates(r)) for r in stable]
     levels = np.geomspace(floor * (1.0 + 2.0 * EDGE_TOL), top, 64)  # all above the fallback
     at = levels * (1.0 - EDGE_TOL)  # a rate within EDGE_TOL of a level counts as at it
     n_adv = lr.size - np.searchsorted(lr, at)
