@@ -69,6 +69,34 @@ def test_paired_ratio_matches_a_hand_computation():
     assert ms["mean"] == 2.0 and ms["se"] == pytest.approx(1 / math.sqrt(3))
 
 
+def test_a_diverged_seed_is_counted_not_averaged():
+    """A run that blew up without overflowing (the benchmark's transformer: 1.7e13) is a
+    divergence; the ratio is over the seeds where both lines trained, and the line that diverged
+    less often is the better one whatever the ratio says."""
+    init = 4.8
+    adv = np.array([[init, 2.06], [init, 2.13], [init, 1.7e13], [init, 2.04], [init, 2.04]])
+    line = np.array([[init, 2.06], [init, math.inf], [init, 2.57], [init, 2.04], [init, 2.04]])
+    da, dl = _bench.diverged(adv), _bench.diverged(line)
+    assert da.tolist() == [False, False, True, False, False]
+    assert dl.tolist() == [False, True, False, False, False]
+    r = _bench.compare(adv[:, -1], line[:, -1], da, dl)
+    assert r["n"] == 3 and r["diverged"] == (1, 1)
+    ref = _bench.paired_ratio(adv[[0, 3, 4], -1], line[[0, 3, 4], -1])
+    assert r["ratio"] == ref["ratio"] and r["better"] is (ref["hi"] < 1)
+    never = np.array([[init, 2.3]] * 5)
+    worse = _bench.compare(never[:, -1] * 0.5, never[:, -1], [True] + [False] * 4, [False] * 5)
+    assert worse["ratio"] == 0.5 and worse["better"] is False  # lower loss, but it diverged
+    better = _bench.compare(
+        never[:, -1] * 2, never[:, -1], [False] * 5, [False, True] + [False] * 3
+    )
+    assert better["ratio"] == 2.0 and better["better"] is True
+    none = _bench.compare(adv[:, -1], line[:, -1], [True] * 4 + [False], [False] * 5)
+    assert math.isnan(none["ratio"]) and none["n"] == 1 and none["better"] is False
+    assert _bench.mean_se([])["mean"] == math.inf
+    with pytest.raises(ValueError, match="losses must have shape"):
+        _bench.diverged([1.0, 2.0])
+
+
 # ----------------------------------------------------------------------------- grids
 @pytest.mark.parametrize("opt", [1e-3, 0.02, 0.1, 0.5, 3.0, 400.0])
 def test_grid_extension_never_returns_an_edge_optimum(opt):

@@ -25,10 +25,13 @@ and against schedules tuned at T:
    point sits at an edge is extended past that edge until the best point is interior
    (:func:`tune_grid`; the extensions are recorded; a decay fraction of 1 is the end of its
    range); then the tuned schedules are trained on every evaluation seed.
-5. :func:`evaluate_cell`: per line the final loss (mean ± SE over the evaluation seeds), the
-   paired ratio advised / line with a 95% t-interval on the log ratios (:func:`paired_ratio`),
-   the tuning cost (runs × steps), and whether the advice's predicted final loss is within 3%
-   of the measured mean.
+5. :func:`evaluate_cell`: per line the final loss (mean ± SE over the evaluation seeds where it
+   trained) and the seeds it diverged on (:func:`diverged`: a final loss not finite or above
+   the initial one), the paired ratio advised / line with a 95% t-interval on the log ratios
+   over the seeds where both trained, with both divergence counts (:func:`compare`; the advice
+   beats a line when it diverged on fewer seeds, or as often with the interval below 1), the
+   tuning cost (runs × steps), and whether the advice's predicted final loss is within 3% of
+   the measured mean (never when the advice diverged on a seed).
 
 Every evaluation seed draws the same initialization and minibatches for every line (paired);
 evaluation, tuning and pilot seeds are disjoint (:func:`check_seeds`). Each stage is a cached
@@ -84,6 +87,8 @@ __all__ = [
     "resolve_advice",
     "mean_se",
     "paired_ratio",
+    "diverged",
+    "compare",
     "tune_grid",
     "tune_wsd",
     "Trainer",
@@ -395,9 +400,10 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- statistics
 def mean_se(x: Sequence[float]) -> dict[str, float]:
-    """Mean and standard error (sd / √n, ddof 1) of final losses; inf when any is inf."""
+    """Mean and standard error (sd / √n, ddof 1) of final losses; inf when any is inf or there
+    are none."""
     x = np.asarray(x, np.float64)
-    if not np.all(np.isfinite(x)):
+    if x.size == 0 or not np.all(np.isfinite(x)):
         return {"mean": math.inf, "se": math.inf, "n": int(x.size)}
     se = float(np.std(x, ddof=1) / math.sqrt(x.size)) if x.size > 1 else math.nan
     return {"mean": float(np.mean(x)), "se": se, "n": int(x.size)}
@@ -433,6 +439,45 @@ def paired_ratio(num: Sequence[float], den: Sequence[float], level: float = 0.95
         "log_se": se,
         "n": n,
     }
+
+
+def diverged(losses) -> np.ndarray:
+    """Per seed (rows of ``losses``, shape (seeds, points), the first column the initial loss):
+    True where the run diverged, its final loss not finite or above its initial one (a loss
+    that blew up to 1e13 without overflowing counts too).
+
+    >>> diverged([[4.8, 2.0], [4.8, 1.7e13], [4.8, float("inf")]]).tolist()
+    [False, True, True]
+    """
+    L = np.asarray(losses, np.float64)
+    if L.ndim != 2 or L.shape[1] < 2:
+        raise ValueError(f"losses must have shape (seeds, points >= 2); got {L.shape}")
+    return ~np.isfinite(L[:, -1]) | (L[:, -1] > L[:, 0])
+
+
+def compare(num, den, num_div, den_div, level: float = 0.95) -> dict:
+    """Line ``num`` against line ``den`` over paired seeds, divergence apart: the
+    :func:`paired_ratio` of the final losses on the seeds where both trained, with
+    ``"diverged"``: (seeds num diverged on, seeds den diverged on) and ``"better"``: num is
+    better when it diverged on fewer seeds, or as often with the ratio's interval below 1.
+
+    >>> r = compare([1.0, 2.0, 9e9], [1.1, 2.2, 3.0], [False, False, True], [False] * 3)
+    >>> round(r["ratio"], 4), r["n"], r["diverged"], r["better"]
+    (0.9091, 2, (1, 0), False)
+    """
+    a, b = np.asarray(num, np.float64), np.asarray(den, np.float64)
+    da, db = np.asarray(num_div, bool), np.asarray(den_div, bool)
+    both = ~(da | db)
+    if both.sum() >= 2:
+        r = paired_ratio(a[both], b[both], level)
+    else:
+        nan = math.nan
+        r = {"ratio": nan, "lo": nan, "hi": nan, "log_mean": nan, "log_se": nan}
+        r["n"] = int(both.sum())
+    r["diverged"] = (int(da.sum()), int(db.sum()))
+    na, nb = r["diverged"]
+    r["better"] = bool(na < nb or (na == nb and r["hi"] < 1))
+    return r
 
 
 # ----------------------------------------------------------------------------- grid tuning
@@ -969,19 +1014,20 @@ def evaluate_cell(
     pm, (ra, rm), (oa, om), (aa, am) = pi[1], pr, orc, adv
     pilot_cost = {"runs": len(pm["lengths"]), "run_steps": int(pm["run_steps"])}
     finals: dict[str, np.ndarray] = {}
+    curves: dict[str, np.ndarray] = {}
     cost: dict[str, dict[str, int]] = {}
     params: dict[str, dict[str, Any]] = {}
     if "loss" in aa:
-        finals["advised"] = aa["loss"][:, -1]
+        curves["advised"] = aa["loss"]
     cost["advised"] = pilot_cost
     params["advised"] = {"peak": float(np.max(aa["lr"])) if "lr" in aa else None}
     for k in PRACTITIONER:
-        finals[k] = ra[k][:, -1]
+        curves[k] = ra[k]
         cost[k] = pilot_cost
         params[k] = {"peak": rm["peaks"][k]}
     for f in ORACLE:
         t = om["tuned"][f]
-        finals[f"oracle_{f}"] = oa[f][:, -1]
+        curves[f"oracle_{f}"] = oa[f]
         cost[f"oracle_{f}"] = {"runs": t["tuning_runs"], "run_steps": t["tuning_run_steps"]}
         params[f"oracle_{f}"] = {
             "peak": t["peak"],
@@ -989,11 +1035,18 @@ def evaluate_cell(
         }
         g = t["grid"]
         params[f"oracle_{f}"]["extended"] = g["decays"]["extended"] if f == "wsd" else g["extended"]
+    finals = {k: v[:, -1] for k, v in curves.items()}
+    div = {k: diverged(v) for k, v in curves.items()}
     lines = {}
     for k, v in finals.items():
-        lines[k] = {"final": mean_se(v), "per_seed": v.tolist(), "cost": cost[k], **params[k]}
+        lines[k] = {
+            "final": {**mean_se(v[~div[k]]), "diverged": int(div[k].sum()), "seeds": int(v.size)},
+            "per_seed": v.tolist(),
+            "cost": cost[k],
+            **params[k],
+        }
         if "advised" in finals and k != "advised":
-            lines[k]["ratio"] = paired_ratio(finals["advised"], v)
+            lines[k]["ratio"] = compare(finals["advised"], v, div["advised"], div[k])
     out: dict[str, Any] = {
         "task": task["name"],
         "real": bool(task.get("real", True)),
@@ -1011,10 +1064,19 @@ def evaluate_cell(
     pred = am.get("predicted_final")
     out["predicted_final"] = pred
     out["prediction_error"] = None if pred is None else pred / measured - 1
-    out["prediction_ok"] = pred is not None and abs(pred / measured - 1) <= PREDICTION_TOL
-    best_oracle = min((f"oracle_{f}" for f in ORACLE), key=lambda k: lines[k]["final"]["mean"])
+    out["prediction_ok"] = (
+        pred is not None and not div["advised"].any() and abs(pred / measured - 1) <= PREDICTION_TOL
+    )
+    best_oracle = min(
+        (f"oracle_{f}" for f in ORACLE),
+        key=lambda k: (lines[k]["final"]["diverged"], lines[k]["final"]["mean"]),
+    )
     out["best_oracle"] = best_oracle
-    out["vs_oracle"] = lines[best_oracle]["ratio"]
-    out["matches_oracle"] = bool(lines[best_oracle]["ratio"]["ratio"] <= 1 + ORACLE_TOL)
-    out["beats_practitioner"] = bool(all(lines[k]["ratio"]["hi"] < 1 for k in PRACTITIONER))
+    r = lines[best_oracle]["ratio"]
+    out["vs_oracle"] = r
+    # a match: diverged no more often than the best tuned line, and within 1% where both trained
+    out["matches_oracle"] = bool(
+        r["diverged"][0] <= r["diverged"][1] and r["ratio"] <= 1 + ORACLE_TOL
+    )
+    out["beats_practitioner"] = bool(all(lines[k]["ratio"]["better"] for k in PRACTITIONER))
     return out

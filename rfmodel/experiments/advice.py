@@ -357,15 +357,22 @@ def summarize(cfg: dict[str, Any], results_dir: Path) -> dict[str, Any]:
     return out
 
 
-def _ratio_text(r: dict[str, float]) -> str:
-    if not math.isfinite(r["ratio"]):
-        return f"{r['ratio']}"
-    return f"{r['ratio']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]"
+def _ratio_text(r: dict[str, Any]) -> str:
+    na, nb = r.get("diverged", (0, 0))
+    text = (
+        "—" if not math.isfinite(r["ratio"]) else f"{r['ratio']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]"
+    )
+    if na or nb:  # the ratio is over the seeds where both trained
+        text += f" on {r['n']}; diverged {na} vs {nb}"
+    return text
 
 
 def _final_text(line: dict[str, Any]) -> str:
     f = line["final"]
-    return f"{f['mean']:.4g} ± {f['se']:.2g}" if math.isfinite(f["mean"]) else "diverged"
+    d, n = f.get("diverged", 0), f.get("seeds", f["n"])
+    if not math.isfinite(f["mean"]):
+        return f"diverged on {d}/{n}" if d else "diverged"
+    return f"{f['mean']:.4g} ± {f['se']:.2g}" + (f", diverged on {d}/{n}" if d else "")
 
 
 def _readme(summary: dict[str, Any]) -> str:
@@ -378,8 +385,11 @@ def _readme(summary: dict[str, Any]) -> str:
         "What the advice is worth on real training runs (docs/theory.md §9.5–§9.7): "
         "**Practitioner's benchmark** (plain SGD; advice "
         f"`{summary['advice']['name']}` from ≤ 4 pilot runs of T0 steps, used at T = 4·T0 and "
-        "16·T0; final loss mean ± SE over paired seeds; advised / line: geometric mean of the "
-        "per-seed ratios with a 95% t-interval; < 1: the advice is better):",
+        "16·T0; final loss mean ± SE over the paired seeds where the run trained, and the seeds "
+        "it diverged on (final loss above the initial one); advised / line: geometric mean of "
+        "the per-seed ratios with a 95% t-interval over the seeds where both trained, with both "
+        "divergence counts when any; < 1: the advice is better; it beats a line that diverged "
+        "more often):",
         "",
     ]
     head = ["task", "T", "advised", "predicted"]
@@ -451,7 +461,7 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "quantity": "advice benchmark: loss advised / best tuned at T",
                 "setting": f"{c['task']}, T={c['T']} (= {c['T'] // c['T0']}·T0), "
-                f"{c['lines']['advised']['final']['n']} seeds",
+                f"{c['lines']['advised']['final']['seeds']} seeds",
                 "measured": f"{_ratio_text(r)} vs {c['best_oracle']}",
                 "T_range": "one T",
                 "drift": "predicted final "
@@ -484,9 +494,13 @@ def plot(
         ks = list(LINES[1:])
         for y, k in enumerate(ks):
             r = c["lines"][k]["ratio"]
+            na, nb = r.get("diverged", (0, 0))
             if not math.isfinite(r["ratio"]):
-                ax.text(1.0, y, "diverged", fontsize=7, va="center")
+                ax.text(1.0, y, f"diverged {na} vs {nb}", fontsize=7, va="center")
                 continue
+            if na or nb:
+                ax.annotate(f"div {na}:{nb}", (r["ratio"], y), xytext=(0, 4),
+                            textcoords="offset points", fontsize=6, ha="center")  # fmt: skip
             colour = "C0" if k in PRACTITIONER else "C3"
             ax.errorbar(
                 r["ratio"],
@@ -514,9 +528,11 @@ def plot(
             out,
             "advice_ratios.png",
             "Practitioner's benchmark: final loss of the advised schedule over every other line, "
-            "paired over evaluation seeds (geometric mean, 95% t-interval; < 1: the advice is "
-            "better). Blue: what practitioners do with the same pilots (cosine/WSD at the best "
-            "pilot peak, held or transferred ∝ (T/T0)^-1/2); red: tuned at T. Grey: within 1%.",
+            "paired over the evaluation seeds where both trained (geometric mean, 95% "
+            "t-interval; < 1: the advice is better; 'div a:b': seeds the advice and the line "
+            "diverged on). Blue: what practitioners do with the same pilots (cosine/WSD at "
+            "the best pilot peak, held or transferred ∝ (T/T0)^-1/2); red: tuned at T. "
+            "Grey: within 1%.",
             title=f"advice `{summary['advice']['name']}` vs practitioners and tuned schedules",
         )
     ]
