@@ -83,6 +83,56 @@ def test_solver_objective_divergence():
     assert v == math.inf and np.all(np.isnan(g))
 
 
+@pytest.mark.parametrize("T", [1, 37, 333, 400])
+def test_shared_horizon_objective_matches_reference(T, x64):
+    """One program for every horizon up to a capacity (the chains' objective): the same loss
+    curve, the gradients of jax.grad through the reference scan, both with the batch gradient;
+    at T = t_max the per-horizon program's gradients bit for bit."""
+    from rfmodel.dynamics.steps import shared_horizons
+
+    p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=120, batch=3)
+    etas = 0.4 * (1 - np.arange(T) / T) + 0.05
+    m = 3.0 + np.cos(np.arange(T))
+    with shared_horizons(400):
+        v, (g, gm), curve = log_final_loss_and_grad(p, etas, m, with_curve=True, batch_grad=True)
+    ref = loss_curve_reference(p, etas, m)
+    ge, gmr = jax.grad(lambda e, b: jnp.log(loss_curve_reference(p, e, b)[-1]), (0, 1))(etas, m)
+    assert curve.shape == (T + 1,) and g.shape == gm.shape == (T,)
+    np.testing.assert_allclose(curve, ref, rtol=1e-13)
+    assert math.isclose(v, math.log(float(ref[-1])), rel_tol=1e-13)
+    for a, b in ((g, ge), (gm, gmr)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14 * float(np.max(np.abs(b))))
+    own = log_final_loss_and_grad(p, etas, m, batch_grad=True)
+    assert own[0] == v
+    if T == 400:
+        np.testing.assert_array_equal(own[1][0], g)
+
+
+def test_shared_horizons_compile_once_per_tier_and_check_their_argument():
+    from rfmodel.control import optimize_schedules
+    from rfmodel.dynamics import steps
+
+    p = Problem(a=2.0, b=1.5, sigma=0.5, n_modes=40, batch=2)
+    steps._shared_executable.cache_clear()
+    before = steps._objective_executable.cache_info().misses
+    optimize_schedules(p, [40, 80, 160, 320, 640], controls=8, progress=False)
+    # tiers 640 (T = 40 … 640) : one program for the whole chain, none per horizon
+    assert steps._shared_executable.cache_info().misses == 1
+    assert steps._objective_executable.cache_info().misses == before
+    with steps.shared_horizons(64_000):  # T = 40: the tier 64 000/16^2 = 250, not 64 000
+        log_final_loss_and_grad(p, np.full(40, 0.1))
+    assert steps._shared_executable.cache_info().currsize == 2
+    fast = np.full(2000, 1.5 * p.eta_mode_bound())
+    assert log_final_loss_and_grad(p, fast)[0] == math.inf
+    with steps.shared_horizons(4000):  # a diverged run: inf and NaN gradients, as per horizon
+        vs, gs = log_final_loss_and_grad(p, fast)
+    assert vs == math.inf and gs.shape == (2000,) and np.all(np.isnan(gs))
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="t_max must be an integer >= 1"):
+            with steps.shared_horizons(bad):
+                pass
+
+
 def test_gradient_matches_finite_differences(x64):
     p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=200, batch=4)
     T = 200

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..dynamics.segments import Piecewise
+from ..dynamics.steps import shared_horizons
 from ..problem import Problem
 from ..results import config_key
 from .controls import check_solver_args, optimize_names, validate_batch, validate_momentum
@@ -141,31 +142,32 @@ def optimize_schedules(
     samples = kwargs.pop("samples", None)  # a number or T -> S
     betas = kwargs.pop("betas", None)  # an array or T -> betas
     names = optimize_names(kwargs.get("optimize", ("eta",)))
-    batch = "batch" in names
-    out = {}
+    out: dict[int, ScheduleResult] = {}
     it = list(keys)
     if progress:
         from tqdm.auto import tqdm
 
         it = tqdm(it, desc="optimal schedules", unit="T")
-    for T in it:
-        key = keys[T]
-        path = None if out_dir is None else Path(out_dir) / f"T{T}_{config_key(key)}"
-        saved = None if path is None else load_schedule(path, key)
-        if saved is not None:
-            out[T] = saved
-        else:
-            if batch:
-                kwargs["samples"] = samples(T) if callable(samples) else samples
-            if betas is not None:
-                kwargs["betas"] = betas(T) if callable(betas) else betas
-            out[T] = _solve_horizon(problem, T, key["controls"], prev, kwargs)
-            if path is not None:
-                out[T].save(path, key=key)
-        prev = out[T].etas
-        if names != ("eta",):  # every optimized control carries over
-            prev = {"eta": out[T].etas, "batch": out[T].batches, "momentum": out[T].betas}
-            prev = {k: v for k, v in prev.items() if k in names}
+    batch = "batch" in names
+    with shared_horizons(max(keys)):  # one compiled step-path objective for the chain
+        for T in it:
+            key = keys[T]
+            path = None if out_dir is None else Path(out_dir) / f"T{T}_{config_key(key)}"
+            saved = None if path is None else load_schedule(path, key)
+            if saved is not None:
+                out[T] = saved
+            else:
+                if batch:
+                    kwargs["samples"] = samples(T) if callable(samples) else samples
+                if betas is not None:
+                    kwargs["betas"] = betas(T) if callable(betas) else betas
+                out[T] = _solve_horizon(problem, T, key["controls"], prev, kwargs)
+                if path is not None:
+                    out[T].save(path, key=key)
+            prev = out[T].etas
+            if names != ("eta",):  # every optimized control carries over
+                prev = {"eta": out[T].etas, "batch": out[T].batches, "momentum": out[T].betas}
+                prev = {k: v for k, v in prev.items() if k in names}
     return out
 
 
