@@ -6,8 +6,9 @@ Prints, measured in one run (medians over repeats, after compilation):
   NumPy loop doing the same recursion, as ratios;
 - momentum (docs/theory.md §4): ``loss_curve(..., betas=)`` forward and value+gradient in (η, β)
   against the SGD η-only ones, and the solvers' objectives
-  (``dynamics.momentum.log_final_loss_and_grads``,
-  gradients in η, β and m, against ``log_final_loss_and_grad``), as ratios (target: ≤ 3);
+  (``dynamics.momentum.log_final_loss_and_grads``, gradients in η and β, against
+  ``log_final_loss_and_grad``, neither with the batch gradient), as ratios (target: ≤ 2.5 at
+  N = 10^4);
 - Monte-Carlo SGD throughput (sample-steps per second) for 64 seeds at N = 1000, batch 8, and the
   same work in a NumPy loop, as a ratio.
 
@@ -137,6 +138,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     T, r = args.T, args.repeats
+    # 64-bit types on for the benchmark's own jax code too: jax.grad through the reference scan
+    # is then float64 end to end, like rfmodel's adjoint (with x64 off its transpose was traced
+    # in float32, and JAX warned that float64 was truncated)
+    with jax.enable_x64(True):
+        _run(T, r)
+
+
+def _run(T: int, r: int) -> None:
     print(
         f"jax {jax.__version__} on {jax.devices()[0].platform}, float64; T = {T}; medians of {r}\n"
     )
