@@ -439,7 +439,8 @@ def _readme(summary: dict[str, Any]) -> str:
     g = summary["goals"]
     lines += [
         "",
-        f"Goals: advised beats every practitioner line (interval below 1) in "
+        "Goals: advised beats every practitioner line (diverged on fewer seeds, or as often "
+        "with the interval below 1) in "
         f"{len(g['beats_practitioner'])}/{sum('vs_oracle' in c for c in cells)} cells; matches "
         f"the best oracle within 1% at both T on {len(g['matches_oracle_real_tasks_both_T'])} "
         f"real task(s) ({', '.join(g['matches_oracle_real_tasks_both_T']) or 'none'}); "
