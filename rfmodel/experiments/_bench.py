@@ -1013,7 +1013,6 @@ def evaluate_cell(
         return None
     pm, (ra, rm), (oa, om), (aa, am) = pi[1], pr, orc, adv
     pilot_cost = {"runs": len(pm["lengths"]), "run_steps": int(pm["run_steps"])}
-    finals: dict[str, np.ndarray] = {}
     curves: dict[str, np.ndarray] = {}
     cost: dict[str, dict[str, int]] = {}
     params: dict[str, dict[str, Any]] = {}
