@@ -1,8 +1,43 @@
 """Shared fixtures. JAX's global configuration is left at its default (x64 off): rfmodel must
-compute in float64 on its own (tests/test_x64.py)."""
+compute in float64 on its own (tests/test_x64.py).
+
+The session compiles into its own persistent compilation cache, a temporary folder removed at
+the end (shared by pytest-xdist's workers and by the command lines the tests start, through
+``RFMODEL_COMPILATION_CACHE``): many tests build the same programs, and a program compiled once
+is then loaded instead of compiled again. The suite's time no longer depends on what an earlier
+run left in the user's cache (~/.cache/rfmodel/jax), and the tests leave nothing there."""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import jax
 import pytest
+
+from rfmodel.compile_cache import ENV, enable_compilation_cache
+
+_OWN = "RFMODEL_TEST_SESSION_CACHE"  # the folder this session made (seen by xdist's workers)
+_CACHE = None
+
+
+def pytest_configure(config):
+    global _CACHE
+    if os.environ.get(_OWN) and os.environ.get(ENV) == os.environ[_OWN]:
+        enable_compilation_cache()  # an xdist worker: the controller's folder
+        return
+    if jax.config.jax_compilation_cache_dir or os.environ.get(ENV) is not None:
+        return  # the user chose a cache (or none) for this run: keep it
+    _CACHE = tempfile.mkdtemp(prefix="rfmodel-test-jax-")
+    os.environ[ENV] = os.environ[_OWN] = _CACHE
+    enable_compilation_cache()
+
+
+def pytest_unconfigure(config):
+    if _CACHE is not None:
+        shutil.rmtree(_CACHE, ignore_errors=True)
+        Path(_CACHE + ".checked").unlink(missing_ok=True)  # rfmodel's stamp beside the folder
+        os.environ.pop(_OWN, None)
 
 
 @pytest.fixture

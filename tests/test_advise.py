@@ -57,6 +57,7 @@ def test_without_pilots_the_advice_is_a_trusted_shape_and_is_written(fitted, tmp
     np.testing.assert_allclose(got, adv.lr, rtol=1e-6)
 
 
+@pytest.mark.slow  # default tier under 4 min on 2 cores (measured cold)
 def test_exact_pilots_give_an_anchored_calibrated_advice_that_beats_the_held_peak():
     """Pilots from the model itself (an LR sweep of cosines at N0, 0.3% noise): every
     leave-one-out prediction within REFUSE_PREDE, the anchor near 1, the predicted final loss

@@ -253,3 +253,38 @@ def test_harness_end_to_end_on_the_exact_task(tmp_path):
     two = next(r for r in suite["fit"] if r.name == "two_stage")
     at = np.minimum(two.step, 19).astype(int)
     np.testing.assert_array_equal(two.lr, suite["lr"]["two_stage"][at])
+
+
+def test_suite_noise_is_the_seed_means_expected_relative_error():
+    rng = np.random.default_rng(0)
+    truth = np.linspace(2.0, 1.0, 6)
+    draws = truth * (1 + 0.05 * rng.standard_normal((20000, 4, 6)))
+    expected = np.mean(np.abs(draws.mean(axis=1) - truth)[:, 1:] / truth[1:])  # Monte-Carlo
+    got = np.mean([_bench.suite_noise(d) for d in draws[:2000]])
+    assert got == pytest.approx(expected, rel=0.05)  # E|mean - truth|/truth, step 0 left out
+    assert _bench.suite_noise(np.ones((3, 5))) == 0.0
+    assert math.isnan(_bench.suite_noise(np.ones((1, 5))))  # one seed: no spread to measure
+    assert math.isnan(_bench.suite_noise([[1.0, np.inf], [1.0, 1.0]]))
+
+
+@pytest.mark.slow  # the three fits: ~6 s
+def test_laws_stage_and_its_table_on_the_exact_task(tmp_path):
+    from rfmodel.experiments import advice
+
+    task = {"name": "lin", "net": LINEAR, "T0": 20, "every": 1, "lr": 0.5, "group": 5}
+    arrays, meta = _bench.run_laws(tmp_path, task, BENCH)  # 60 points: MPL needs 35
+    assert not arrays and set(meta["noise"]) == {"constant_80", "cosine_80", "wsd", "wsd_80"}
+    assert all(v < 1e-12 for v in meta["noise"].values())  # exact curves: every seed the same
+    means = {r["model"]: r for r in meta["rows"] if r["run"] == "mean"}
+    assert set(means) == {"rf", "mpl", "annealing"}
+    assert means["rf"]["prede"] < 0.01 < means["annealing"]["prede"]  # the exact model wins
+    again = _bench.run_laws(tmp_path, task, BENCH)[1]  # cached
+    assert again["rows"] == meta["rows"]
+    cfg = {"nets": [task], "bench": BENCH}
+    laws = advice.laws_summary(cfg, tmp_path)
+    assert [t["task"] for t in laws] == ["lin"] and laws[0]["noise"] < 1e-12
+    goals = advice._laws_verdicts(laws)
+    assert goals["rf_best"] == ["lin"] and goals["rf_best_every_task"]
+    assert goals["rf_mean_prede"] == pytest.approx(means["rf"]["prede"])
+    text = advice._laws_readme({"laws": laws, "laws_goals": goals})
+    assert "| lin | 0 | **" in "\n".join(text) and "1/1 tasks (lin)" in text[-1]

@@ -59,6 +59,7 @@ def test_tidy_removes_cut_entries_and_the_least_recently_used_beyond_the_bound(t
     assert sorted(f.name for f in tmp_path.iterdir()) == ["mid-cache", "new-cache", "other.txt"]
 
 
+@pytest.mark.slow  # default tier under 4 min on 2 cores (measured cold)
 def test_the_command_line_fills_the_cache_and_a_damaged_entry_is_repaired(tmp_path):
     cache = tmp_path / "cache"
     first = _run(tmp_path, "one", str(cache))

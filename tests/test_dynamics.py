@@ -46,7 +46,9 @@ def test_one_step_by_hand():
     assert math.isclose(float(loss_curve(p, [eta])[1]), float(np.sum(p.lam * c)), rel_tol=1e-14)
 
 
-@pytest.mark.parametrize("T", [1, 7, 64, 997])
+@pytest.mark.parametrize(
+    "T", [1, pytest.param(7, marks=pytest.mark.slow), pytest.param(64, marks=pytest.mark.slow), 997]
+)
 def test_fast_matches_reference(T, x64):
     p = Problem(a=1.5, b=2.5, sigma=0.5, n_modes=300, batch=4)
     t = np.arange(T)
@@ -63,7 +65,7 @@ def test_fast_matches_reference(T, x64):
         np.testing.assert_allclose(gf, gr, rtol=1e-10, atol=1e-14 * float(np.max(np.abs(gr))))
 
 
-@pytest.mark.parametrize("T", [1, 50, 333])
+@pytest.mark.parametrize("T", [1, pytest.param(50, marks=pytest.mark.slow), 333])
 def test_solver_objective_matches_reference(T, x64):
     """The solver's ahead-of-time compiled objective: log L(T), its η-gradient and L(0..T)."""
     p = Problem(a=2.5, b=1.2, sigma=0.5, n_modes=120, batch=3)
@@ -83,7 +85,10 @@ def test_solver_objective_divergence():
     assert v == math.inf and np.all(np.isnan(g))
 
 
-@pytest.mark.parametrize("T", [1, 37, 333, 400])
+@pytest.mark.parametrize(
+    "T",
+    [pytest.param(1, marks=pytest.mark.slow), 37, pytest.param(333, marks=pytest.mark.slow), 400],
+)
 def test_shared_horizon_objective_matches_reference(T, x64):
     """One program for every horizon up to a capacity (the chains' objective): the same loss
     curve, the gradients of jax.grad through the reference scan, both with the batch gradient;

@@ -412,6 +412,7 @@ def test_zero_rate_segments_match_the_step_recursion(phase):
         )
 
 
+@pytest.mark.slow  # default tier under 4 min on 2 cores (measured cold)
 def test_zero_rate_segment_values_of_the_issue():
     from rfmodel.dynamics import loss_curve, segment_losses
 

@@ -95,7 +95,7 @@ def test_stability_region_matches_spectral_radius():
             assert (rho < 1) == (M.stability_sum(p, eta, beta) < 1), (eta, beta, rho)
 
 
-@pytest.mark.parametrize("T", [1, 333])
+@pytest.mark.parametrize("T", [pytest.param(1, marks=pytest.mark.slow), 333])
 def test_fast_matches_reference(T, x64):
     p = Problem(a=1.5, b=2.5, sigma=0.5, n_modes=300, batch=4)
     t = np.arange(T)
@@ -136,7 +136,7 @@ def test_solver_objective_matches_reference(T, x64):
         np.testing.assert_allclose(grads[name], gr, rtol=1e-10, atol=1e-13 * scale)
 
 
-@pytest.mark.parametrize("n_exact", [100, 1500])
+@pytest.mark.parametrize("n_exact", [pytest.param(100, marks=pytest.mark.slow), 1500])
 def test_both_state_layouts_match_reference(n_exact, x64):
     """The stacked (3, N) state (N < SPLIT_MODES) and the split one (three arrays, N ≥
     SPLIT_MODES) give the reference curve and gradients, T not a multiple of the block; the
@@ -334,6 +334,7 @@ def test_constant_momentum_gain_approaches_the_predicted_limit_from_below():
     assert limit - gains[1] < 0.6 * (limit - gains[0]), (gains, limit)  # measured 0.48
 
 
+@pytest.mark.slow  # default tier under 4 min on 2 cores (measured cold)
 def test_objectives_of_large_problems_match_reference(x64):
     """Large problems compile parts of the objectives with XLA's default emitters
     (``fused_pays``): SGD's objective and momentum's forward pass. Both still give the

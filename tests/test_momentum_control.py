@@ -168,6 +168,7 @@ def test_rates_under_a_fixed_momentum_reach_kkt_points_along_a_chain():
         assert r.converged and r.projected_gradient < 1e-4, (T, r.message)
 
 
+@pytest.mark.slow  # default tier under 4 min on 2 cores (measured cold)
 def test_a_stranded_warm_start_is_solved_again_from_the_default_start():
     """β ≡ 0.99 held, hard phase: T = 512 warm-started from T = 256 stops where L-BFGS-B cannot
     go on (projected gradient 0.041, measured); the chain solves it again from the default

@@ -33,7 +33,7 @@ def test_constant_noise_is_the_old_recursion_bit_for_bit():
     assert np.allclose(ref, plain, rtol=1e-13, atol=0)
 
 
-@pytest.mark.parametrize("T", [1, 37])
+@pytest.mark.parametrize("T", [pytest.param(1, marks=pytest.mark.slow), 37])
 def test_fast_matches_reference_and_autodiff(T, x64):
     p, etas, batches, noise = _setting(T, seed=T)
     fast = np.asarray(loss_curve(p, etas, batches, noise=noise))

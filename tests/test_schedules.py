@@ -54,7 +54,15 @@ def test_optax_round_trip_matches_recursion():
         assert abs(mc.mean[t] - theory[t]) < 4 * mc.sem[t]
 
 
-@pytest.mark.parametrize("name", sorted(S.FAMILIES))
+@pytest.mark.parametrize(
+    "name",
+    [
+        n
+        if n in ("constant", "cosine", "wsd_cosine", "power_scheduler")
+        else pytest.param(n, marks=pytest.mark.slow)  # the rest in the slow tier (same path)
+        for n in sorted(S.FAMILIES)
+    ],
+)
 def test_tune_returns_finite_best(name):
     p = Problem(a=1.5, b=2.5, sigma=0.5, n_modes=100, batch=2)
     r = S.tune(name, p, 150)
@@ -83,7 +91,9 @@ def test_tune_invalid():
         S.from_array(np.array([]))
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(
+    "seed", [0, 1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)]
+)
 def test_families_are_optaxs_factories(seed):
     """A family and the optax factory a user trains with agree to float precision, warmup
     included (optax's: from 0 at count 0 to the peak at count W)."""

@@ -65,6 +65,7 @@ def test_near_the_stability_edge_and_oscillating_top_mode():
     np.testing.assert_allclose(got, ref[np.concatenate([[0], np.cumsum(lens)])], rtol=1e-10)
 
 
+@pytest.mark.slow  # default tier under 4 min on 2 cores (measured cold)
 def test_gradient_matches_autodiff_of_the_reference(x64):
     """∇ log L(T) with respect to the segment values (and batches) against jax.grad through the
     reference scan (the chain rule through η_t = values[s])."""
@@ -164,6 +165,7 @@ def test_grids_and_piecewise():
     np.testing.assert_array_equal(np.asarray(e), [0.5, 0.5, 0.1, 0.1, 0.1])
 
 
+@pytest.mark.slow  # default tier under 4 min on 2 cores (measured cold)
 def test_solver_segment_path(tmp_path):
     """method='segments' finds the optimum of method='steps' (same controls, same loss); a
     large-T result stores controls + lengths + a sparse curve, and loads back validated."""

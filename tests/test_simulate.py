@@ -23,7 +23,7 @@ def _check(problem, etas, seed, n_seeds=1024):
 @pytest.mark.parametrize(
     "a,b,batch",
     [
-        (2.5, 1.2, 1),
+        pytest.param(2.5, 1.2, 1, marks=pytest.mark.slow),
         (2.5, 1.2, 4),
         (1.5, 2.5, 1),
         pytest.param(1.5, 2.5, 8, marks=pytest.mark.slow),

@@ -42,7 +42,8 @@ advice design recomputes only its own stage.
 Also a **suite of logged curves** for judging fits (:func:`run_suite`, :func:`suite_runs`): per
 task a fit set (constant, cosine and a two-stage constant run at T1 = T0) and a test set
 (constant and cosine at 4·T1, WSD at T1 and 4·T1), each with its exact per-update rates and the
-losses of every suite seed.
+losses of every suite seed; and the laws comparison on it (:func:`run_laws`): rfmodel's fit,
+the Multi-Power Law and the LR-annealing law fitted to the fit set, each predicting the test set.
 
 A task entry (``task``) is ``{"name", "net": load_task config, "T0", "every", "lr": nominal
 rate, "group", "real"}``; the benchmark settings (``bench``) are those of
@@ -99,6 +100,9 @@ __all__ = [
     "run_advised",
     "run_suite",
     "suite_runs",
+    "suite_noise",
+    "run_laws",
+    "LAWS_VERSION",
     "load_stage",
     "evaluate_cell",
 ]
@@ -702,6 +706,9 @@ def _key(task, bench, stage: str, T: int | None = None, advice=None) -> dict[str
         key["wsd_decays"] = list(bench["wsd_decays"])
     elif stage == "suite":
         key["suite"] = bench["suite"]
+    elif stage == "laws":
+        key["suite"] = bench["suite"]
+        key["version"] = LAWS_VERSION
     return key
 
 
@@ -987,6 +994,49 @@ def suite_runs(results_dir, task, bench, *, compute: bool = True) -> dict[str, A
         out[which].append(as_run(name, lr, mean, meta["every"], _batch(task)))
     out["seeds"], out["every"] = meta["seeds"], meta["every"]
     return out
+
+
+#: Version of the laws comparison's fits: bump it when a model's fit changes, so that saved
+#: comparisons are recomputed.
+LAWS_VERSION = 1
+
+
+def suite_noise(losses) -> float:
+    """The ``prede`` that a perfect predictor of a seed-mean curve gets from the mean's own noise:
+    the mean over the logged points at steps ≥ 1 of E|mean − truth| / truth = √(2/π)·σ/(√n·mean)
+    for Gaussian seed-to-seed spread σ over n seeds, σ estimated without bias as s/c4(n) (s the
+    sample standard deviation; c4(3) = 0.886). ``losses`` has shape (seeds, points); nan with
+    fewer than two seeds or a loss that is not finite.
+
+    >>> round(suite_noise([[1.0, 1.0, 1.0], [1.0, 1.2, 0.8]]), 4)  # two seeds, two points
+    0.101
+    """
+    L = np.asarray(losses, np.float64)[:, 1:]
+    n = L.shape[0]
+    if n < 2 or L.size == 0 or not np.all(np.isfinite(L)):
+        return math.nan
+    c4 = math.sqrt(2.0 / (n - 1)) * math.exp(math.lgamma(n / 2) - math.lgamma((n - 1) / 2))
+    se = np.std(L, axis=0, ddof=1) / (c4 * math.sqrt(n))
+    return float(np.mean(math.sqrt(2.0 / math.pi) * se / np.mean(L, axis=0)))
+
+
+def run_laws(results_dir, task, bench):
+    """rfmodel's fit and the two empirical laws fitted to the suite's fit set, predicting its
+    test set (saved; the suite is computed first when missing): every model's held-out metrics
+    per test run and their mean (:func:`rfmodel.practice.compare_laws`, each run with its exact
+    per-update rates), and each test run's :func:`suite_noise`."""
+    from ..practice import compare_laws
+
+    def compute():
+        s = suite_runs(results_dir, task, bench)
+        fit = [r.with_rates(s["lr"][r.name]) for r in s["fit"]]
+        test = [r.with_rates(s["lr"][r.name]) for r in s["test"]]
+        t0 = time.perf_counter()
+        rows = compare_laws(fit, test)
+        noise = {r.name: suite_noise(s["losses"][r.name]) for r in s["test"]}
+        return None, {"rows": rows, "noise": noise, "seconds": time.perf_counter() - t0}
+
+    return _stage(results_dir, task, bench, "laws", compute)
 
 
 # ----------------------------------------------------------------------------- evaluation

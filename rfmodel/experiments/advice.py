@@ -48,7 +48,19 @@ from ._cli import experiment_main
 from ._common import plt
 from ._format import Figure, finish, md_table
 
-__all__ = ["config", "tasks", "run_unit", "suite", "summarize", "plot", "table_rows", "main", "SPS"]
+__all__ = [
+    "config",
+    "tasks",
+    "run_unit",
+    "suite",
+    "summarize",
+    "laws_summary",
+    "plot",
+    "table_rows",
+    "main",
+    "SPS",
+    "LAWS_GOAL",
+]
 
 #: Measured training throughput (run-steps per second, 5 runs per vmap, one XLA thread, logged
 #: every T/25 steps, on a 2-core machine shared with other jobs, load ≈ 3.7) of the full-size
@@ -61,6 +73,8 @@ COMPILE_S = {"teacher": 4.0, "digits": 5.0, "chars": 10.0, "digits_cnn": 10.0}
 #: Seconds of today's fit (4 starts, profile; once per process) and of one advise call, full
 #: size (measured on the teacher task: 13 s for both at T = 16·T0).
 FIT_S, ADVISE_S = 15.0, 5.0
+#: Seconds of the laws comparison on one task's suite (three fits, full size; measured 1-5 s).
+LAWS_S = 10.0
 
 
 def _bench_cfg(quick: bool) -> dict[str, Any]:
@@ -204,7 +218,8 @@ def _net(cfg: dict[str, Any], name: str) -> dict[str, Any]:
 
 def run_unit(results_dir: str, cfg: dict[str, Any], task: str, unit: str) -> dict[str, Any]:
     """One unit of a task: ``oracle_T<T>``, ``advice`` (pilots, then the practitioner lines and
-    the advised schedule at every T) or ``suite``; every stage is saved as it finishes."""
+    the advised schedule at every T) or ``suite`` (the suite, then the laws comparison on it);
+    every stage is saved as it finishes."""
     net, bench = _net(cfg, task), cfg["bench"]
     if unit.startswith("oracle_T"):
         _bench.run_oracle(results_dir, net, bench, int(unit[len("oracle_T") :]))
@@ -215,6 +230,7 @@ def run_unit(results_dir: str, cfg: dict[str, Any], task: str, unit: str) -> dic
             _bench.run_advised(results_dir, net, bench, T, cfg["advice"])
     elif unit == "suite":
         _bench.run_suite(results_dir, net, bench)
+        _bench.run_laws(results_dir, net, bench)
     else:
         raise ValueError(f"advice: unknown unit {unit!r}")
     return {"task": task, "unit": unit}
@@ -257,9 +273,11 @@ def _cost(cfg: dict[str, Any], net: dict[str, Any], unit: str) -> float:
     else:
         sps = SPS.get(name, SPS["teacher"])
         seconds = steps / sps + compiles * COMPILE_S.get(name, 4.0)
+    scale = 0.1 if cfg["quick"] else 1.0
     if unit == "advice":
-        scale = 0.1 if cfg["quick"] else 1.0
         seconds += scale * (FIT_S + ADVISE_S * len(cfg["bench"]["horizons"]))
+    elif unit == "suite":
+        seconds += scale * LAWS_S
     return seconds
 
 
@@ -270,7 +288,10 @@ def _unit_done(results_dir, cfg, net, unit) -> bool:
             T = int(unit[len("oracle_T") :])
             return _bench.load_stage(results_dir, net, bench, "oracle", T) is not None
         if unit == "suite":
-            return _bench.load_stage(results_dir, net, bench, "suite") is not None
+            return all(
+                _bench.load_stage(results_dir, net, bench, stage) is not None
+                for stage in ("suite", "laws")
+            )
         for T in _bench.horizons(net, bench):
             for stage in ("practitioner", "advised"):
                 adv = cfg["advice"] if stage == "advised" else None
@@ -324,6 +345,63 @@ def _verdicts(cells: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+#: The laws comparison's goal: rfmodel's mean held-out ``prede`` at most this on average.
+LAWS_GOAL = 0.003
+
+
+def laws_summary(cfg: dict[str, Any], results_dir: Path) -> list[dict[str, Any]]:
+    """Per task with a saved laws comparison (:func:`rfmodel.experiments._bench.run_laws`): the
+    suite's noise (mean over the test runs of :func:`rfmodel.experiments._bench.suite_noise`)
+    and each model's held-out metrics averaged over the test runs (``worste``: the maximum)."""
+    out = []
+    for net in cfg["nets"]:
+        try:
+            got = _bench.load_stage(results_dir, net, cfg["bench"], "laws")
+        except ImportError:
+            continue
+        if got is None:
+            continue
+        meta = got[1]
+        noise = [float(v) for v in meta["noise"].values() if v is not None and math.isfinite(v)]
+        out.append(
+            {
+                "task": net["name"],
+                "real": bool(net.get("real", True)),
+                "noise": float(np.mean(noise)) if noise else math.nan,
+                "models": {
+                    r["model"]: {k: r[k] for k in ("r2", "mae", "rmse", "prede", "worste")}
+                    for r in meta["rows"]
+                    if r["run"] == "mean"
+                },
+                "seconds": float(meta["seconds"]),
+            }
+        )
+    return out
+
+
+def _laws_verdicts(laws: list[dict[str, Any]]) -> dict[str, Any]:
+    """Issue 20's goals on the suite: rfmodel's mean held-out ``prede`` at most the better
+    empirical law's on every task, and at most :data:`LAWS_GOAL` on average over the tasks."""
+
+    def prede(t, m):
+        v = t["models"].get(m, {}).get("prede", math.nan)
+        return v if v is not None and math.isfinite(v) else math.inf
+
+    best = [
+        t["task"]
+        for t in laws
+        if prede(t, "rf") <= min(prede(t, m) for m in t["models"] if m != "rf")
+    ]
+    rf = [prede(t, "rf") for t in laws]
+    mean = float(np.mean(rf)) if rf else math.nan
+    return {
+        "rf_best": best,
+        "rf_best_every_task": bool(laws) and len(best) == len(laws),
+        "rf_mean_prede": mean,
+        "mean_goal": bool(laws) and mean <= LAWS_GOAL,
+    }
+
+
 def summarize(cfg: dict[str, Any], results_dir: Path) -> dict[str, Any]:
     """Every (task, T) cell (:func:`rfmodel.experiments._bench.evaluate_cell`), the goals,
     the compute spent and the README text."""
@@ -346,8 +424,11 @@ def summarize(cfg: dict[str, Any], results_dir: Path) -> dict[str, Any]:
                     run_steps += int(got[1].get("run_steps", 0))
         except ImportError:
             continue
+    laws = laws_summary(cfg, results_dir)
     out = {
         "cells": cells,
+        "laws": laws,
+        "laws_goals": _laws_verdicts(laws),
         "goals": _verdicts(cells),
         "compute_seconds": seconds,
         "run_steps": run_steps,
@@ -447,7 +528,56 @@ def _readme(summary: dict[str, Any]) -> str:
         f"predicted final loss within 3% in {len(g['prediction_within_3pct'])} cell(s). "
         f"Compute: {summary['run_steps']:,} run-steps, {summary['compute_seconds'] / 60:.1f} min.",
     ]
+    lines += _laws_readme(summary)
     return "\n".join(lines)
+
+
+_LAW_NAMES = {"rf": "rf", "mpl": "MPL", "annealing": "annealing"}
+
+
+def _laws_readme(summary: dict[str, Any]) -> list[str]:
+    laws = summary.get("laws") or []
+    if not laws:
+        return []
+    models = list(dict.fromkeys(m for t in laws for m in t["models"]))
+    lines = [
+        "",
+        "**The loss laws side by side** (docs/theory.md §9.8): per task the suite's fit set "
+        "(constant, cosine and a two-stage run of T0 steps) fitted by rfmodel's model, the "
+        "Multi-Power Law and the LR-annealing law (same objective, each run with its exact "
+        "per-update rates), predicting the test set (constant and cosine at 4·T0, WSD at T0 and "
+        "4·T0); each curve the mean of the suite's seeds. Mean held-out `prede` over the test "
+        "runs, % (and `r2`), the best in bold; `noise`: the `prede` that a perfect predictor "
+        "gets from the seed-mean's own noise:",
+        "",
+    ]
+    rows = []
+    for t in laws:
+        p = {m: t["models"][m]["prede"] for m in models if m in t["models"]}
+        finite = [v for v in p.values() if v is not None and math.isfinite(v)]
+        low = min(finite, default=math.nan)
+        cells = []
+        for m in models:
+            if m not in t["models"]:
+                cells.append("")
+                continue
+            v, r2 = t["models"][m]["prede"], t["models"][m]["r2"]
+            text = "—" if v is None or not math.isfinite(v) else f"{100 * v:.3g}"
+            text += "" if r2 is None or not math.isfinite(r2) else f" ({r2:.3f})"
+            cells.append(f"**{text}**" if v == low else text)
+        noise = t["noise"]  # exact curves: zero up to rounding
+        rows.append([t["task"], "0" if abs(noise) < 1e-9 else f"{100 * noise:.3g}", *cells])
+    lines += md_table(["task", "noise", *(_LAW_NAMES.get(m, m) for m in models)], rows)
+    g = summary["laws_goals"]
+    lines += [
+        "",
+        f"Goals: rfmodel predicts at least as well as the better empirical law on "
+        f"{len(g['rf_best'])}/{len(laws)} tasks ({', '.join(g['rf_best']) or 'none'}); its mean "
+        f"held-out `prede` over the tasks is {100 * g['rf_mean_prede']:.3g}% (goal ≤ "
+        f"{100 * LAWS_GOAL:.1f}%). Fit time: "
+        f"{sum(t['seconds'] for t in laws):.0f} s for the {len(laws)} comparisons.",
+    ]
+    return lines
 
 
 def table_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
