@@ -380,8 +380,9 @@ def laws_summary(cfg: dict[str, Any], results_dir: Path) -> list[dict[str, Any]]
 
 
 def _laws_verdicts(laws: list[dict[str, Any]]) -> dict[str, Any]:
-    """Issue 20's goals on the suite: rfmodel's mean held-out ``prede`` at most the better
-    empirical law's on every task, and at most :data:`LAWS_GOAL` on average over the tasks."""
+    """The goals a fit is judged on with the suite: rfmodel's mean held-out ``prede`` at most the
+    better empirical law's on every task, and at most :data:`LAWS_GOAL` on average over the
+    tasks (measured, not enforced)."""
 
     def prede(t, m):
         v = t["models"].get(m, {}).get("prede", math.nan)
