@@ -288,3 +288,11 @@ def test_laws_stage_and_its_table_on_the_exact_task(tmp_path):
     assert goals["rf_mean_prede"] == pytest.approx(means["rf"]["prede"])
     text = advice._laws_readme({"laws": laws, "laws_goals": goals})
     assert "| lin | 0 | **" in "\n".join(text) and "1/1 tasks (lin)" in text[-1]
+    # logged every 2 updates: 30 points fit the annealing law (20 needed), not MPL (35)
+    short = {**task, "name": "short", "every": 2}
+    meta = _bench.run_laws(tmp_path, short, BENCH)[1]
+    assert set(meta["skipped"]) == {"mpl"} and "needs at least 35" in meta["skipped"]["mpl"]
+    assert {r["model"] for r in meta["rows"]} == {"rf", "annealing"}
+    laws = advice.laws_summary({"nets": [short], "bench": BENCH}, tmp_path)
+    text = advice._laws_readme({"laws": laws, "laws_goals": advice._laws_verdicts(laws)})
+    assert "| short | 0 | **" in "\n".join(text) and "| n/a |" in "\n".join(text)

@@ -1024,17 +1024,26 @@ def run_laws(results_dir, task, bench):
     """rfmodel's fit and the two empirical laws fitted to the suite's fit set, predicting its
     test set (saved; the suite is computed first when missing): every model's held-out metrics
     per test run and their mean (:func:`rfmodel.practice.compare_laws`, each run with its exact
-    per-update rates), and each test run's :func:`suite_noise`."""
-    from ..practice import compare_laws
+    per-update rates), and each test run's :func:`suite_noise`. A model the fit set cannot
+    determine (a law needs 5 logged points per parameter; short quick suites have fewer) is
+    left out and named in ``skipped`` with the reason."""
+    from ..practice import MODELS, compare_laws
 
     def compute():
         s = suite_runs(results_dir, task, bench)
         fit = [r.with_rates(s["lr"][r.name]) for r in s["fit"]]
         test = [r.with_rates(s["lr"][r.name]) for r in s["test"]]
         t0 = time.perf_counter()
-        rows = compare_laws(fit, test)
+        rows: list[dict[str, Any]] = []
+        skipped: dict[str, str] = {}
+        for m in MODELS:
+            try:
+                rows += compare_laws(fit, test, models=(m,))
+            except ValueError as e:  # too few points for this model: the others still compare
+                skipped[m] = str(e)
         noise = {r.name: suite_noise(s["losses"][r.name]) for r in s["test"]}
-        return None, {"rows": rows, "noise": noise, "seconds": time.perf_counter() - t0}
+        meta = {"rows": rows, "skipped": skipped, "noise": noise}
+        return None, {**meta, "seconds": time.perf_counter() - t0}
 
     return _stage(results_dir, task, bench, "laws", compute)
 

@@ -373,6 +373,7 @@ def laws_summary(cfg: dict[str, Any], results_dir: Path) -> list[dict[str, Any]]
                     for r in meta["rows"]
                     if r["run"] == "mean"
                 },
+                "skipped": dict(meta.get("skipped", {})),
                 "seconds": float(meta["seconds"]),
             }
         )
@@ -391,7 +392,7 @@ def _laws_verdicts(laws: list[dict[str, Any]]) -> dict[str, Any]:
     best = [
         t["task"]
         for t in laws
-        if prede(t, "rf") <= min(prede(t, m) for m in t["models"] if m != "rf")
+        if prede(t, "rf") <= min((prede(t, m) for m in t["models"] if m != "rf"), default=math.inf)
     ]
     rf = [prede(t, "rf") for t in laws]
     mean = float(np.mean(rf)) if rf else math.nan
@@ -540,7 +541,7 @@ def _laws_readme(summary: dict[str, Any]) -> list[str]:
     laws = summary.get("laws") or []
     if not laws:
         return []
-    models = list(dict.fromkeys(m for t in laws for m in t["models"]))
+    models = list(dict.fromkeys(m for t in laws for m in (*t["models"], *t.get("skipped", {}))))
     lines = [
         "",
         "**The loss laws side by side** (docs/theory.md §9.8): per task the suite's fit set "
@@ -549,7 +550,7 @@ def _laws_readme(summary: dict[str, Any]) -> list[str]:
         "per-update rates), predicting the test set (constant and cosine at 4·T0, WSD at T0 and "
         "4·T0); each curve the mean of the suite's seeds. Mean held-out `prede` over the test "
         "runs, % (and `r2`), the best in bold; `noise`: the `prede` that a perfect predictor "
-        "gets from the seed-mean's own noise:",
+        "gets from the seed-mean's own noise; n/a: too few logged points to fit that law:",
         "",
     ]
     rows = []
@@ -559,8 +560,8 @@ def _laws_readme(summary: dict[str, Any]) -> list[str]:
         low = min(finite, default=math.nan)
         cells = []
         for m in models:
-            if m not in t["models"]:
-                cells.append("")
+            if m not in t["models"]:  # too few logged points to fit it
+                cells.append("n/a" if m in t.get("skipped", {}) else "")
                 continue
             v, r2 = t["models"][m]["prede"], t["models"][m]["r2"]
             text = "—" if v is None or not math.isfinite(v) else f"{100 * v:.3g}"
