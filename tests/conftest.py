@@ -28,16 +28,17 @@ def pytest_configure(config):
         return
     if jax.config.jax_compilation_cache_dir or os.environ.get(ENV) is not None:
         return  # the user chose a cache (or none) for this run: keep it
-    _CACHE = tempfile.mkdtemp(prefix="rfmodel-test-jax-")
-    os.environ[ENV] = os.environ[_OWN] = _CACHE
+    # a folder inside a temporary one: removing that also removes rfmodel's files beside the cache
+    _CACHE = Path(tempfile.mkdtemp(prefix="rfmodel-test-")) / "jax"
+    os.environ[ENV] = os.environ[_OWN] = str(_CACHE)
     enable_compilation_cache()
 
 
 def pytest_unconfigure(config):
     if _CACHE is not None:
-        shutil.rmtree(_CACHE, ignore_errors=True)
-        Path(_CACHE + ".checked").unlink(missing_ok=True)  # rfmodel's stamp beside the folder
-        os.environ.pop(_OWN, None)
+        shutil.rmtree(_CACHE.parent, ignore_errors=True)
+        for name in (ENV, _OWN):
+            os.environ.pop(name, None)
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from ..practice import METRICS
 from ..runner import Task
 from . import _bench
 from ._bench import GROUP, LINES, ORACLE, PRACTITIONER
@@ -369,7 +370,7 @@ def laws_summary(cfg: dict[str, Any], results_dir: Path) -> list[dict[str, Any]]
                 "real": bool(net.get("real", True)),
                 "noise": float(np.mean(noise)) if noise else math.nan,
                 "models": {
-                    r["model"]: {k: r[k] for k in ("r2", "mae", "rmse", "prede", "worste")}
+                    r["model"]: {k: r[k] for k in METRICS}
                     for r in meta["rows"]
                     if r["run"] == "mean"
                 },
