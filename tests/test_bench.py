@@ -265,6 +265,10 @@ def test_suite_noise_is_the_seed_means_expected_relative_error():
     assert _bench.suite_noise(np.ones((3, 5))) == 0.0
     assert math.isnan(_bench.suite_noise(np.ones((1, 5))))  # one seed: no spread to measure
     assert math.isnan(_bench.suite_noise([[1.0, np.inf], [1.0, 1.0]]))
+    with pytest.raises(
+        ValueError, match=r"losses must have shape \(seeds, points\); got shape \(3,\)"
+    ):
+        _bench.suite_noise([1.0, 0.5, 0.2])
 
 
 @pytest.mark.slow  # the three fits: ~6 s

@@ -1011,7 +1011,10 @@ def suite_noise(losses) -> float:
     >>> round(suite_noise([[1.0, 1.0, 1.0], [1.0, 1.2, 0.8]]), 4)  # two seeds, two points
     0.101
     """
-    L = np.asarray(losses, np.float64)[:, 1:]
+    L = np.asarray(losses, np.float64)
+    if L.ndim != 2:
+        raise ValueError(f"losses must have shape (seeds, points); got shape {L.shape}")
+    L = L[:, 1:]
     n = L.shape[0]
     if n < 2 or L.size == 0 or not np.all(np.isfinite(L)):
         return math.nan
