@@ -290,6 +290,7 @@ def test_laws_stage_and_its_table_on_the_exact_task(tmp_path):
     goals = advice._laws_verdicts(laws)
     assert goals["rf_best"] == ["lin"] and goals["rf_best_every_task"]
     assert goals["rf_mean_prede"] == pytest.approx(means["rf"]["prede"])
+    assert goals["noise_mean_prede"] < 1e-12  # exact curves: a perfect predictor scores 0
     text = advice._laws_readme({"laws": laws, "laws_goals": goals})
     assert "| lin | 0 | **" in "\n".join(text) and "1/1 tasks (lin)" in text[-1]
     # logged every 2 updates: 30 points fit the annealing law (20 needed), not MPL (35)

@@ -2,6 +2,7 @@
 
 import json
 import math
+import sys
 import time
 
 import numpy as np
@@ -187,7 +188,8 @@ def test_experiment_helpers():
 def test_committed_results_regenerate_the_figures_without_computing():
     """The repository's figures/data holds every result `rfmodel figures` needs, found by this
     machine's keys: the data fingerprints of the generated tasks do not hash last bits that
-    differ between CPUs (they did, and a machine of another CPU retrained 8 tasks)."""
+    differ between CPUs (they did, and a machine of another CPU retrained 8 tasks). The
+    committed results were computed on Python 3.11."""
     from pathlib import Path
 
     from rfmodel.experiments import EXPERIMENTS
@@ -199,4 +201,6 @@ def test_committed_results_regenerate_the_figures_without_computing():
     for name in EXPERIMENTS:
         mod = load_experiment(name)
         todo += [t.name for t in mod.tasks(mod.config(False), data) if not t.done]
+    if sys.version_info[:2] != (3, 11):  # chars' corpus is this Python's standard library
+        todo = [t for t in todo if not t.startswith("advice/chars/")]
     assert todo == []
