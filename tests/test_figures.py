@@ -35,6 +35,7 @@ EXPECTED = {
     "momentum_gain.png",
     "advice_ratios.png",
     "advice_curves_teacher.png",
+    "advice_laws.png",
     "curriculum_ratios.png",
     "curriculum_optimal.png",
     "preconditioning_phase.png",

@@ -997,8 +997,8 @@ def suite_runs(results_dir, task, bench, *, compute: bool = True) -> dict[str, A
 
 
 #: Version of the laws comparison's fits: bump it when a model's fit changes, so that saved
-#: comparisons are recomputed.
-LAWS_VERSION = 1
+#: comparisons are recomputed (2: the stage keeps every model's predictions of the test runs).
+LAWS_VERSION = 2
 
 
 def suite_noise(losses) -> float:
@@ -1026,27 +1026,41 @@ def suite_noise(losses) -> float:
 def run_laws(results_dir, task, bench):
     """rfmodel's fit and the two empirical laws fitted to the suite's fit set, predicting its
     test set (saved; the suite is computed first when missing): every model's held-out metrics
-    per test run and their mean (:func:`rfmodel.practice.compare_laws`, each run with its exact
-    per-update rates), and each test run's :func:`suite_noise`. A model the fit set cannot
+    per test run and their mean (:func:`rfmodel.practice.compare_laws`'s rows, each run with its
+    exact per-update rates), and each test run's :func:`suite_noise`. A model the fit set cannot
     determine (a law needs 5 logged points per parameter; short quick suites have fewer) is
-    left out and named in ``skipped`` with the reason."""
-    from ..practice import MODELS, compare_laws
+    left out and named in ``skipped`` with the reason.
+
+    Arrays: per test run, ``step__RUN`` (the logged steps ≥ 1), ``loss__RUN`` (the seed mean
+    there) and ``pred__MODEL__RUN`` (each fitted model's prediction there)."""
+    from ..practice import MODELS, comparison_rows, fit_model, predict_run
 
     def compute():
         s = suite_runs(results_dir, task, bench)
         fit = [r.with_rates(s["lr"][r.name]) for r in s["fit"]]
         test = [r.with_rates(s["lr"][r.name]) for r in s["test"]]
         t0 = time.perf_counter()
-        rows: list[dict[str, Any]] = []
+        fits: dict[str, Any] = {}
+        seconds: dict[str, float] = {}
         skipped: dict[str, str] = {}
         for m in MODELS:
+            t1 = time.perf_counter()
             try:
-                rows += compare_laws(fit, test, models=(m,))
+                fits[m] = fit_model(m, fit)
             except ValueError as e:  # too few points for this model: the others still compare
                 skipped[m] = str(e)
+                continue
+            seconds[m] = time.perf_counter() - t1
+        rows = comparison_rows(fits, test, seconds)
+        arrays: dict[str, np.ndarray] = {}
+        for r in test:
+            st, loss = r.points
+            arrays[f"step__{r.name}"], arrays[f"loss__{r.name}"] = st[st > 0], loss[st > 0]
+            for m, f in fits.items():
+                arrays[f"pred__{m}__{r.name}"] = predict_run(f, r, st[st > 0])
         noise = {r.name: suite_noise(s["losses"][r.name]) for r in s["test"]}
         meta = {"rows": rows, "skipped": skipped, "noise": noise}
-        return None, {**meta, "seconds": time.perf_counter() - t0}
+        return arrays, {**meta, "seconds": time.perf_counter() - t0}
 
     return _stage(results_dir, task, bench, "laws", compute)
 

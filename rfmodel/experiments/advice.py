@@ -582,8 +582,10 @@ def _laws_readme(summary: dict[str, Any]) -> list[str]:
         f"{len(g['rf_best'])}/{len(laws)} tasks ({', '.join(g['rf_best']) or 'none'}); its mean "
         f"held-out `prede` over the tasks is {100 * g['rf_mean_prede']:.3g}% (goal ≤ "
         f"{100 * LAWS_GOAL:.1f}%; a perfect predictor of these seed means scores "
-        f"{100 * g['noise_mean_prede']:.3g}% from their noise alone). Fit time: "
-        f"{sum(t['seconds'] for t in laws):.0f} s for the {len(laws)} comparisons.",
+        f"{100 * g['noise_mean_prede']:.3g}% from their noise alone). Time: "
+        f"{sum(t['seconds'] for t in laws):.0f} s for the {len(laws)} comparisons (fits and "
+        "predictions, as computed). Predictions against the measured curves: "
+        "[advice_laws.png](advice_laws.png).",
     ]
     return lines
 
@@ -676,7 +678,63 @@ def plot(
         )
     ]
     figs += _plot_curves(cfg, results_dir, out, names[0])
+    figs += _plot_laws(cfg, results_dir, out)
     return figs
+
+
+def _plot_laws(cfg, results_dir, out) -> list[Figure]:
+    """The laws comparison's held-out predictions: per task (column) and test run (row), the
+    suite's seed-mean loss and each model's prediction."""
+    got = {}
+    for net in cfg["nets"]:
+        try:
+            stage = _bench.load_stage(results_dir, net, cfg["bench"], "laws")
+        except ImportError:
+            continue
+        if stage is not None and stage[0]:
+            got[net["name"]] = stage
+    if not got:
+        return []
+    n_rows = max(len(m["noise"]) for _, m in got.values())
+    fig, axs = plt().subplots(
+        n_rows, len(got), figsize=(3.0 * len(got), 2.2 * n_rows), squeeze=False
+    )
+    colours = {"rf": "C0", "mpl": "C1", "annealing": "C2"}
+    for j, (task, (arrays, meta)) in enumerate(got.items()):
+        T0 = int(next(n for n in cfg["nets"] if n["name"] == task)["T0"])
+        prede = {(r["model"], r["run"]): r["prede"] for r in meta["rows"]}
+        runs = sorted(meta["noise"])  # constant_L, cosine_L, wsd, wsd_L: the same rows
+        for i in range(n_rows):
+            ax = axs[i, j]
+            if i >= len(runs) or f"step__{runs[i]}" not in arrays:
+                ax.set_visible(False)
+                continue
+            run = runs[i]
+            st = arrays[f"step__{run}"]
+            ax.plot(st, arrays[f"loss__{run}"], "k.", ms=2.5, label="measured (seed mean)")
+            for m, c in colours.items():
+                pred = arrays.get(f"pred__{m}__{run}")
+                if pred is not None:
+                    label = f"{_LAW_NAMES.get(m, m)} {100 * prede[(m, run)]:.3g}%"
+                    ax.plot(st, np.where(pred > 0, pred, np.nan), color=c, lw=1.1, label=label)
+            ax.axvspan(T0, max(float(st[-1]), T0), color="0.93", zorder=0)
+            ax.set_yscale("log")
+            ax.tick_params(labelsize=6)
+            ax.legend(fontsize=5.5, loc="best")
+            ax.set_title(f"{task}: {run}", fontsize=8)
+            if i == n_rows - 1:
+                ax.set_xlabel("step", fontsize=7)
+    return [
+        finish(
+            fig,
+            out,
+            "advice_laws.png",
+            "The loss laws side by side: each model fitted to the suite's fit set (constant, "
+            "cosine and two-stage runs of T0 steps) predicting the held-out runs (rows) of "
+            "each task (columns); black: the seed-mean loss; the legend gives each model's "
+            "mean prede on that run. Grey: past T0, where the fit set ends.",
+        )
+    ]
 
 
 def _plot_curves(cfg, results_dir, out, name) -> list[Figure]:

@@ -41,6 +41,7 @@ __all__ = [
     "holdout",
     "cross_validate",
     "compare_laws",
+    "comparison_rows",
     "summarize",
     "format_table",
 ]
@@ -243,14 +244,25 @@ def compare_laws(
     models = _check_models(models)
     check_delta(huber_delta)
     fits, seconds = _fit_all(models, fit_runs, huber_delta, fit_kwargs or {})
+    return comparison_rows(fits, test_runs, seconds)
+
+
+def comparison_rows(
+    fits: dict[str, FitResult | LawFit],
+    test_runs: Sequence[Run],
+    seconds: dict[str, float] | None = None,
+) -> list[dict[str, Any]]:
+    """The rows of :func:`compare_laws` for fits made already (``{model: fit}``, e.g. by
+    :func:`fit_model`), with each fit's wall time ``seconds[model]`` (default nan)."""
     rows = []
-    for m in models:
-        mine = evaluate({m: fits[m]}, test_runs)
+    for m, f in fits.items():
+        sec = float((seconds or {}).get(m, math.nan))
+        mine = evaluate({m: f}, test_runs)
         for r in mine:
             r.pop("split")
-            r["seconds"] = seconds[m]
+            r["seconds"] = sec
         rows += mine
-        rows.append({"model": m, "run": "mean", **summarize(mine)[m], "seconds": seconds[m]})
+        rows.append({"model": m, "run": "mean", **summarize(mine)[m], "seconds": sec})
     return rows
 
 
