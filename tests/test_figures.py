@@ -4,12 +4,13 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rfmodel import cli
-from rfmodel.experiments import load_experiment
+from rfmodel.experiments import EXPERIMENTS, load_experiment
 from rfmodel.figures import regenerate
 
 EXPECTED = {
@@ -191,10 +192,6 @@ def test_committed_results_regenerate_the_figures_without_computing():
     machine's keys: the data fingerprints of the generated tasks do not hash last bits that
     differ between CPUs (they did, and a machine of another CPU retrained 8 tasks). The
     committed results were computed on Python 3.11."""
-    from pathlib import Path
-
-    from rfmodel.experiments import EXPERIMENTS
-
     data = Path(__file__).resolve().parents[1] / "figures" / "data"
     if not (data / "summary.json").exists():
         pytest.skip("figures/data is not in this checkout")

@@ -396,6 +396,30 @@ def test_compare_laws_rows_and_exact_schedules(three_runs):
         assert mean["prede"] == one["prede"] and mean["worste"] == one["worste"] > 0
 
 
+def test_comparison_rows_and_bad_input(three_runs):
+    """comparison_rows: compare_laws' rows from fits made already; bad fits or test runs are
+    refused by name before any fit."""
+    from rfmodel.practice import compare_laws, comparison_rows, fit_model
+
+    _, runs = three_runs
+    fits = {"annealing": fit_model("annealing", runs[:2])}
+    rows = comparison_rows(fits, runs[2:], {"annealing": 1.5})
+    assert [(r["model"], r["run"], r["seconds"]) for r in rows] == [
+        ("annealing", "wsd", 1.5), ("annealing", "mean", 1.5)
+    ]  # fmt: skip
+    again = compare_laws(runs[:2], runs[2:], models=("annealing",))
+    assert [r["prede"] for r in again] == [r["prede"] for r in rows]
+    assert np.isnan(comparison_rows(fits, runs[2:])[0]["seconds"])
+    for bad in ({}, [fits["annealing"]], {"annealing": "fit"}):
+        with pytest.raises(ValueError, match="fits must be a non-empty dict"):
+            comparison_rows(bad, runs[2:])
+    for bad in (runs[2], [], [1.0]):
+        with pytest.raises(ValueError, match="test_runs must be a non-empty sequence of Run"):
+            comparison_rows(fits, bad)
+        with pytest.raises(ValueError, match="test_runs must be a non-empty sequence of Run"):
+            compare_laws(runs[:2], bad, models=("annealing",))
+
+
 def test_cli_test_file_and_cv(three_runs, tmp_path, capsys):
     path, runs = three_runs
     test = tmp_path / "test.csv"

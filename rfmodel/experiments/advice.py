@@ -692,16 +692,15 @@ def _plot_laws(cfg, results_dir, out) -> list[Figure]:
         except ImportError:
             continue
         if stage is not None and stage[0]:
-            got[net["name"]] = stage
+            got[net["name"]] = (int(net["T0"]), *stage)
     if not got:
         return []
-    n_rows = max(len(m["noise"]) for _, m in got.values())
+    n_rows = max(len(m["noise"]) for _, _, m in got.values())
     fig, axs = plt().subplots(
         n_rows, len(got), figsize=(3.0 * len(got), 2.2 * n_rows), squeeze=False
     )
     colours = {"rf": "C0", "mpl": "C1", "annealing": "C2"}
-    for j, (task, (arrays, meta)) in enumerate(got.items()):
-        T0 = int(next(n for n in cfg["nets"] if n["name"] == task)["T0"])
+    for j, (task, (T0, arrays, meta)) in enumerate(got.items()):
         prede = {(r["model"], r["run"]): r["prede"] for r in meta["rows"]}
         runs = sorted(meta["noise"])  # constant_L, cosine_L, wsd, wsd_L: the same rows
         for i in range(n_rows):

@@ -243,8 +243,22 @@ def compare_laws(
     """
     models = _check_models(models)
     check_delta(huber_delta)
+    _check_test_runs(test_runs)
     fits, seconds = _fit_all(models, fit_runs, huber_delta, fit_kwargs or {})
     return comparison_rows(fits, test_runs, seconds)
+
+
+def _check_test_runs(test_runs: Sequence[Run]) -> None:
+    if (
+        isinstance(test_runs, Run)
+        or not isinstance(test_runs, Sequence)
+        or not test_runs
+        or not all(isinstance(r, Run) for r in test_runs)
+    ):
+        raise ValueError(
+            "test_runs must be a non-empty sequence of Run (rfmodel.practice.read_curves); "
+            f"got {type(test_runs).__name__}"
+        )
 
 
 def comparison_rows(
@@ -254,6 +268,16 @@ def comparison_rows(
 ) -> list[dict[str, Any]]:
     """The rows of :func:`compare_laws` for fits made already (``{model: fit}``, e.g. by
     :func:`fit_model`), with each fit's wall time ``seconds[model]`` (default nan)."""
+    if (
+        not isinstance(fits, dict)
+        or not fits
+        or not all(isinstance(f, FitResult | LawFit) for f in fits.values())
+    ):
+        raise ValueError(
+            "fits must be a non-empty dict {model: FitResult or LawFit} (fit_model's results); "
+            f"got {type(fits).__name__}"
+        )
+    _check_test_runs(test_runs)
     rows = []
     for m, f in fits.items():
         sec = float((seconds or {}).get(m, math.nan))
