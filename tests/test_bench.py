@@ -275,6 +275,45 @@ def test_suite_noise_is_the_seed_means_expected_relative_error():
         _bench.suite_noise([1.0, 0.5, 0.2])
 
 
+def _fake_suite(tmp_path, task, blow_up):
+    """A saved suite of three seeds with the given (run, seed, final loss) replacements."""
+    plan = _bench._suite_plan(task, BENCH)
+    arrays, rng = {}, np.random.default_rng(0)
+    for name, (_, family, T, kw) in plan.items():
+        n = T // task["every"] + 1
+        loss = np.linspace(2.0, 1.0, n) * (1 + 0.01 * rng.standard_normal((3, n)))
+        arrays[f"{name}_loss"], arrays[f"{name}_lr"] = loss, _bench.schedule(family, 0.5, T, **kw)
+    for name, seed, final in blow_up:
+        arrays[f"{name}_loss"][seed, -1] = final
+    meta = {"sets": {k: p[0] for k, p in plan.items()}, "peak": 0.5, "every": task["every"]}
+    meta |= {"seeds": [300, 301, 302], "seconds": 0.0}
+    bench = {**BENCH, "suite": {**BENCH["suite"], "seeds": [300, 301, 302]}}
+    _bench._stage(tmp_path, task, bench, "suite", lambda: (arrays, meta))
+    return arrays, bench
+
+
+def test_suite_means_leave_out_the_seeds_a_run_diverged_on(tmp_path):
+    """A seed that blew up (the transformer at its peak rate: 1e17 without overflowing) would
+    dominate the seed mean: each run averages the seeds it trained on; a run that diverged on
+    every seed stops the laws stage with its name, before any fit."""
+    task = {"name": "lin", "net": LINEAR, "T0": 20, "every": 2, "lr": 0.5, "group": 5}
+    arrays, bench = _fake_suite(tmp_path, task, [("cosine", 1, 1e17), ("wsd_80", 2, np.inf)])
+    s = _bench.suite_runs(tmp_path, task, bench, compute=False)
+    assert s["trained"]["cosine"].tolist() == [True, False, True]
+    assert s["trained"]["wsd_80"].tolist() == [True, True, False]
+    assert all(s["trained"][n].all() for n in ("constant", "two_stage", "wsd", "cosine_80"))
+    runs = {r.name: r for r in s["fit"] + s["test"]}
+    np.testing.assert_allclose(runs["cosine"].loss, arrays["cosine_loss"][[0, 2]].mean(0))
+    np.testing.assert_allclose(runs["wsd_80"].loss, arrays["wsd_80_loss"][:2].mean(0))
+    np.testing.assert_allclose(runs["constant"].loss, arrays["constant_loss"].mean(0))
+    assert s["losses"]["cosine"].shape == (3, 11)  # every seed kept
+    lost = {"name": "lost", **{k: v for k, v in task.items() if k != "name"}}
+    blow = [("wsd", i, np.inf) for i in range(3)]
+    _, bench = _fake_suite(tmp_path, lost, blow)
+    with pytest.raises(ValueError, match=r"suite of 'lost': run\(s\) \['wsd'\] diverged on every"):
+        _bench.run_laws(tmp_path, lost, bench)
+
+
 @pytest.mark.slow  # the three fits: ~6 s
 def test_laws_stage_and_its_table_on_the_exact_task(tmp_path):
     from rfmodel.experiments import advice
@@ -283,6 +322,7 @@ def test_laws_stage_and_its_table_on_the_exact_task(tmp_path):
     arrays, meta = _bench.run_laws(tmp_path, task, BENCH)  # 60 points: MPL needs 35
     assert set(meta["noise"]) == {"constant_80", "cosine_80", "wsd", "wsd_80"}
     assert all(v < 1e-12 for v in meta["noise"].values())  # exact curves: every seed the same
+    assert meta["diverged"] == {}
     # the predictions behind the metrics: each model's prede recomputes from them
     for run in meta["noise"]:
         st, loss = arrays[f"step__{run}"], arrays[f"loss__{run}"]
@@ -305,6 +345,7 @@ def test_laws_stage_and_its_table_on_the_exact_task(tmp_path):
     assert goals["noise_mean_prede"] < 1e-12  # exact curves: a perfect predictor scores 0
     text = advice._laws_readme({"laws": laws, "laws_goals": goals})
     assert "| lin | 0 | **" in "\n".join(text) and "1/1 tasks (lin)" in text[-1]
+    assert "the mean of the suite's 2 seeds (" in text[1] and ": none did)" in text[1]
     # logged every 2 updates: 30 points fit the annealing law (20 needed), not MPL (35)
     short = {**task, "name": "short", "every": 2}
     meta = _bench.run_laws(tmp_path, short, BENCH)[1]

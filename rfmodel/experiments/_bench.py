@@ -974,7 +974,10 @@ def run_suite(results_dir, task, bench):
 
 def suite_runs(results_dir, task, bench, *, compute: bool = True) -> dict[str, Any] | None:
     """The suite as fit inputs: ``{"fit": [Run], "test": [Run], "lr": {name: per-update rates},
-    "losses": {name: (seeds, points)}, "seeds", "every"}`` (Run losses: the mean over seeds).
+    "losses": {name: (seeds, points)}, "trained": {name: (seeds,) bool}, "seeds", "every"}``.
+    A Run's losses are the mean over the seeds on which that run trained (``trained``: not
+    :func:`diverged`, as a practitioner averages the runs that trained; a seed that blew up
+    would dominate the mean); inf when none did. ``losses`` keeps every seed.
     ``compute=False``: None when not saved."""
     got = (
         run_suite(results_dir, task, bench)
@@ -984,13 +987,12 @@ def suite_runs(results_dir, task, bench, *, compute: bool = True) -> dict[str, A
     if got is None:
         return None
     arrays, meta = got
-    out: dict[str, Any] = {"fit": [], "test": [], "lr": {}, "losses": {}}
+    out: dict[str, Any] = {"fit": [], "test": [], "lr": {}, "losses": {}, "trained": {}}
     for name, which in meta["sets"].items():
         lr, loss = arrays[f"{name}_lr"], arrays[f"{name}_loss"]
-        out["lr"][name], out["losses"][name] = lr, loss
-        mean = (
-            np.mean(loss, axis=0) if np.all(np.isfinite(loss)) else np.full(loss.shape[1], np.inf)
-        )
+        ok = ~diverged(loss)
+        out["lr"][name], out["losses"][name], out["trained"][name] = lr, loss, ok
+        mean = np.mean(loss[ok], axis=0) if ok.any() else np.full(loss.shape[1], np.inf)
         out[which].append(as_run(name, lr, mean, meta["every"], _batch(task)))
     out["seeds"], out["every"] = meta["seeds"], meta["every"]
     return out
@@ -1027,9 +1029,12 @@ def run_laws(results_dir, task, bench):
     """rfmodel's fit and the two empirical laws fitted to the suite's fit set, predicting its
     test set (saved; the suite is computed first when missing): every model's held-out metrics
     per test run and their mean (:func:`rfmodel.practice.compare_laws`'s rows, each run with its
-    exact per-update rates), and each test run's :func:`suite_noise`. A model the fit set cannot
-    determine (a law needs 5 logged points per parameter; short quick suites have fewer) is
-    left out and named in ``skipped`` with the reason.
+    exact per-update rates), each test run's :func:`suite_noise` over the seeds it trained on,
+    and ``diverged``: how many seeds each run diverged on (left out of its mean; runs with none
+    are not listed). A model the fit set cannot determine (a law needs 5 logged points per
+    parameter; short quick suites have fewer) is left out and named in ``skipped`` with the
+    reason. A run that diverged on every seed is an error that names it (the suite's rate is
+    too high for the task).
 
     Arrays: per test run, ``step__RUN`` (the logged steps ≥ 1), ``loss__RUN`` (the seed mean
     there) and ``pred__MODEL__RUN`` (each fitted model's prediction there)."""
@@ -1037,6 +1042,12 @@ def run_laws(results_dir, task, bench):
 
     def compute():
         s = suite_runs(results_dir, task, bench)
+        lost = [n for n, ok in s["trained"].items() if not ok.any()]
+        if lost:
+            raise ValueError(
+                f"suite of {task['name']!r}: run(s) {lost} diverged on every seed; lower the "
+                f"suite's rate (bench['suite']['lr'], now {bench['suite']['lr']})"
+            )
         fit = [r.with_rates(s["lr"][r.name]) for r in s["fit"]]
         test = [r.with_rates(s["lr"][r.name]) for r in s["test"]]
         t0 = time.perf_counter()
@@ -1058,8 +1069,9 @@ def run_laws(results_dir, task, bench):
             arrays[f"step__{r.name}"], arrays[f"loss__{r.name}"] = st[st > 0], loss[st > 0]
             for m, f in fits.items():
                 arrays[f"pred__{m}__{r.name}"] = predict_run(f, r, st[st > 0])
-        noise = {r.name: suite_noise(s["losses"][r.name]) for r in s["test"]}
-        meta = {"rows": rows, "skipped": skipped, "noise": noise}
+        noise = {r.name: suite_noise(s["losses"][r.name][s["trained"][r.name]]) for r in test}
+        div = {n: int(np.sum(~ok)) for n, ok in s["trained"].items() if not ok.all()}
+        meta = {"rows": rows, "skipped": skipped, "noise": noise, "diverged": div}
         return arrays, {**meta, "seconds": time.perf_counter() - t0}
 
     return _stage(results_dir, task, bench, "laws", compute)

@@ -95,7 +95,7 @@ def _bench_cfg(quick: bool) -> dict[str, Any]:
         "transfer_exponent": 0.5,
         "log_points": 20 if quick else 100,
         "suite": {
-            "seeds": [300, 301] if quick else [300, 301, 302],
+            "seeds": [300, 301] if quick else list(range(300, 332)),
             "lr": 1.0,
             "long": 4,
             "two_stage": {"at": 0.5, "drop": 0.25},
@@ -353,7 +353,8 @@ LAWS_GOAL = 0.003
 def laws_summary(cfg: dict[str, Any], results_dir: Path) -> list[dict[str, Any]]:
     """Per task with a saved laws comparison (:func:`rfmodel.experiments._bench.run_laws`): the
     suite's noise (mean over the test runs of :func:`rfmodel.experiments._bench.suite_noise`)
-    and each model's held-out metrics averaged over the test runs (``worste``: the maximum)."""
+    and each model's held-out metrics averaged over the test runs (``worste``: the maximum),
+    the number of suite seeds and the seeds each run diverged on (``{run: count}``)."""
     out = []
     for net in cfg["nets"]:
         try:
@@ -375,6 +376,8 @@ def laws_summary(cfg: dict[str, Any], results_dir: Path) -> list[dict[str, Any]]
                     if r["run"] == "mean"
                 },
                 "skipped": dict(meta.get("skipped", {})),
+                "seeds": len(cfg["bench"]["suite"]["seeds"]),
+                "diverged": {k: int(v) for k, v in meta.get("diverged", {}).items()},
                 "seconds": float(meta["seconds"]),
             }
         )
@@ -427,8 +430,14 @@ def summarize(cfg: dict[str, Any], results_dir: Path) -> dict[str, Any]:
             for stage, T, adv in stages:
                 got = _bench.load_stage(results_dir, net, bench, stage, T, adv)
                 if got is not None:
-                    seconds += float(got[1].get("seconds", 0.0))
-                    run_steps += int(got[1].get("run_steps", 0))
+                    arrays, meta = got
+                    seconds += float(meta.get("seconds", 0.0))
+                    if stage == "suite":  # every seed of every run
+                        run_steps += sum(
+                            arrays[f"{n}_loss"].shape[0] * arrays[f"{n}_lr"].size
+                            for n in meta["sets"]
+                        )
+                    run_steps += int(meta.get("run_steps", 0))
         except ImportError:
             continue
     laws = laws_summary(cfg, results_dir)
@@ -542,6 +551,27 @@ def _readme(summary: dict[str, Any]) -> str:
 _LAW_NAMES = {"rf": "rf", "mpl": "MPL", "annealing": "annealing"}
 
 
+def _seeds_text(laws: list[dict[str, Any]]) -> str:
+    n = sorted({int(t.get("seeds", 0)) for t in laws})
+    return f"{' or '.join(map(str, n))} seeds"
+
+
+def _diverged_text(laws: list[dict[str, Any]]) -> str:
+    """Which runs diverged on how many seeds, per task (``"none did"``)."""
+    out = []
+    for t in laws:
+        div = t.get("diverged", {})
+        if not div:
+            continue
+        counts = sorted(set(div.values()))
+        if len(counts) == 1:
+            k = counts[0]
+            out.append(f"{t['task']}, {k} seed{'s' if k > 1 else ''} in {len(div)} runs")
+        else:
+            out.append(f"{t['task']}, " + ", ".join(f"{r} {k}" for r, k in sorted(div.items())))
+    return "; ".join(out) if out else "none did"
+
+
 def _laws_readme(summary: dict[str, Any]) -> list[str]:
     laws = summary.get("laws") or []
     if not laws:
@@ -553,9 +583,11 @@ def _laws_readme(summary: dict[str, Any]) -> list[str]:
         "(constant, cosine and a two-stage run of T0 steps) fitted by rfmodel's model, the "
         "Multi-Power Law and the LR-annealing law (same objective, each run with its exact "
         "per-update rates), predicting the test set (constant and cosine at 4·T0, WSD at T0 and "
-        "4·T0); each curve the mean of the suite's seeds. Mean held-out `prede` over the test "
-        "runs, % (and `r2`), the best in bold; `noise`: the `prede` that a perfect predictor "
-        "gets from the seed-mean's own noise; n/a: too few logged points to fit that law:",
+        f"4·T0); each curve the mean of the suite's {_seeds_text(laws)} (a seed on which a run "
+        f"diverged left out of that run's mean: {_diverged_text(laws)}). Mean held-out `prede` "
+        "over the test runs, % (and `r2`), the best in bold; `noise`: the `prede` that a "
+        "perfect predictor gets from the seed-mean's own noise; n/a: too few logged points to "
+        "fit that law:",
         "",
     ]
     rows = []
