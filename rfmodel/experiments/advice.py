@@ -551,11 +551,6 @@ def _readme(summary: dict[str, Any]) -> str:
 _LAW_NAMES = {"rf": "rf", "mpl": "MPL", "annealing": "annealing"}
 
 
-def _seeds_text(laws: list[dict[str, Any]]) -> str:
-    n = sorted({int(t.get("seeds", 0)) for t in laws})
-    return f"{' or '.join(map(str, n))} seeds"
-
-
 def _diverged_text(laws: list[dict[str, Any]]) -> str:
     """Which runs diverged on how many seeds, per task (``"none did"``)."""
     out = []
@@ -583,8 +578,8 @@ def _laws_readme(summary: dict[str, Any]) -> list[str]:
         "(constant, cosine and a two-stage run of T0 steps) fitted by rfmodel's model, the "
         "Multi-Power Law and the LR-annealing law (same objective, each run with its exact "
         "per-update rates), predicting the test set (constant and cosine at 4·T0, WSD at T0 and "
-        f"4·T0); each curve the mean of the suite's {_seeds_text(laws)} (a seed on which a run "
-        f"diverged left out of that run's mean: {_diverged_text(laws)}). Mean held-out `prede` "
+        f"4·T0); each curve the mean of the suite's {laws[0]['seeds']} seeds (a seed on which a "
+        f"run diverged left out of that run's mean: {_diverged_text(laws)}). Mean held-out `prede` "
         "over the test runs, % (and `r2`), the best in bold; `noise`: the `prede` that a "
         "perfect predictor gets from the seed-mean's own noise; n/a: too few logged points to "
         "fit that law:",
