@@ -96,6 +96,18 @@ def float_flag(
     return parse
 
 
+def kappa_flag(text: str) -> float | str:
+    """``fit`` or a finite number > 0 (the fit's gradient-noise multiplier κ)."""
+    if text.strip().lower() == "fit":
+        return "fit"
+    try:
+        return float_flag(0, math.inf, lo_open=True)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be 'fit' or a finite number > 0; got {text!r}"
+        ) from None
+
+
 def names_flag(known: list[str], *, all_: list[str] | None = None) -> Callable[[str], list[str]]:
     """A comma-separated list of names from ``known`` (``all``: the list ``all_``); a name given
     twice counts once."""
@@ -855,7 +867,8 @@ def _fit_lines(f) -> list[str]:
         f"a = {f.a:.3f} ± {f.a_se:.3f}, b = {f.b:.3f} ± {f.b_se:.3f}, sigma = {f.sigma:.4g} "
         f"(noise relative to the initial excess loss)",
         f"scales: model rate = {f.lr_scale:.4g} x lr, loss = {f.floor:.4g} + {f.loss_scale:.4g}"
-        f" x L(t); batch {f.batch:g}",
+        f" x L(t); batch {f.batch:g}, gradient-noise multiplier kappa = {f.kappa:.3g}"
+        + (" (fitted: the model's batch is batch / kappa)" if f.fit_kappa else " (held)"),
         "fit: rms log-residual "
         + ", ".join(f"{k} {v:.3g}" for k, v in f.run_rms.items())
         + f" ({f.n_points} points, {f.n_eff:.0f} effective)",
@@ -874,7 +887,7 @@ def _fit_lines(f) -> list[str]:
 
 def cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
     """``rfmodel fit CURVES.csv [--schedule S.csv] [--law L] [--holdout RUNS | --cv]
-    [--test TEST.csv] [--json OUT] [--no-floor]``."""
+    [--test TEST.csv] [--json OUT] [--no-floor] [--kappa K]``."""
     from .practice import (
         MODELS,
         check_fit_runs,
@@ -932,7 +945,7 @@ def cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
             )
         for r in runs:
             check_fit_runs(models, [q for q in runs if q is not r], f"--cv without {r.name!r}")
-    fit_kwargs = {"rf": {"floor": not args.no_floor}}
+    fit_kwargs = {"rf": {"floor": not args.no_floor, "kappa": args.kappa}}
     fits, table = {}, []
     for m in models:
         fits[m] = fit_model(m, train, **fit_kwargs.get(m, {}))
@@ -1117,6 +1130,13 @@ def _add_fit(sub) -> None:
         "the held-out metrics to this JSON file",
     )
     p.add_argument("--no-floor", action="store_true", help="no irreducible loss (floor = 0)")
+    p.add_argument(
+        "--kappa",
+        type=kappa_flag,
+        default="fit",
+        help="the gradient-noise multiplier κ of the rf model (its batch is the runs' batch / "
+        "κ): 'fit', or a number > 0 held fixed (1: the paper's Gaussian features)" + _DFLT,
+    )
     _common_args(p)
 
 

@@ -165,7 +165,9 @@ class Problem:
         sigma: label-noise standard deviation, ≥ 0.
         n_modes: number of modes N ≥ 1 (features of the model). Up to ~1e12 is cheap when
             binned.
-        batch: default minibatch size m ≥ 1 (per-step batches can override it in the dynamics).
+        batch: default minibatch size m > 0 (per-step batches can override it in the dynamics;
+            a model batch, so it may be below 1: a fit's effective batch m/κ, docs/theory.md
+            §9.3; sampling needs an integer ≥ 1).
         normalize: scale w* so that the initial excess loss L(0) is 1.
         n_exact: modes 1..n_exact are kept exactly; the rest are binned (if N > n_exact).
         bins_per_decade: resolution of the geometric tail bins (accuracy knob, > 0; the error
@@ -221,8 +223,8 @@ class Problem:
                 f"recursion); got sigma={sigma}"
             )
         batch = check_finite("batch", self.batch)
-        if batch < 1:
-            raise ValueError(f"batch must be >= 1; got batch={self.batch}")
+        if not batch > 0:
+            raise ValueError(f"batch must be > 0; got batch={self.batch}")
         n = check_finite("n_modes", self.n_modes)
         if not 1 <= n <= N_MAX or n != int(n):
             raise ValueError(

@@ -64,6 +64,7 @@ from typing import Any
 
 import numpy as np
 
+from ..practice.fit import FIT_VERSION
 from ..practice.pilot import MAX_PILOTS, SWEEP_FACTOR
 from ..results import config_key, load_valid, save_result
 
@@ -699,6 +700,7 @@ def _key(task, bench, stage: str, T: int | None = None, advice=None) -> dict[str
         key["pilots"] = _pilot_key(task, bench)
         key["eval_seeds"] = list(bench["eval_seeds"])
         key["advice"] = _advice_key(advice)
+        key["fit_version"] = FIT_VERSION
     elif stage == "oracle":
         key["eval_seeds"] = list(bench["eval_seeds"])
         key["tuning_seeds"] = list(bench["tuning_seeds"])
@@ -709,6 +711,7 @@ def _key(task, bench, stage: str, T: int | None = None, advice=None) -> dict[str
     elif stage == "laws":
         key["suite"] = bench["suite"]
         key["version"] = LAWS_VERSION
+        key["fit_version"] = FIT_VERSION
     return key
 
 
