@@ -157,14 +157,16 @@ def _loo(
     runs: Sequence[Run], fit_kwargs: dict[str, Any]
 ) -> tuple[list[FitResult], dict[str, float]]:
     """Fits leaving one run out (when the rest still has two schedules) and each one's error on
-    the run it left out."""
+    the run it left out. Without the profile of a − b unless ``fit_kwargs`` asks for it: the
+    profile leaves the fitted parameters as they are and takes a third to a half of a fit's time
+    (measured: 1.5 of 5.0 s on two 2000-step runs, 24 of 55 s on nine 24 000-step runs)."""
     fits, errs = [], {}
     if len(runs) < 3:
         return fits, errs
     for i, r in enumerate(runs):
         rest = [q for j, q in enumerate(runs) if j != i]
         try:
-            f = fit_curves(rest, **fit_kwargs)
+            f = fit_curves(rest, **{"profile": False, **fit_kwargs})
         except ValueError:  # e.g. the rest share one schedule
             continue
         fits.append(f)

@@ -668,8 +668,10 @@ def _score(coarse: _Design, cands: np.ndarray, lo, hi, fit_floor: bool, delta: f
     lmin = float(data.loss[: data.n].min())
     scored = []
     for i in range(0, len(cands), 50):
-        Ls = np.asarray(ex(jnp.asarray(cands[i : i + 50])))
-        for j, th in enumerate(cands[i : i + 50]):
+        chunk = cands[i : i + 50]
+        full = np.concatenate([chunk, np.repeat(chunk[:1], 50 - len(chunk), 0)])
+        Ls = np.asarray(ex(jnp.asarray(full)))  # always 50 rows: one compiled shape
+        for j, th in enumerate(chunk):
             L = Ls[j][data.run_idx, data.step_idx]
             if not np.all(np.isfinite(L) & (L > 0)):
                 continue
