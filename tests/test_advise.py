@@ -139,6 +139,33 @@ def test_an_untested_model_names_the_pilot_that_would_let_it_be_checked():
     assert "only 2 pilots trained" in nxt["why"]
 
 
+def test_left_out_fits_are_made_like_the_given_fit(fitted, monkeypatch):
+    """advise(fit, runs=...) fits each pilot-less subset like ``fit``: its floor and κ held at
+    the given value when it was held (a fit read from ``rfmodel fit --kappa 1 --json``), without
+    the profile of a − b (which never moves the fit); explicit fit_kwargs win."""
+    import importlib
+    from dataclasses import replace
+
+    advise_mod = importlib.import_module("rfmodel.practice.advise")  # the module, not advise()
+
+    seen = []
+
+    def record(runs, **kw):
+        seen.append(kw)
+        return fitted
+
+    monkeypatch.setattr(advise_mod, "fit_curves", record)
+    runs = _sweep([0.05, 0.15, 0.45])
+    held = replace(fitted, kappa=2.5, fit_kappa=False, fit_floor=False)
+    advise(held, 2 * N0, runs=runs, controls=8, families=("cosine",))
+    assert len(seen) == 3
+    assert all(k == {"floor": False, "noise": "free", "kappa": 2.5, "profile": False} for k in seen)
+    seen.clear()
+    kw = {"kappa": 1.0, "profile": True}
+    advise(fitted, 2 * N0, runs=runs, controls=8, families=("cosine",), fit_kwargs=kw)
+    assert seen and all(k["kappa"] == 1.0 and k["profile"] and k["floor"] for k in seen)
+
+
 def test_pilot_status_names_every_failure():
     """A diverged loss is logged as inf (NaN is a row without a loss, a schedule-only row)."""
     st = np.arange(0, 101, 10.0)

@@ -585,7 +585,7 @@ def advise(
         batch: batch size of the new run (default: the pilots').
         families: baseline families tuned on the model for the table.
         fit_kwargs: keywords of :func:`~rfmodel.practice.fit_curves` for the leave-one-out fits
-            (default: those of a full fit).
+            (default: made like ``fit``: its floor, noise and κ, fitted or held at its value).
 
     Returns:
         :class:`Advice`.
@@ -605,7 +605,9 @@ def advise(
     fit_b = fit if batch is None else replace(fit, batch=float(batch))
 
     # 1. the ensemble and the leave-one-out errors
-    loo_fits, loo = _loo(stable, dict(fit_kwargs or {}))
+    like_fit = {"floor": fit.fit_floor, "noise": fit.noise}  # left-out fits made like ``fit``
+    like_fit["kappa"] = "fit" if fit.fit_kappa else fit.kappa
+    loo_fits, loo = _loo(stable, {**like_fit, **(fit_kwargs or {})})
     members = [_Member(fit_b)] + [_Member(f if batch is None else replace(f, batch=float(batch)))
                                   for f in loo_fits]  # fmt: skip
     worst = max(loo.values(), default=0.0)
