@@ -226,6 +226,9 @@ def test_the_gradient_noise_multiplier_is_recovered_held_and_saved(x64):
     for bad, needle in (("x", "kappa must be 'fit' or a number > 0"), (0.0, "kappa")):
         with pytest.raises(ValueError, match=needle):
             fit_curves(runs, kappa=bad)
+    for bad in (0.0, -1.0, math.nan):
+        with pytest.raises(ValueError, match="kappa must be a finite number > 0"):
+            synthetic_runs(steps=10, kappa=bad)
 
 
 def test_block_grid_follows_the_exact_recursion(fitted):

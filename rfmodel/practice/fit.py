@@ -1065,6 +1065,7 @@ def synthetic_runs(
     ``2·lr`` to 0, both ``steps`` long); each run carries its whole schedule (knots at the
     schedule's corners, :meth:`Run.from_rates`). ``kappa``: the gradient-noise multiplier
     (the model's batch is ``batch`` / κ; the runs log ``batch``)."""
+    kappa = check_positive("kappa", kappa)
     p = Problem(a=a, b=b, sigma=sigma, batch=batch / kappa, normalize=True, **(model or MODEL))
     rng = np.random.default_rng(seed)
     out = []
